@@ -1,0 +1,41 @@
+# FaceStage — `make demo` and `make test` are all a newcomer needs.
+PY ?= python3.11
+# fake-bpy-module stubs use PEP 695 syntax, which mypy can only parse on Python >= 3.12.
+TYPES_PY ?= $(firstword $(shell for p in python3.13 python3.12; do $$p -c '' 2>/dev/null && echo $$p; done) $(wildcard $(HOME)/.pyenv/versions/3.1[23]*/bin/python3))
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: venv test demo extension typecheck bench clean
+
+venv: $(VENV)/.stamp
+
+$(VENV)/.stamp: requirements.txt requirements-mediapipe.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-mediapipe.txt
+	ln -sfn $(CURDIR) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/facestage"
+	touch $@
+
+.venv-types/.stamp: requirements-types.txt
+	$(TYPES_PY) -m venv .venv-types
+	.venv-types/bin/pip install --disable-pip-version-check -q -r requirements-types.txt
+	touch $@
+
+typecheck: .venv-types/.stamp
+	mkdir -p .typecheck && ln -sfn $(CURDIR) .typecheck/facestage
+	cd .typecheck && ../.venv-types/bin/mypy --config-file ../mypy.ini -p facestage.scene -p facestage.operators -p facestage.ui -m facestage
+
+extension: venv
+	$(BIN)/python tools/build_extension.py --output-dir dist
+
+test: venv typecheck
+	$(BIN)/python -m pytest
+
+demo: venv
+	$(BIN)/python -m facestage reconstruct samples/astronaut.jpg -o out/sample --force
+
+bench: venv
+	for b in bench/*.py; do case $$b in */_*|*reference*) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+
+clean:
+	rm -rf dist out .typecheck .mypy_cache .pytest_cache

@@ -1,0 +1,1 @@
+"""Blender scene builders (bpy only; the maths lives in core/)."""
