@@ -1,0 +1,65 @@
+"""Every option of a reconstruction, with its default, in one place.
+
+The quality presets only change numbers here; the pipeline reads nothing
+else, so a run is fully described by (photo, ReconstructConfig).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+QUALITIES = ("fast", "default", "high")
+
+
+@dataclass(frozen=True)
+class StageSteps:
+    """Iterations of each optimisation stage."""
+
+    landmarks: int = 300
+    lighting: int = 150
+    maps: int = 150
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Options of one reconstruction (see `preset`)."""
+
+    quality: str = "default"
+    device: str = "auto"
+    seed: int = 0
+    face_index: int | None = None
+    stages: str = "full"  # "landmarks" | "lighting" | "full"
+    steps: StageSteps = field(default_factory=StageSteps)
+    sh_bands: int = 3
+    render_size: int = 256  # longest side of the face crop rendered during stage 1/2 (coarse-to-fine up to it)
+    texture_size: int = 512
+    spp: int = 1
+    shadow_samples: int = 1
+    learning_rate: float = 0.01
+    # Regulariser weights.
+    w_landmarks: float = 1.0
+    w_identity: float = 1e-3
+    w_expression: float = 1e-3
+    w_light_sparsity: float = 1e-3
+    w_sh_prior: float = 1e-2
+    w_symmetry: float = 1e-1
+    w_consistency: float = 1e-1
+    w_smoothness: float = 1e-1
+    w_skin_prior: float = 1e-1
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256},
+    "default": {},
+    "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 1024,
+             "spp": 2, "shadow_samples": 2},
+}
+
+
+def preset(quality: str = "default", **overrides: object) -> ReconstructConfig:
+    """The config of a quality preset, with explicit overrides applied last."""
+    if quality not in PRESETS:
+        from .errors import FaceStageError
+
+        raise FaceStageError(f"Unknown quality {quality!r}; use one of {', '.join(QUALITIES)}.")
+    return replace(ReconstructConfig(quality=quality), **PRESETS[quality], **overrides)  # type: ignore[arg-type]
