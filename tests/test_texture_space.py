@@ -1,0 +1,85 @@
+"""UV rasterisation, mirror lookup, unseen-texel fill, the skin manifold and the landmark skin mask."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facestage.core import masks, skin, uvmaps
+
+# A unit square in UV split into two triangles, and its left/right mirror pair.
+UVS = np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], np.float32)
+FACES = np.array([[0, 1, 2], [0, 2, 3], [4, 1, 2], [4, 2, 5]])
+SYMMETRY = np.array([4, 1, 2, 5, 0, 3])  # x ↔ 1 − x
+
+
+def test_rasterised_texels_reproduce_their_own_uv():
+    raster = uvmaps.rasterize_uv(UVS, FACES, 32)
+    assert raster.inside.all()
+    tex = uvmaps.vertex_to_texture(torch.from_numpy(UVS), torch.from_numpy(FACES), raster)
+    ys, xs = np.mgrid[0:32, 0:32]
+    assert np.abs(tex[..., 0].numpy() - (xs + 0.5) / 32).max() < 1e-5
+    assert np.abs(tex[..., 1].numpy() - (1 - (ys + 0.5) / 32)).max() < 1e-5
+
+
+def test_mirror_uv_reflects_about_the_symmetry_axis():
+    raster = uvmaps.rasterize_uv(UVS, FACES, 32)
+    mirror = uvmaps.mirror_uv(raster, FACES, UVS, FACES, SYMMETRY)
+    ys, xs = np.mgrid[0:32, 0:32]
+    assert np.abs(mirror[..., 0] - (1 - (xs + 0.5) / 32)).max() < 1e-5
+    assert np.abs(mirror[..., 1] - (1 - (ys + 0.5) / 32)).max() < 1e-5
+
+
+def test_unseen_texels_come_from_the_mirror_else_the_fallback():
+    raster = uvmaps.rasterize_uv(UVS, FACES, 16)
+    mirror = torch.from_numpy(uvmaps.mirror_uv(raster, FACES, UVS, FACES, SYMMETRY))
+    texture = torch.zeros(16, 16, 3)
+    texture[:, :8] = torch.tensor([0.8, 0.5, 0.4])  # left half seen and coloured
+    seen = torch.zeros(16, 16, dtype=torch.bool)
+    seen[:, :8] = True
+    seen[:2, :] = False  # top rows seen nowhere
+    fallback = torch.full((16, 16, 3), 0.3)
+    filled = uvmaps.fill_unseen(texture, seen, mirror, fallback)
+    assert torch.allclose(filled[4:, 12], torch.tensor([0.8, 0.5, 0.4]).expand(12, 3), atol=1e-5)
+    assert torch.allclose(filled[0, 12], torch.tensor([0.3, 0.3, 0.3]))
+    assert filled.min() > 0.0
+
+
+def test_gutter_dilation_leaves_no_empty_texel():
+    texture = np.zeros((8, 8, 3), np.float32)
+    valid = np.zeros((8, 8), bool)
+    valid[2:4, 2:4] = True
+    texture[valid] = 0.5
+    assert (uvmaps.dilate_into_gutter(texture, valid) == 0.5).all()
+
+
+def test_skin_manifold_round_trips_and_prior_prefers_skin():
+    melanin = torch.tensor([0.05, 0.4, 1.0])
+    haemoglobin = torch.tensor([0.2, 0.5, 0.3])
+    albedo = skin.skin_albedo(melanin, haemoglobin)
+    m, h, residual = skin.chromophores(albedo)
+    assert torch.allclose(m, melanin, atol=1e-4) and torch.allclose(h, haemoglobin, atol=1e-4)
+    assert residual.abs().max() < 1e-5
+    assert skin.skin_prior(albedo) < 1e-8
+    assert skin.skin_prior(torch.tensor([[0.2, 0.5, 0.2]])) > 0.01  # green is not skin
+    assert skin.skin_prior(albedo * 0.4) > skin.skin_prior(albedo)  # a shadow painted in leaves the manifold
+
+
+def test_ita_orders_skin_tones_from_light_to_dark():
+    light = skin.ita_degrees(torch.tensor([0.95, 0.80, 0.72]))
+    dark = skin.ita_degrees(torch.tensor([0.35, 0.22, 0.16]))
+    assert light > 41 and dark < -30  # Fitzpatrick I vs VI ranges (Chardon et al.)
+
+
+def test_skin_mask_excludes_eyes_and_mouth_inside_the_oval():
+    points = np.zeros((478, 2), np.float32)
+    angles = np.linspace(0, 2 * np.pi, len(masks.FACE_OVAL), endpoint=False)
+    points[masks.FACE_OVAL] = np.c_[50 + 40 * np.sin(angles), 50 - 45 * np.cos(angles)]
+    for loop, centre in ((masks.LEFT_EYE, (65, 40)), (masks.RIGHT_EYE, (35, 40)), (masks.INNER_LIPS, (50, 75)),
+                         (masks.LEFT_BROW, (65, 28)), (masks.RIGHT_BROW, (35, 28))):
+        a = np.linspace(0, 2 * np.pi, len(loop), endpoint=False)
+        points[loop] = np.c_[centre[0] + 6 * np.cos(a), centre[1] + 3 * np.sin(a)]
+    mask = masks.skin_mask(points, 100, 100)
+    assert mask[55, 50] == 1.0 and mask[40, 65] == 0.0 and mask[75, 50] == 0.0 and mask[2, 2] == 0.0
+    assert mask.sum() == pytest.approx(np.pi * 40 * 45 * 0.85, rel=0.12)
