@@ -1,36 +1,155 @@
-"""CLI command implementations; thin wrappers over core with terminal progress."""
+"""CLI command implementations: thin wrappers over core with terminal progress.
+
+Each command checks its output before doing any work, writes into a
+temporary folder and moves it into place at the end, so a failure or Ctrl-C
+never leaves a half-written result.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from .core.errors import FaceStageError
 
+log = logging.getLogger(__name__)
+
+PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
+
+
+@contextmanager
+def _tqdm_progress() -> Iterator[object]:
+    """A progress callback drawing one tqdm bar per stage."""
+    from tqdm import tqdm
+
+    bars: dict[str, tqdm] = {}
+
+    def update(p: object) -> None:
+        stage, step, total = getattr(p, "stage"), getattr(p, "step"), getattr(p, "total")
+        bar = bars.get(stage)
+        if bar is None:
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9s}", unit="step", leave=True, dynamic_ncols=True)
+        bar.n = step
+        loss = getattr(p, "loss", float("nan"))
+        if loss == loss:
+            bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _blend_writer(no_blend: bool):  # type: ignore[no-untyped-def]
+    """face.blend is written when bpy is importable (always inside Blender)."""
+    if no_blend:
+        return None
+    try:
+        import bpy  # noqa: F401
+    except ImportError:
+        return None
+    from .scene.build import save_blend
+
+    return lambda folder: save_blend(folder, folder / "face.blend")
+
+
+def run_reconstruct(photo: str, output: str, args: argparse.Namespace, progress: object = None,
+                    cancel: threading.Event | None = None) -> Path:
+    """Reconstruct one photo into ``output`` (shared by `reconstruct` and `batch`)."""
+    from .core import config as config_module
+    from .core import pipeline, result
+
+    out = Path(output)
+    result.check_output_dir(out, args.force)
+    config = config_module.preset(args.quality, device=args.device, seed=args.seed, face_index=args.face_index,
+                                  stages=args.stages)
+    res = pipeline.reconstruct(photo, config, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+    return result.save(res, out, force=args.force, before_commit=_blend_writer(getattr(args, "no_blend", False)))
+
 
 def reconstruct(args: argparse.Namespace) -> int:
-    from .core.image import load_photo
-
-    photo = load_photo(args.photo)
-    print(json.dumps({"photo": str(photo.path), "size": [photo.width, photo.height], "warnings": photo.warnings}))
+    with _tqdm_progress() as progress:
+        out = run_reconstruct(args.photo, args.output, args, progress)
+    print(f"Wrote {out}/ — open {out / 'report.png'} first.")
     return 0
 
 
-def _not_yet(name: str) -> int:
-    raise FaceStageError(f"The '{name}' command is not available in this build yet.")
+def _photos(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise FaceStageError(f"Input folder {folder} does not exist.")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES and p.is_file())
 
 
 def batch(args: argparse.Namespace) -> int:
-    return _not_yet("batch")
+    """One sub-folder per photo; carries on past failures; --resume skips finished photos."""
+    from tqdm import tqdm
+
+    photos = _photos(Path(args.input_dir))
+    if not photos:
+        raise FaceStageError(f"Input folder {args.input_dir} contains no photos.")
+    out_root = Path(args.output)
+    out_root.mkdir(parents=True, exist_ok=True)
+    summary_path = out_root / "summary.json"
+    previous = {row["photo"]: row for row in json.loads(summary_path.read_text())} if summary_path.exists() else {}
+    rows = []
+    for photo in tqdm(photos, desc="batch", unit="photo"):
+        target = out_root / photo.stem
+        done = (target / "scene.json").is_file()
+        if args.resume and done:
+            rows.append(previous.get(photo.name, {"photo": photo.name, "status": "ok", "error": "", "seconds": 0.0, "psnr": None}))
+            continue
+        start = time.perf_counter()
+        try:
+            run_reconstruct(str(photo), str(target), argparse.Namespace(**{**vars(args), "force": args.force or not done}))
+            metrics = json.loads((target / "scene.json").read_text()).get("metrics", {})
+            rows.append({"photo": photo.name, "status": "ok", "error": "", "seconds": round(time.perf_counter() - start, 2),
+                         "psnr": metrics.get("psnr_masked")})
+        except FaceStageError as error:
+            rows.append({"photo": photo.name, "status": "failed", "error": str(error),
+                         "seconds": round(time.perf_counter() - start, 2), "psnr": None})
+        _write_summary(out_root, rows)
+    failed = sum(row["status"] != "ok" for row in rows)
+    print(f"{len(rows) - failed} of {len(rows)} photos reconstructed; summary in {summary_path}.")
+    return 0 if failed == 0 else 1
+
+
+def _write_summary(out_root: Path, rows: list[dict[str, object]]) -> None:
+    """summary.json and summary.csv, each replaced atomically."""
+    tmp = out_root / ".summary.json.tmp"
+    tmp.write_text(json.dumps(rows, indent=1))
+    tmp.replace(out_root / "summary.json")
+    tmp_csv = out_root / ".summary.csv.tmp"
+    with tmp_csv.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["photo", "status", "error", "seconds", "psnr"])
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp_csv.replace(out_root / "summary.csv")
 
 
 def relight(args: argparse.Namespace) -> int:
-    return _not_yet("relight")
+    from .core import edit
+
+    return int(edit.relight_command(args))
 
 
 def caricature(args: argparse.Namespace) -> int:
-    return _not_yet("caricature")
+    from .core import edit
+
+    return int(edit.caricature_command(args))
 
 
 def render(args: argparse.Namespace) -> int:
-    return _not_yet("render")
+    from .core import edit
+
+    return int(edit.render_command(args))

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import bpy
 
-from . import dependencies, reconstruct
+from . import applications, build, dependencies, lights, reconstruct, render
 
-classes: tuple[type, ...] = (*reconstruct.classes, *dependencies.classes)
+classes: tuple[type, ...] = (*reconstruct.classes, *build.classes, *render.classes, *lights.classes,
+                             *applications.classes, *dependencies.classes)
 
 
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
+    reconstruct.register()
 
 
 def unregister() -> None:
+    reconstruct.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

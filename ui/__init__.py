@@ -1,12 +1,13 @@
-"""The FaceStage side panel (3D viewport N-panel) and add-on preferences."""
+"""The FaceStage side panel (3D viewport N-panel, one module per section) and the add-on preferences."""
 
 from __future__ import annotations
 
 import bpy
 
-from . import panel, preferences, properties
+from . import applications, lights, maps, output, panel, preferences, properties, reconstruct
 
-classes: tuple[type, ...] = (*preferences.classes, *panel.classes)
+classes: tuple[type, ...] = (*preferences.classes, *panel.classes, *reconstruct.classes, *lights.classes,
+                             *maps.classes, *applications.classes, *output.classes)
 
 __all__ = ["properties", "register", "unregister"]
 
@@ -14,8 +15,10 @@ __all__ = ["properties", "register", "unregister"]
 def register() -> None:
     for cls in classes:
         bpy.utils.register_class(cls)
+    preferences.register()
 
 
 def unregister() -> None:
+    preferences.unregister()
     for cls in reversed(classes):
         bpy.utils.unregister_class(cls)

@@ -1,10 +1,10 @@
-"""N-panel tab "FaceStage" in the 3D viewport."""
+"""N-panel tab "FaceStage" in the 3D viewport: the parent panel; each section is a sub-panel in its own module."""
 
 from __future__ import annotations
 
 import bpy
 
-from .properties import settings as get_settings
+from .. import deps
 
 
 class VIEW3D_PT_facestage(bpy.types.Panel):
@@ -17,15 +17,26 @@ class VIEW3D_PT_facestage(bpy.types.Panel):
     bl_category = "FaceStage"
 
     def draw(self, context: bpy.types.Context) -> None:
-        settings = get_settings(context)
-        layout = self.layout
-        layout.prop(settings, "photo")
-        row = layout.row(align=True)
-        row.prop(settings, "quality", text="")
-        row.prop(settings, "device", text="")
-        layout.operator("facestage.reconstruct", icon="USER")
-        if settings.status:
-            layout.label(text=settings.status)
+        missing = deps.missing()
+        if not missing:
+            return
+        box = self.layout.box()
+        box.label(text=f"Missing: {', '.join(missing)}", icon="ERROR")
+        box.operator("preferences.addon_show", text="Install in Preferences", icon="PREFERENCES").module = addon_module()
+
+
+def addon_module() -> str:
+    """The add-on's module name as Blender knows it (bl_ext.<repo>.facestage inside Blender)."""
+    return __package__.rpartition(".")[0] if __package__ else "facestage"
+
+
+class FaceStageSubPanel(bpy.types.Panel):
+    """Placement shared by the sections of the FaceStage tab (not registered itself)."""
+
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "FaceStage"
+    bl_parent_id = "VIEW3D_PT_facestage"
 
 
 classes: tuple[type, ...] = (VIEW3D_PT_facestage,)

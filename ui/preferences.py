@@ -1,11 +1,13 @@
-"""Add-on preferences: dependency status and the pinned installer."""
+"""Add-on preferences: dependency status, the pinned installer with its progress, default device and quality."""
 
 from __future__ import annotations
 
 import bpy
 
 from .. import deps
-from .properties import DEVICE_ITEMS, QUALITY_ITEMS
+from ..operators.dependencies import KIND
+from ..operators.job import running
+from .properties import DEVICE_ITEMS, QUALITY_ITEMS, install_status
 
 
 class FACESTAGE_AP_preferences(bpy.types.AddonPreferences):
@@ -20,13 +22,60 @@ class FACESTAGE_AP_preferences(bpy.types.AddonPreferences):
         box = layout.box()
         if missing:
             box.label(text=f"Missing: {', '.join(missing)}", icon="ERROR")
+            box.label(text="FaceStage needs PyTorch, Warp and MediaPipe (pinned versions, about 3 GB).")
         else:
             box.label(text="PyTorch, Warp and MediaPipe are installed", icon="CHECKMARK")
+        status = install_status(context)
+        if running(KIND) is not None:
+            box.progress(factor=status.progress, type="BAR", text=status.status or "Installing…")
+        elif status.status:
+            box.label(text=status.status, icon="INFO")
         row = box.row()
         row.operator("facestage.install_dependencies", icon="IMPORT")
         row.operator("facestage.check_dependencies", icon="VIEWZOOM")
-        layout.prop(self, "default_quality")
-        layout.prop(self, "default_device")
+        column = layout.column()
+        column.use_property_split = True
+        column.prop(self, "default_quality")
+        column.prop(self, "default_device")
+
+
+def preferences(context: bpy.types.Context) -> FACESTAGE_AP_preferences | None:
+    """This add-on's preferences, or None when it runs unregistered (scripts, tests)."""
+    addon = context.preferences.addons.get(FACESTAGE_AP_preferences.bl_idname)
+    return addon.preferences if addon is not None else None  # type: ignore[return-value]
+
+
+def apply_defaults(context: bpy.types.Context) -> None:
+    """Give every scene that never had FaceStage settings the preferred quality and device."""
+    prefs = preferences(context)
+    if prefs is None:
+        return
+    for scene in bpy.data.scenes:
+        settings = scene.facestage  # type: ignore[attr-defined]
+        if not settings.defaults_applied:
+            settings.quality, settings.device = prefs.default_quality, prefs.default_device
+            settings.defaults_applied = True
+
+
+@bpy.app.handlers.persistent
+def _defaults_on_load(*_: object) -> None:
+    apply_defaults(bpy.context)
+
+
+def _defaults_soon() -> None:
+    apply_defaults(bpy.context)
+
+
+def register() -> None:
+    bpy.app.handlers.load_post.append(_defaults_on_load)
+    bpy.app.timers.register(_defaults_soon, first_interval=0.1)
+
+
+def unregister() -> None:
+    if _defaults_on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_defaults_on_load)
+    if bpy.app.timers.is_registered(_defaults_soon):
+        bpy.app.timers.unregister(_defaults_soon)
 
 
 classes: tuple[type, ...] = (FACESTAGE_AP_preferences,)

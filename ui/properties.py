@@ -1,9 +1,9 @@
-"""Per-scene settings of the FaceStage panel (scene.facestage)."""
+"""Per-scene settings of the FaceStage panel (scene.facestage) and the installer's live status (window_manager.facestage_install)."""
 
 from __future__ import annotations
 
 import bpy
-from bpy.props import EnumProperty, FloatProperty, PointerProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
 QUALITY_ITEMS = [
     ("fast", "Fast", "About a minute on a laptop CPU"),
@@ -17,6 +17,24 @@ DEVICE_ITEMS = [
 ]
 
 
+def _select_light(self: FaceStageSettings, context: bpy.types.Context) -> None:
+    """Clicking a light in the panel's list selects it in the viewport."""
+    from ..scene.query import stage_collection
+
+    collection = stage_collection()
+    if collection is None or not 0 <= self.light_index < len(collection.objects):
+        return
+    obj = collection.objects[self.light_index]
+    view_layer = context.view_layer
+    if view_layer is None or view_layer.objects.get(obj.name) is None:
+        return
+    for other in view_layer.objects.selected:
+        other.select_set(False)
+    if obj.visible_get(view_layer=view_layer):
+        obj.select_set(True)
+    view_layer.objects.active = obj
+
+
 class FaceStageSettings(bpy.types.PropertyGroup):
     """Inputs and live status of a reconstruction."""
 
@@ -26,6 +44,16 @@ class FaceStageSettings(bpy.types.PropertyGroup):
     device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="auto")  # type: ignore[valid-type]
     status: StringProperty(name="Status", default="")  # type: ignore[valid-type]
     progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR", default=0.0)  # type: ignore[valid-type]
+    result_dir: StringProperty(name="Result", subtype="DIR_PATH", description="Folder of the last reconstruction or build")  # type: ignore[valid-type]
+    defaults_applied: BoolProperty(default=False, options={"HIDDEN"})  # type: ignore[valid-type]
+    light_index: IntProperty(name="Light", default=-1, update=_select_light, description="The stage light selected in the list")  # type: ignore[valid-type]
+
+
+class FaceStageInstall(bpy.types.PropertyGroup):
+    """Progress of the dependency installer (not saved with the file)."""
+
+    status: StringProperty(name="Status", default="")  # type: ignore[valid-type]
+    progress: FloatProperty(name="Progress", min=0.0, max=1.0, subtype="FACTOR", default=0.0)  # type: ignore[valid-type]
 
 
 def settings(context: bpy.types.Context) -> FaceStageSettings:
@@ -33,11 +61,20 @@ def settings(context: bpy.types.Context) -> FaceStageSettings:
     return context.scene.facestage  # type: ignore[attr-defined, no-any-return]
 
 
+def install_status(context: bpy.types.Context) -> FaceStageInstall:
+    """The installer's status on the window manager."""
+    return context.window_manager.facestage_install  # type: ignore[attr-defined, no-any-return]
+
+
 def register() -> None:
     bpy.utils.register_class(FaceStageSettings)
+    bpy.utils.register_class(FaceStageInstall)
     bpy.types.Scene.facestage = PointerProperty(type=FaceStageSettings)  # type: ignore[attr-defined]
+    bpy.types.WindowManager.facestage_install = PointerProperty(type=FaceStageInstall)  # type: ignore[attr-defined]
 
 
 def unregister() -> None:
+    del bpy.types.WindowManager.facestage_install  # type: ignore[attr-defined]
     del bpy.types.Scene.facestage  # type: ignore[attr-defined]
+    bpy.utils.unregister_class(FaceStageInstall)
     bpy.utils.unregister_class(FaceStageSettings)

@@ -1,0 +1,729 @@
+"""Stage 0: head pose, focal length, identity and expression from the 478 MediaPipe landmarks.
+
+Everything later (the photometric stages, the Blender camera) starts from this
+fit, so it has to be right without a renderer, fast, and deterministic. Fitting
+landmarks is a small robust least-squares problem (~100 unknowns, ~1000
+residuals), so it is solved with Levenberg–Marquardt on a forward-mode torch
+Jacobian and iteratively reweighted Geman–McClure residuals: a few dozen
+steps, no learning rate, no randomness, and the ill-conditioned
+focal/distance/identity valley that first-order optimisers crawl along is
+handled by the Gauss–Newton model.
+
+Landmarks are tied to the head surface by `core/data/landmarks_hm08.npz`
+(triangle + barycentrics, built by `tools/embed_landmarks.py`). The jaw-line
+landmarks are not fixed surface points: the jaw outline in a photo is an
+occluding contour that moves over the skin as the head turns, so each of them
+slides, at every step, to the nearest point of the posed mesh's contour
+generator (n · view = 0) inside a band of jaw/cheek vertices, and only its
+distance across the detected outline counts.
+
+World frame (what `FitResult` reports): the head model's origin is the world
+origin and the camera keeps the canonical frontal orientation (Blender camera
+rotation (90°, 0, 0): looking along +Y, Z up) and sits wherever the photo puts
+it. So ``rotation`` is the head's pose relative to a frontal camera
+(world = R · model + t, with t = 0), and ``world_from_camera`` carries the
+camera's position.
+
+Focal lengths in millimetres are 35 mm-equivalent: a 36 mm sensor across the
+longer image side.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import ReconstructConfig
+from .errors import Cancelled, FaceStageError
+
+log = logging.getLogger(__name__)
+
+EMBEDDING_PATH = Path(__file__).resolve().parent / "data" / "landmarks_hm08.npz"
+N_LANDMARKS = 478
+SENSOR_MM = 36.0
+DEFAULT_FOCAL_MM = 50.0
+FOCAL_RANGE_MM = (12.0, 400.0)
+
+# Landmark groups (stored per landmark in the embedding file).
+GROUP_NAMES = ("other", "contour", "brow", "eye", "iris", "nose", "lips", "oval")
+GROUP_WEIGHTS = {"other": 1.0, "contour": 1.0, "brow": 1.0, "eye": 2.0, "iris": 0.0, "nose": 2.0, "lips": 1.5, "oval": 0.5}
+# Eye corners (MediaPipe ids): the eye centres define the inter-ocular distance used for normalisation.
+RIGHT_EYE_CORNERS = (33, 133)
+LEFT_EYE_CORNERS = (362, 263)
+FACE_OVAL = (10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148, 176,
+             149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109)
+
+# Model (x, y, z) → OpenCV camera for a head looking straight into the camera (model faces −Y, Z up).
+FRONT_CV = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# Blender camera orientation in the world: looking along +Y with Z up (camera rotation (90°, 0, 0)).
+CAMERA_WORLD_ROTATION = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+CV_FROM_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
+
+ProgressFn = Callable[[Any], None]
+
+
+@dataclass(frozen=True)
+class LandmarkEmbedding:
+    """Where each MediaPipe landmark sits on the head model, and how much to trust it."""
+
+    faces: np.ndarray  # (478,) triangle of the head mesh
+    bary: np.ndarray  # (478, 3) barycentrics in that triangle
+    weights: np.ndarray  # (478,) in (0, 1], from the back-projection spread
+    spread_mm: np.ndarray  # (478,) median distance of the per-view back-projections to the chosen point
+    group: np.ndarray  # (478,) index into GROUP_NAMES
+    contour: np.ndarray  # (C,) landmark ids that slide on the occluding contour (jaw line)
+    band_vertices: np.ndarray  # (B,) head-mesh vertices the contour landmarks may slide over
+    vertex_count: int
+
+
+def load_embedding(path: str | Path | None = None) -> LandmarkEmbedding:
+    """Read the landmark embedding (cached for the default file)."""
+    return _load_embedding(str(Path(path) if path is not None else EMBEDDING_PATH))
+
+
+@lru_cache(maxsize=4)
+def _load_embedding(path: str) -> LandmarkEmbedding:
+    if not Path(path).is_file():
+        raise FaceStageError(f"The landmark embedding {path} is missing; reinstall FaceStage.")
+    with np.load(path) as data:
+        return LandmarkEmbedding(
+            faces=data["faces"].astype(np.int64), bary=data["bary"].astype(np.float64),
+            weights=data["weights"].astype(np.float64), spread_mm=data["spread_mm"].astype(np.float64),
+            group=data["group"].astype(np.int64), contour=data["contour"].astype(np.int64),
+            band_vertices=data["band_vertices"].astype(np.int64), vertex_count=int(data["vertex_count"]))
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """Numbers of the stage-0 solver; `from_config` maps the user-facing config onto them."""
+
+    max_iterations: int = 60  # LM iterations of the full stage (pose-only warm-up adds up to `rigid_iterations`)
+    rigid_iterations: int = 12
+    w_identity: float = 1e-3  # × Σ identity² (coefficients in standard deviations)
+    w_expression: float = 1e-3  # × Σ expression (L1, weights ≥ 0) ...
+    w_expression_l2: float = 1e-3  # ... + × Σ expression²
+    w_focal: float = 1e-3  # × (log f − log f_guess)²
+    robust_scale: float = 4.0  # Geman–McClure scale, % of the inter-ocular distance
+    robust_scale_start: float = 12.0
+    focal_mm: float = DEFAULT_FOCAL_MM  # initial guess (35 mm equivalent)
+    fit_focal: bool = True
+    identity_bound: float = 3.0
+    tolerance: float = 1e-7  # stop when the relative cost decrease of an accepted step is below this
+
+    @classmethod
+    def from_config(cls, config: ReconstructConfig | None) -> FitOptions:
+        if config is None:
+            return cls()
+        scale = config.w_landmarks if config.w_landmarks > 0 else 1.0
+        return cls(max_iterations=max(10, min(config.steps.landmarks, 200)), w_identity=config.w_identity / scale,
+                   w_expression=config.w_expression / scale, w_expression_l2=config.w_expression / scale)
+
+
+@dataclass
+class FitResult:
+    """The stage-0 answer in the world frame described in the module docstring."""
+
+    identity: np.ndarray  # (K,) standard deviations
+    expression: np.ndarray  # (52,) in [0, 1]
+    rotation: np.ndarray  # (3, 3) head pose, world = R @ model + t
+    translation: np.ndarray  # (3,) always 0: the head sits at the world origin
+    focal_px: float
+    K: np.ndarray  # (3, 3)
+    world_from_camera: np.ndarray  # (4, 4) Blender camera convention
+    camera_from_model: np.ndarray  # (4, 4) OpenCV camera (x right, y down, z forward)
+    vertices: np.ndarray  # (V, 3) posed head mesh, world, metres
+    landmarks_px: np.ndarray  # (478, 2) fitted landmarks (contour ones at their slid positions)
+    detected_px: np.ndarray  # (478, 2) the input
+    errors_px: np.ndarray  # (478,) |fitted − detected| (contour: distance across the outline)
+    reprojection_error_px: float  # median of errors_px over the weighted landmarks
+    interocular_px: float
+    width: int
+    height: int
+    iterations: int = 0
+    cost: float = float("nan")
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def focal_mm(self) -> float:
+        """35 mm-equivalent focal length."""
+        return self.focal_px * SENSOR_MM / max(self.width, self.height)
+
+    @property
+    def yaw_pitch_roll_deg(self) -> tuple[float, float, float]:
+        return yaw_pitch_roll(self.rotation)
+
+
+def yaw_pitch_roll(rotation: np.ndarray) -> tuple[float, float, float]:
+    """Degrees of R = Rz(yaw) · Rx(pitch) · Ry(roll): yaw about the up axis, pitch nods, roll tilts in the image."""
+    r = np.asarray(rotation, dtype=np.float64)
+    pitch = math.asin(float(np.clip(r[2, 1], -1.0, 1.0)))
+    yaw = math.atan2(-r[0, 1], r[1, 1])
+    roll = math.atan2(-r[2, 0], r[2, 2])
+    return math.degrees(yaw), math.degrees(pitch), math.degrees(roll)
+
+
+def rotation_from_yaw_pitch_roll(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Inverse of `yaw_pitch_roll` (degrees)."""
+    y, p, r = (math.radians(a) for a in (yaw, pitch, roll))
+    rz = np.array([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]])
+    ry = np.array([[math.cos(r), 0, math.sin(r)], [0, 1, 0], [-math.sin(r), 0, math.cos(r)]])
+    return rz @ rx @ ry
+
+
+def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
+    return focal_mm * max(width, height) / SENSOR_MM
+
+
+def intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
+    """Pinhole K with square pixels and the principal point at the image centre."""
+    return np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def world_pose(camera_from_model: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(R, t, world_from_camera) of the world frame in the module docstring from an OpenCV camera_from_model."""
+    r_cv, t_cv = camera_from_model[:3, :3], camera_from_model[:3, 3]
+    rotation = CAMERA_WORLD_ROTATION @ CV_FROM_BLENDER_CAMERA @ r_cv
+    world_from_camera = np.eye(4)
+    world_from_camera[:3, :3] = CAMERA_WORLD_ROTATION
+    world_from_camera[:3, 3] = -CAMERA_WORLD_ROTATION @ CV_FROM_BLENDER_CAMERA @ t_cv
+    return rotation, np.zeros(3), world_from_camera
+
+
+def camera_from_world_pose(rotation: np.ndarray, translation: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
+    """OpenCV camera_from_model (4x4) of a head posed in the world and a Blender camera (any world frame)."""
+    camera_from_world = np.linalg.inv(world_from_camera)
+    out = np.eye(4)
+    out[:3, :3] = CV_FROM_BLENDER_CAMERA @ camera_from_world[:3, :3] @ rotation
+    out[:3, 3] = CV_FROM_BLENDER_CAMERA @ (camera_from_world[:3, :3] @ translation + camera_from_world[:3, 3])
+    return out
+
+
+def interocular_px(points: np.ndarray) -> float:
+    """Distance between the eye centres (mid-points of the eye corners)."""
+    right = points[list(RIGHT_EYE_CORNERS)].mean(0)
+    left = points[list(LEFT_EYE_CORNERS)].mean(0)
+    return float(np.linalg.norm(left - right))
+
+
+# --------------------------------------------------------------------------- model tensors
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    """The head model reduced to what stage 0 touches: landmark points and the contour band, in float64."""
+
+    mean: torch.Tensor  # (N, 3) landmark points of the mean shape
+    identity: torch.Tensor  # (K, N, 3)
+    expression: torch.Tensor  # (E, N, 3)
+    band_mean: torch.Tensor  # (B, 3) band-mesh vertices (band + their face neighbours)
+    band_identity: torch.Tensor  # (K, B, 3)
+    band_expression: torch.Tensor  # (E, B, 3)
+    band_faces: torch.Tensor  # (Fb, 3) local indices
+    band_edges: torch.Tensor  # (Eb, 2) local indices, both ends in the band proper
+    band_side: torch.Tensor  # (B,) sign of the mean shape's x (−1, 0, +1)
+    contour: torch.Tensor  # (C,) landmark ids
+    contour_side: torch.Tensor  # (C,)
+    contour_prev: torch.Tensor  # (C,) neighbours along the face oval, for the outline normal
+    contour_next: torch.Tensor
+    weights: torch.Tensor  # (N,) embedding weight × group weight
+    rigid: torch.Tensor  # (N,) bool: used by the pose-only warm-up
+
+
+def _model_arrays(model: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mean vertices, faces, identity basis, expression basis) of a HeadModel as float64/int64 numpy."""
+    mean = getattr(model, "mean_vertices", None)
+    if mean is None:
+        mean = model.vertices
+    to_np = (lambda a: a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a))
+    return (to_np(mean).astype(np.float64), to_np(model.faces).astype(np.int64),
+            to_np(model.identity_basis).astype(np.float64), to_np(model.expression_basis).astype(np.float64))
+
+
+def _interpolate(values: np.ndarray, faces: np.ndarray, tri: np.ndarray, bary: np.ndarray) -> np.ndarray:
+    """Barycentric interpolation of per-vertex values (..., V, 3) at (tri, bary)."""
+    corners = values[..., faces[tri], :]  # (..., N, 3, 3)
+    return np.einsum("...nkc,nk->...nc", corners, bary)
+
+
+_TENSOR_CACHE: dict[tuple[int, int], _Tensors] = {}
+
+
+def _tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
+    key = (id(model), id(embedding))
+    if key not in _TENSOR_CACHE:
+        _TENSOR_CACHE.clear()
+        _TENSOR_CACHE[key] = _build_tensors(model, embedding)
+    return _TENSOR_CACHE[key]
+
+
+def _build_tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
+    mean, faces, id_basis, ex_basis = _model_arrays(model)
+    if mean.shape[0] != embedding.vertex_count:
+        raise FaceStageError(f"The landmark embedding was built for a {embedding.vertex_count}-vertex head, "
+                             f"this head model has {mean.shape[0]}; rebuild it with tools/embed_landmarks.py.")
+    tri, bary = embedding.faces, embedding.bary
+    band = np.unique(embedding.band_vertices)
+    in_band = np.zeros(mean.shape[0], bool)
+    in_band[band] = True
+    band_faces_global = faces[in_band[faces].any(1)]
+    local_ids = np.unique(band_faces_global)
+    local = -np.ones(mean.shape[0], np.int64)
+    local[local_ids] = np.arange(len(local_ids))
+    band_faces = local[band_faces_global]
+    edges = np.concatenate([band_faces_global[:, [0, 1]], band_faces_global[:, [1, 2]], band_faces_global[:, [2, 0]]])
+    edges = np.unique(np.sort(edges, 1), axis=0)
+    edges = edges[in_band[edges].all(1)]
+    side_of = (lambda x: np.where(np.abs(x) < 0.005, 0, np.sign(x)))
+    contour_points = _interpolate(mean, faces, tri[embedding.contour], bary[embedding.contour])
+    oval = list(FACE_OVAL)
+    prev = [oval[(oval.index(int(c)) - 1) % len(oval)] for c in embedding.contour]
+    nxt = [oval[(oval.index(int(c)) + 1) % len(oval)] for c in embedding.contour]
+    group_weight = np.array([GROUP_WEIGHTS[GROUP_NAMES[g]] for g in embedding.group])
+    weights = embedding.weights * group_weight
+    rigid = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (
+        np.isin(embedding.group, [GROUP_NAMES.index(g) for g in ("eye", "nose", "brow", "other")]))
+    t = (lambda a: torch.as_tensor(np.ascontiguousarray(a)))
+    return _Tensors(
+        mean=t(_interpolate(mean, faces, tri, bary)),
+        identity=t(_interpolate(id_basis, faces, tri, bary)),
+        expression=t(_interpolate(ex_basis, faces, tri, bary)),
+        band_mean=t(mean[local_ids]), band_identity=t(id_basis[:, local_ids]), band_expression=t(ex_basis[:, local_ids]),
+        band_faces=t(band_faces), band_edges=t(local[edges]), band_side=t(side_of(mean[local_ids, 0])),
+        contour=t(embedding.contour), contour_side=t(side_of(contour_points[:, 0])),
+        contour_prev=t(np.array(prev, np.int64)), contour_next=t(np.array(nxt, np.int64)),
+        weights=t(weights), rigid=t(rigid))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def _rodrigues(omega: torch.Tensor) -> torch.Tensor:
+    """Rotation matrix of an axis-angle vector; exact and smooth at zero (forward-mode safe)."""
+    theta2 = (omega * omega).sum()
+    small = theta2 < 1e-8
+    theta2_safe = torch.where(small, torch.ones_like(theta2), theta2)
+    theta = torch.sqrt(theta2_safe)
+    a = torch.where(small, 1 - theta2 / 6, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24, (1 - torch.cos(theta)) / theta2_safe)
+    zero = torch.zeros_like(omega[0])
+    k = torch.stack([torch.stack([zero, -omega[2], omega[1]]), torch.stack([omega[2], zero, -omega[0]]),
+                     torch.stack([-omega[1], omega[0], zero])])
+    return torch.eye(3, dtype=omega.dtype) + a * k + b * (k @ k)
+
+
+@dataclass
+class _State:
+    """The unknowns: rotation = exp(omega) · base; translation = depth · (u, v, 1)."""
+
+    base: torch.Tensor  # (3, 3) camera_from_model rotation the increments are applied to
+    omega: torch.Tensor  # (3,)
+    uv: torch.Tensor  # (2,)
+    log_depth: torch.Tensor  # ()
+    log_focal: torch.Tensor  # ()
+    identity: torch.Tensor  # (K,)
+    expression: torch.Tensor  # (E,)
+
+    def vector(self) -> torch.Tensor:
+        return torch.cat([self.omega, self.uv, self.log_depth[None], self.log_focal[None], self.identity, self.expression])
+
+    def with_vector(self, x: torch.Tensor) -> _State:
+        k = self.identity.shape[0]
+        return _State(self.base, x[0:3], x[3:5], x[5], x[6], x[7:7 + k], x[7 + k:])
+
+    def rotation(self) -> torch.Tensor:
+        return _rodrigues(self.omega) @ self.base
+
+    def translation(self) -> torch.Tensor:
+        depth = torch.exp(self.log_depth)
+        return torch.stack([self.uv[0] * depth, self.uv[1] * depth, depth])
+
+    def normalised(self) -> _State:
+        """Fold the rotation increment into the base so omega stays near zero."""
+        return _State(self.rotation().detach(), torch.zeros(3, dtype=self.omega.dtype), self.uv, self.log_depth,
+                      self.log_focal, self.identity, self.expression)
+
+
+def _shape(mean: torch.Tensor, id_basis: torch.Tensor, ex_basis: torch.Tensor, identity: torch.Tensor,
+           expression: torch.Tensor) -> torch.Tensor:
+    return mean + torch.einsum("k,knc->nc", identity, id_basis) + torch.einsum("e,enc->nc", expression, ex_basis)
+
+
+def _project(points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor,
+             centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    camera = points @ rotation.T + translation
+    return focal * camera[:, :2] / camera[:, 2:3] + centre, camera
+
+
+def _vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
+    a, b, c = vertices[faces[:, 0]], vertices[faces[:, 1]], vertices[faces[:, 2]]
+    face_normals = torch.linalg.cross(b - a, c - a)
+    normals = torch.zeros_like(vertices)
+    for k in range(3):
+        normals.index_add_(0, faces[:, k], face_normals)
+    return normals / normals.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+@dataclass(frozen=True)
+class _Contour:
+    """Per contour landmark: the band edge (local a, b) and the fraction t where the contour generator crosses it."""
+
+    a: torch.Tensor
+    b: torch.Tensor
+    t: torch.Tensor
+    valid: torch.Tensor  # (C,) bool
+    normal: torch.Tensor  # (C, 2) unit normal of the detected outline
+
+
+def _find_contour(tensors: _Tensors, state: _State, centre: torch.Tensor, detected: torch.Tensor) -> _Contour:
+    """Slide every contour landmark to the nearest point of the posed band's occluding contour."""
+    with torch.no_grad():
+        verts = _shape(tensors.band_mean, tensors.band_identity, tensors.band_expression, state.identity, state.expression)
+        camera = verts @ state.rotation().T + state.translation()
+        normals = _vertex_normals(camera, tensors.band_faces)
+        facing = (normals * camera).sum(1) / camera.norm(dim=1)
+        ea, eb = tensors.band_edges[:, 0], tensors.band_edges[:, 1]
+        sa, sb = facing[ea], facing[eb]
+        crossing = sa * sb < 0
+        t = (sa / (sa - sb)).clamp(0, 1)
+        point = camera[ea] + t[:, None] * (camera[eb] - camera[ea])
+        pixels = torch.exp(state.log_focal) * point[:, :2] / point[:, 2:3] + centre
+        side = tensors.band_side[ea]
+        targets = detected[tensors.contour]
+        distance = (pixels[None] - targets[:, None]).norm(dim=2)  # (C, Eb)
+        allowed = crossing[None] & ((tensors.contour_side[:, None] == 0) | (side[None] == 0)
+                                    | (side[None] == tensors.contour_side[:, None]))
+        distance = torch.where(allowed, distance, torch.full_like(distance, float("inf")))
+        best = distance.argmin(1)
+        valid = torch.isfinite(distance.gather(1, best[:, None])[:, 0])
+        tangent = detected[tensors.contour_next] - detected[tensors.contour_prev]
+        normal = torch.stack([-tangent[:, 1], tangent[:, 0]], 1)
+        normal = normal / normal.norm(dim=1, keepdim=True).clamp_min(1e-9)
+        return _Contour(a=ea[best], b=eb[best], t=t[best], valid=valid, normal=normal)
+
+
+# --------------------------------------------------------------------------- the solver
+
+
+@dataclass
+class _Problem:
+    tensors: _Tensors
+    detected: torch.Tensor  # (N, 2)
+    centre: torch.Tensor  # (2,)
+    scale: float  # pixels per residual unit (1 % of the inter-ocular distance)
+    options: FitOptions
+    log_focal_guess: float
+    log_focal_bounds: tuple[float, float]
+
+
+def _residual_parts(problem: _Problem, state: _State, contour: _Contour | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(point residuals (N, 2), contour residuals (C,), prior residual rows) in % of the inter-ocular distance."""
+    tensors = problem.tensors
+    rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
+    points = _shape(tensors.mean, tensors.identity, tensors.expression, state.identity, state.expression)
+    pixels, _ = _project(points, rotation, translation, focal, problem.centre)
+    point_res = (pixels - problem.detected) / problem.scale
+    if contour is None:
+        contour_res = torch.zeros(0, dtype=pixels.dtype)
+    else:
+        ids = torch.cat([contour.a, contour.b])
+        ends = _shape(tensors.band_mean[ids], tensors.band_identity[:, ids], tensors.band_expression[:, ids],
+                      state.identity, state.expression)
+        n = contour.a.shape[0]
+        on_contour = ends[:n] + contour.t[:, None] * (ends[n:] - ends[:n])
+        slid, _ = _project(on_contour, rotation, translation, focal, problem.centre)
+        contour_res = ((slid - problem.detected[tensors.contour]) * contour.normal).sum(1) / problem.scale
+    opt = problem.options
+    l1 = opt.w_expression / (state.expression.detach().abs() + 0.05)
+    priors = torch.cat([
+        math.sqrt(opt.w_identity) * state.identity,
+        torch.sqrt(l1 + opt.w_expression_l2) * state.expression,
+        math.sqrt(opt.w_focal) * (state.log_focal - problem.log_focal_guess)[None],
+    ])
+    return point_res, contour_res, priors
+
+
+def _weights(problem: _Problem, point_res: torch.Tensor, contour_res: torch.Tensor, contour: _Contour | None,
+             robust_scale: float, use: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-row weights: landmark weight × Geman–McClure IRLS weight, normalised to a mean over landmarks."""
+    tensors = problem.tensors
+    base = tensors.weights * use
+    c2 = robust_scale ** 2
+    irls = (c2 / (c2 + (point_res ** 2).sum(1))) ** 2
+    point_w = base * irls
+    if contour is None:
+        contour_w = torch.zeros(0, dtype=base.dtype)
+    else:
+        point_w[tensors.contour] = 0.0
+        contour_w = tensors.weights[tensors.contour] * contour.valid * (c2 / (c2 + contour_res ** 2)) ** 2
+    total = base.sum().clamp_min(1e-9)
+    return point_w / total, contour_w / total
+
+
+def _rows(problem: _Problem, state: _State, contour: _Contour | None, point_w: torch.Tensor,
+          contour_w: torch.Tensor) -> torch.Tensor:
+    point_res, contour_res, priors = _residual_parts(problem, state, contour)
+    return torch.cat([(point_res * point_w.sqrt()[:, None]).reshape(-1), contour_res * contour_w.sqrt(), priors])
+
+
+def _clamp(problem: _Problem, state: _State) -> _State:
+    bound = problem.options.identity_bound
+    lo, hi = problem.log_focal_bounds
+    return _State(state.base, state.omega, state.uv, state.log_depth, state.log_focal.clamp(lo, hi),
+                  state.identity.clamp(-bound, bound), state.expression.clamp(0.0, 1.0))
+
+
+def _lm(problem: _Problem, state: _State, active: torch.Tensor, iterations: int, robust_scales: list[float],
+        use: torch.Tensor, sliding: bool, report: Callable[[int, float], None]) -> tuple[_State, float, int]:
+    """Levenberg–Marquardt with IRLS weights and contour re-assignment recomputed at every iteration."""
+    damping = 1e-3
+    cost = float("inf")
+    done = 0
+    for it in range(iterations):
+        robust = robust_scales[min(it, len(robust_scales) - 1)]
+        state = state.normalised()
+        contour = _find_contour(problem.tensors, state, problem.centre, problem.detected) if sliding else None
+        with torch.no_grad():
+            point_res, contour_res, _ = _residual_parts(problem, state, contour)
+            point_w, contour_w = _weights(problem, point_res, contour_res, contour, robust, use)
+        x0 = state.vector()
+
+        def rows_of(x_active: torch.Tensor) -> torch.Tensor:
+            x = x0.clone()
+            x[active] = x_active
+            return _rows(problem, state.with_vector(x), contour, point_w, contour_w)
+
+        r = rows_of(x0[active])
+        jacobian = torch.func.jacfwd(rows_of)(x0[active])
+        cost = float(r @ r)
+        jtj = jacobian.T @ jacobian
+        gradient = jacobian.T @ r
+        diagonal = jtj.diagonal().clamp_min(1e-9)
+        accepted = False
+        for _ in range(8):
+            step = torch.linalg.solve(jtj + damping * torch.diag(diagonal), -gradient)
+            x = x0.clone()
+            x[active] = x0[active] + step
+            trial = _clamp(problem, state.with_vector(x))
+            with torch.no_grad():
+                r_new = _rows(problem, trial, contour, point_w, contour_w)
+            new_cost = float(r_new @ r_new)
+            if math.isfinite(new_cost) and new_cost < cost:
+                damping = max(damping / 3, 1e-7)
+                accepted = True
+                break
+            damping = min(damping * 4, 1e7)
+        done = it + 1
+        report(it, cost)
+        if not accepted:
+            break
+        decrease = (cost - new_cost) / max(cost, 1e-30)
+        state, cost = trial, new_cost
+        if decrease < problem.options.tolerance and robust == robust_scales[-1]:
+            break
+    return state.normalised(), cost, done
+
+
+def _initial_pose(tensors: _Tensors, detected: np.ndarray, focal: float, centre: np.ndarray
+                  ) -> tuple[np.ndarray, float, np.ndarray]:
+    """Weak-perspective alignment of the mean landmarks: (camera_from_model rotation, depth, (u, v))."""
+    use = tensors.rigid.numpy() & (tensors.weights.numpy() > 0)
+    model = tensors.mean.numpy()[use]
+    image = detected[use]
+    model_c = model - model.mean(0)
+    image_c = image - image.mean(0)
+    affine, *_ = np.linalg.lstsq(model_c, image_c, rcond=None)  # (3, 2): image_c ≈ model_c @ affine
+    r1, r2 = affine[:, 0], affine[:, 1]
+    scale = (np.linalg.norm(r1) + np.linalg.norm(r2)) / 2
+    r1 = r1 / np.linalg.norm(r1)
+    r2 = r2 - (r2 @ r1) * r1
+    r2 = r2 / np.linalg.norm(r2)
+    rotation = np.stack([r1, r2, np.cross(r1, r2)])
+    if rotation[2] @ (FRONT_CV[2]) < 0:  # looking away from the camera: take the mirrored solution
+        rotation = FRONT_CV.copy()
+    depth = focal / scale
+    centroid = (image.mean(0) - centre) / focal  # direction of the centroid of the landmarks
+    offset = rotation @ model.mean(0)
+    uv = centroid - offset[:2] / depth
+    return rotation, depth, uv
+
+
+def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
+                  config: ReconstructConfig | None = None, progress: ProgressFn | None = None,
+                  cancel: threading.Event | None = None, embedding: LandmarkEmbedding | None = None,
+                  options: FitOptions | None = None) -> FitResult:
+    """Fit pose, focal, identity and expression of `model` to 478 detected landmarks (pixels, x right, y down).
+
+    Deterministic: the same inputs give bit-identical outputs (no random numbers are drawn; the seed in
+    `config` is therefore irrelevant here). Runs on the CPU in float64 whatever `config.device` says: the
+    problem is far too small for a GPU to help.
+    """
+    start = time.perf_counter()
+    detected_np = np.asarray(landmarks_px, dtype=np.float64)
+    if detected_np.shape != (N_LANDMARKS, 2) or not np.all(np.isfinite(detected_np)):
+        raise ValueError(f"landmarks_px must be a finite ({N_LANDMARKS}, 2) array, got {detected_np.shape}")
+    options = options or FitOptions.from_config(config)
+    embedding = embedding or load_embedding()
+    tensors = _tensors(model, embedding)
+    iod = interocular_px(detected_np)
+    if iod < 1.0:
+        raise FaceStageError("The detected eyes coincide; the landmarks cannot be fitted.")
+    centre_np = np.array([width / 2.0, height / 2.0])
+    log_focal_guess = math.log(focal_px_from_mm(options.focal_mm, width, height))
+    problem = _Problem(tensors=tensors, detected=torch.as_tensor(detected_np), centre=torch.as_tensor(centre_np),
+                       scale=iod / 100.0, options=options, log_focal_guess=log_focal_guess,
+                       log_focal_bounds=tuple(math.log(focal_px_from_mm(f, width, height)) for f in FOCAL_RANGE_MM))
+    rotation0, depth0, uv0 = _initial_pose(tensors, detected_np, math.exp(log_focal_guess), centre_np)
+    k, e = tensors.identity.shape[0], tensors.expression.shape[0]
+    dtype = torch.float64
+    state = _State(base=torch.as_tensor(rotation0), omega=torch.zeros(3, dtype=dtype), uv=torch.as_tensor(uv0),
+                   log_depth=torch.tensor(math.log(depth0), dtype=dtype), log_focal=torch.tensor(log_focal_guess, dtype=dtype),
+                   identity=torch.zeros(k, dtype=dtype), expression=torch.zeros(e, dtype=dtype))
+    total = options.rigid_iterations + options.max_iterations
+    offset = [0]
+
+    def report(it: int, cost: float) -> None:
+        if cancel is not None and cancel.is_set():
+            raise Cancelled()
+        if progress is not None:
+            from .pipeline import Progress
+
+            progress(Progress("landmarks", offset[0] + it + 1, total, cost))
+
+    n_params = 7 + k + e
+    rigid = torch.zeros(n_params, dtype=torch.bool)
+    rigid[:6] = True
+    rigid[6] = options.fit_focal
+    state, cost, done_rigid = _lm(problem, state, rigid, options.rigid_iterations, [options.robust_scale_start],
+                                  tensors.rigid.to(dtype), sliding=False, report=report)
+    offset[0] = options.rigid_iterations
+    full = torch.ones(n_params, dtype=torch.bool)
+    full[6] = options.fit_focal
+    schedule = list(np.geomspace(options.robust_scale_start, options.robust_scale, 6))
+    state, cost, done_full = _lm(problem, state, full, options.max_iterations, schedule,
+                                 torch.ones(N_LANDMARKS, dtype=dtype), sliding=True, report=report)
+    return _result(problem, state, model, embedding, detected_np, width, height, cost, done_rigid + done_full,
+                   time.perf_counter() - start)
+
+
+def _contour_pixels(tensors: _Tensors, state: _State, centre: torch.Tensor, contour: _Contour) -> torch.Tensor:
+    """Pixels (C, 2) of the slid contour points."""
+    ids = torch.cat([contour.a, contour.b])
+    ends = _shape(tensors.band_mean[ids], tensors.band_identity[:, ids], tensors.band_expression[:, ids],
+                  state.identity, state.expression)
+    n = contour.a.shape[0]
+    pixels, _ = _project(ends[:n] + contour.t[:, None] * (ends[n:] - ends[:n]), state.rotation(), state.translation(),
+                         torch.exp(state.log_focal), centre)
+    return pixels
+
+
+def _state_of(camera_from_model: np.ndarray, focal_px: float, identity: np.ndarray, expression: np.ndarray) -> _State:
+    """The solver state of a pose (OpenCV camera_from_model), focal length and coefficients."""
+    t = np.asarray(camera_from_model, np.float64)[:3, 3]
+    f64 = torch.float64
+    return _State(base=torch.as_tensor(np.asarray(camera_from_model, np.float64)[:3, :3]), omega=torch.zeros(3, dtype=f64),
+                  uv=torch.as_tensor(t[:2] / t[2]), log_depth=torch.tensor(math.log(t[2]), dtype=f64),
+                  log_focal=torch.tensor(math.log(focal_px), dtype=f64),
+                  identity=torch.as_tensor(np.asarray(identity, np.float64)),
+                  expression=torch.as_tensor(np.asarray(expression, np.float64)))
+
+
+def slide_contour(model: Any, camera_from_model: np.ndarray, focal_px: float, identity: np.ndarray,
+                  expression: np.ndarray, width: int, height: int, near_px: np.ndarray,
+                  embedding: LandmarkEmbedding | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Where the jaw-line landmarks go on the posed head's occluding contour: (pixels (C, 2), valid (C,)).
+
+    Each contour landmark takes the contour point nearest to its entry in `near_px` (478, 2); the outline
+    normal comes from the neighbours in `near_px` too. Used by the fit and by tests that need true contours.
+    """
+    embedding = embedding or load_embedding()
+    tensors = _tensors(model, embedding)
+    state = _state_of(camera_from_model, focal_px, identity, expression)
+    centre = torch.tensor([width / 2.0, height / 2.0], dtype=torch.float64)
+    with torch.no_grad():
+        contour = _find_contour(tensors, state, centre, torch.as_tensor(np.asarray(near_px, np.float64)))
+        return _contour_pixels(tensors, state, centre, contour).numpy(), contour.valid.numpy()
+
+
+def _result(problem: _Problem, state: _State, model: Any, embedding: LandmarkEmbedding, detected: np.ndarray,
+            width: int, height: int, cost: float, iterations: int, seconds: float) -> FitResult:
+    tensors = problem.tensors
+    with torch.no_grad():
+        contour = _find_contour(tensors, state, problem.centre, problem.detected)
+        rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
+        points = _shape(tensors.mean, tensors.identity, tensors.expression, state.identity, state.expression)
+        fitted, _ = _project(points, rotation, translation, focal, problem.centre)
+        fitted = fitted.numpy().copy()
+        errors = np.linalg.norm(fitted - detected, axis=1)
+        slid = _contour_pixels(tensors, state, problem.centre, contour)
+        valid = contour.valid.numpy()
+        cids = tensors.contour.numpy()
+        across = np.abs(((slid - problem.detected[tensors.contour]) * contour.normal).sum(1).numpy())
+        fitted[cids[valid]] = slid.numpy()[valid]
+        errors[cids[valid]] = across[valid]
+    camera_from_model = np.eye(4)
+    camera_from_model[:3, :3] = rotation.numpy()
+    camera_from_model[:3, 3] = translation.numpy()
+    world_rotation, world_translation, world_from_camera = world_pose(camera_from_model)
+    identity = state.identity.numpy().copy()
+    expression = state.expression.numpy().copy()
+    vertices = np.asarray(_posed_vertices(model, identity, expression), dtype=np.float64) @ world_rotation.T + world_translation
+    focal_px = float(focal)
+    weighted = embedding.weights * np.array([GROUP_WEIGHTS[GROUP_NAMES[g]] for g in embedding.group]) > 0
+    warnings: list[str] = []
+    median_error = float(np.median(errors[weighted]))
+    iod = problem.scale * 100
+    if median_error > 0.05 * iod:
+        warnings.append(f"The landmark fit is poor (median error {median_error:.1f} px); the face may be occluded "
+                        "or strongly expressive.")
+    log.info("stage 0: %d iterations, %.2f s, median landmark error %.2f px (%.2f%% of eye distance), focal %.1f mm",
+             iterations, seconds, median_error, 100 * median_error / iod, focal_px * SENSOR_MM / max(width, height))
+    return FitResult(identity=identity, expression=expression, rotation=world_rotation, translation=world_translation,
+                     focal_px=focal_px, K=intrinsics(focal_px, width, height), world_from_camera=world_from_camera,
+                     camera_from_model=camera_from_model, vertices=vertices.astype(np.float32), landmarks_px=fitted,
+                     detected_px=detected, errors_px=errors, reprojection_error_px=median_error, interocular_px=iod,
+                     width=width, height=height, iterations=iterations, cost=cost, seconds=seconds, warnings=warnings)
+
+
+def _posed_vertices(model: Any, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
+    """Model-space vertices for the coefficients, through the head model's own evaluator when it has one."""
+    mean, _, id_basis, ex_basis = _model_arrays(model)
+    return mean + np.einsum("k,kvc->vc", identity, id_basis) + np.einsum("e,evc->vc", expression, ex_basis)
+
+
+def project_points(points_world: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
+    """Pixel coordinates (N, 2) of world points seen by a Blender-convention camera."""
+    camera_from_world = np.linalg.inv(world_from_camera)
+    camera = (points_world @ camera_from_world[:3, :3].T + camera_from_world[:3, 3]) @ CV_FROM_BLENDER_CAMERA.T
+    return (camera[:, :2] / camera[:, 2:3]) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+
+
+def draw_landmarks(photo_srgb: np.ndarray, detected: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
+    """The photo with detected (green) and fitted (magenta) landmarks, joined by a thin line; sRGB float (H, W, 3)."""
+    from PIL import Image, ImageDraw
+
+    image = Image.fromarray((np.clip(np.nan_to_num(photo_srgb[..., :3]), 0, 1) * 255).round().astype(np.uint8))
+    draw = ImageDraw.Draw(image)
+    radius = max(1.0, max(image.size) / 400)
+    green, magenta = (40, 230, 60), (255, 40, 220)
+    if fitted is not None:
+        for (x0, y0), (x1, y1) in zip(detected, fitted):
+            draw.line([(x0, y0), (x1, y1)], fill=(255, 255, 255), width=1)
+    for x, y in detected:
+        draw.ellipse([x - radius, y - radius, x + radius, y + radius], fill=green)
+    if fitted is not None:
+        for x, y in fitted:
+            draw.rectangle([x - radius * 0.8, y - radius * 0.8, x + radius * 0.8, y + radius * 0.8], fill=magenta)
+    return np.asarray(image, dtype=np.float32) / 255.0

@@ -1,0 +1,50 @@
+"""Camera "FaceStage Camera" matching the photo: lens, sensor and shift from K, pose from world_from_camera, the photo behind it.
+
+core.camera.blender_camera converts the pinhole intrinsics; this module
+only copies the numbers onto the camera and sets the render size to the
+photo's, so looking through the camera lines the mesh up with the photo.
+"""
+
+from __future__ import annotations
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core.result import Result
+from .material import packed_image
+from .transaction import Transaction
+
+CAMERA = "FaceStage Camera"
+PHOTO = "FaceStage Photo"
+CAMERA_FIELDS = {"lens_mm": "lens", "lens": "lens", "sensor_width": "sensor_width", "sensor_height": "sensor_height",
+                 "sensor_fit": "sensor_fit", "shift_x": "shift_x", "shift_y": "shift_y", "clip_start": "clip_start",
+                 "clip_end": "clip_end"}
+
+
+def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collection: bpy.types.Collection) -> bpy.types.Object:
+    from ..core.camera import blender_camera
+
+    data = tx.new(bpy.data.cameras.new(CAMERA), CAMERA)
+    data.clip_start, data.clip_end = 0.01, 100.0
+    for key, value in blender_camera(np.asarray(result.K), result.width, result.height).items():
+        if key in CAMERA_FIELDS:
+            setattr(data, CAMERA_FIELDS[key], value if isinstance(value, str) else float(value))
+    photo = packed_image(tx, PHOTO, result.photo_srgb, "sRGB", float_buffer=False)
+    data.show_background_images = True
+    background = data.background_images.new()
+    background.image = photo
+    background.alpha = 1.0
+    background.display_depth = "BACK"
+    camera = tx.new(bpy.data.objects.new(CAMERA, data), CAMERA, role="camera")
+    camera.matrix_basis = Matrix(np.asarray(result.world_from_camera, dtype=np.float64).tolist())
+    collection.objects.link(camera)
+    tx.set(scene, "camera", camera)
+    render = scene.render
+    tx.set(render, "resolution_x", result.width)
+    tx.set(render, "resolution_y", result.height)
+    tx.set(render, "resolution_percentage", 100)
+    tx.set(render, "pixel_aspect_x", 1.0)
+    tx.set(render, "pixel_aspect_y", 1.0)
+    return camera
+

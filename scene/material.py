@@ -1,0 +1,98 @@
+"""Material "FaceSkin": Principled BSDF (single-scatter GGX) fed by the recovered maps, packed into the .blend.
+
+The maps keep the reconstruction's conventions: the diffuse albedo is an
+sRGB image, "Specular IOR Level" and roughness are raw (Non-Color) values
+in Blender's convention, so Cycles shades what the core optimised.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+import numpy as np
+
+from ..core.image import linear_to_srgb
+from ..core.result import Result
+from .transaction import Transaction
+
+SKIN = "FaceSkin"
+EYE = "FaceEye"
+MAPS = {"diffuse": "FaceStage Diffuse", "specular": "FaceStage Specular", "roughness": "FaceStage Roughness"}
+
+
+def packed_image(tx: Transaction, name: str, pixels: np.ndarray, colorspace: str, float_buffer: bool) -> bpy.types.Image:
+    """An image from an (H, W[, C]) array with row 0 at the top, packed into the file.
+
+    The colour space is set before the pixels: changing it afterwards
+    resets a generated image to black.
+    """
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    height, width = pixels.shape[:2]
+    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba[..., :3] = pixels[..., :3]
+    image = tx.new(bpy.data.images.new(name, width, height, alpha=False, float_buffer=float_buffer), name)
+    image.colorspace_settings.name = colorspace
+    image.pixels.foreach_set(rgba[::-1].ravel())  # type: ignore[arg-type]
+    image.update()
+    image.pack()
+    return image
+
+
+def node_tree(datablock: bpy.types.Material | bpy.types.World) -> Any:
+    """The datablock's node tree, emptied (Blender < 5 needs use_nodes switched on first)."""
+    if bpy.app.version < (5, 0, 0) or datablock.node_tree is None:
+        datablock.use_nodes = True
+    tree = datablock.node_tree
+    tree.nodes.clear()
+    return tree
+
+
+def image_node(tree: Any, image: bpy.types.Image, location: tuple[float, float]) -> Any:
+    node: Any = tree.nodes.new("ShaderNodeTexImage")
+    node.image = image
+    node.label = image.name
+    node.interpolation = "Linear"
+    node.extension = "EXTEND"
+    node.location = location
+    return node
+
+
+def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
+    """FaceSkin: Base Color ← diffuse (sRGB), Specular IOR Level ← specular, Roughness ← roughness (Non-Color)."""
+    images = {
+        "diffuse": packed_image(tx, MAPS["diffuse"], linear_to_srgb(result.diffuse), "sRGB", float_buffer=False),
+        "specular": packed_image(tx, MAPS["specular"], result.specular, "Non-Color", float_buffer=True),
+        "roughness": packed_image(tx, MAPS["roughness"], result.roughness, "Non-Color", float_buffer=True),
+    }
+    material = tx.new(bpy.data.materials.new(SKIN), SKIN)
+    tree = node_tree(material)
+    bsdf: Any = tree.nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.distribution = "GGX"
+    bsdf.inputs["IOR"].default_value = 1.5
+    bsdf.inputs["Subsurface Weight"].default_value = 0.0
+    output: Any = tree.nodes.new("ShaderNodeOutputMaterial")
+    output.location = (300, 0)
+    tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    for row, (name, socket) in enumerate((("diffuse", "Base Color"), ("specular", "Specular IOR Level"),
+                                          ("roughness", "Roughness"))):
+        node = image_node(tree, images[name], (-400, 300 - 300 * row))
+        tree.links.new(node.outputs["Color"], bsdf.inputs[socket])
+    return material
+
+
+def build_eye(tx: Transaction) -> bpy.types.Material:
+    """FaceEye: a glossy off-white eyeball (the reconstruction does not recover the eyes' colour)."""
+    material = tx.new(bpy.data.materials.new(EYE), EYE)
+    tree = node_tree(material)
+    bsdf: Any = tree.nodes.new("ShaderNodeBsdfPrincipled")
+    bsdf.inputs["Base Color"].default_value = (0.6, 0.58, 0.55, 1.0)
+    bsdf.inputs["Roughness"].default_value = 0.1
+    output: Any = tree.nodes.new("ShaderNodeOutputMaterial")
+    output.location = (300, 0)
+    tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    return material

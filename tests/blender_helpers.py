@@ -1,0 +1,101 @@
+"""A fake but complete result folder (no reconstruction needed) and helpers to run bpy scripts in subprocesses.
+
+The fake result is the head model's mean shape with a small identity and
+expression, a slight head turn, a frontal camera, a default light stage with
+three lights on, a few SH coefficients and constant maps: everything the
+scene builder reads, with known numbers to assert against.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+LIT = (0, 5, 11)  # stage lights switched on in the fake result
+SIZE = (96, 80)  # photo width, height
+TEXTURE = 32
+
+
+def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-untyped-def]
+    """A Result with known, simple values.
+
+    ``package`` is where facestage is imported from: inside an installed
+    extension that is "bl_ext.user_default.facestage", whose Result class is
+    not the repository's.
+    """
+    rotation_from_yaw_pitch_roll = importlib.import_module(f"{package}.core.fit").rotation_from_yaw_pitch_roll
+    load_head_model = importlib.import_module(f"{package}.core.head").load_head_model
+    blender_lights = importlib.import_module(f"{package}.core.lightstage").blender_lights
+    Result = importlib.import_module(f"{package}.core.result").Result
+    synthetic = importlib.import_module(f"{package}.core.synthetic")
+    camera_for, head_vertices = synthetic.camera_for, synthetic.head_vertices
+
+    model = load_head_model()
+    rng = np.random.Generator(np.random.PCG64(seed))
+    names = [str(n) for n in model.expression_names]
+    identity = np.clip(rng.standard_normal(np.asarray(model.identity_basis).shape[0]), -1, 1) * 0.5
+    expression = np.zeros(len(names))
+    expression[:3] = (0.3, 0.6, 0.9)
+    rotation = rotation_from_yaw_pitch_roll(12.0, -4.0, 2.0)
+    translation = np.array([0.01, -0.02, 0.03])
+    vertices = head_vertices(model, identity, expression) @ rotation.T + translation
+    width, height = SIZE
+    K, world_from_camera = camera_for(50.0, width, height, distance=0.9, offset_px=(3.0, -2.0))
+    intensity = np.zeros((20, 3))
+    intensity[LIT[0]] = (2.0, 1.8, 1.6)
+    intensity[LIT[1]] = (0.5, 0.5, 0.6)
+    intensity[LIT[2]] = (0.3, 0.25, 0.2)
+    stage = {"d": np.linspace(1.2, 1.8, 20), "a": np.full(20, 0.2), "p": np.full((20, 3), 1 / 3), "i": intensity,
+             "centre": np.array([0.0, 0.0, 0.02])}
+    sh = np.zeros((3, 9))
+    sh[:, 0] = (0.3, 0.28, 0.25)
+    sh[:, 2] = (0.1, 0.1, 0.12)
+    t = TEXTURE
+    photo = np.zeros((height, width, 3), np.float32)
+    photo[..., 0] = np.linspace(0, 1, width)[None, :]
+    photo[..., 1] = np.linspace(0, 1, height)[:, None]
+    photo[..., 2] = 0.5
+    return Result(
+        photo_srgb=photo, K=K, world_from_camera=world_from_camera, identity=identity, expression=expression,
+        expression_names=names, rotation=rotation, translation=translation, vertices=vertices.astype(np.float32),
+        faces=np.asarray(model.faces), uvs=np.asarray(model.uvs), face_uvs=np.asarray(model.face_uvs),
+        source_vertex_ids=np.asarray(getattr(model, "source_vertex_ids", np.arange(len(vertices)))),
+        sh=sh, stage=stage, lights=[dict(light) for light in blender_lights(stage)],
+        diffuse=np.full((t, t, 3), (0.5, 0.35, 0.3), np.float32), specular=np.full((t, t), 0.4, np.float32),
+        roughness=np.full((t, t), 0.55, np.float32), render=np.zeros((height, width, 3), np.float32),
+        mask=np.zeros((height, width), np.float32), quality="fast")
+
+
+def fake_result_folder(folder: Path, seed: int = 0) -> Path:
+    """Save fake_result() into folder with core.result.save; returns the folder."""
+    from facestage.core.result import save
+
+    return save(fake_result(seed), folder, force=True)
+
+
+def run_bpy(script: str, env: dict[str, str], *args: str, timeout: float = 300) -> str:
+    """Run a Python script that imports bpy in a fresh process; returns stdout, fails with its output."""
+    preamble = f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+    done = subprocess.run([sys.executable, "-c", preamble + textwrap.dedent(script), *args], capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    if done.returncode != 0 or "Traceback" in done.stderr:
+        raise AssertionError(f"bpy script failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
+    return done.stdout
+
+
+def read_json_line(stdout: str, tag: str) -> dict:  # type: ignore[type-arg]
+    """The JSON printed by a script on a line starting with tag."""
+    for line in stdout.splitlines():
+        if line.startswith(tag):
+            return json.loads(line[len(tag):])
+    raise AssertionError(f"no {tag} line in:\n{stdout[-3000:]}")
+
+

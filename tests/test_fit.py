@@ -1,0 +1,177 @@
+"""Stage 0 (core/fit.py): the landmark fit recovers pose, focal length and shape of synthetic heads with known answers."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facestage.core import fit
+from facestage.core.errors import Cancelled
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = list(range(8))
+
+
+def _tool(name: str):  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+@pytest.fixture(scope="session")
+def model():  # type: ignore[no-untyped-def]
+    from facestage.core.head import load_head_model
+
+    return load_head_model()
+
+
+@pytest.fixture(scope="session")
+def embedding() -> fit.LandmarkEmbedding:
+    return fit.load_embedding()
+
+
+@pytest.fixture(scope="session")
+def scenes(model):  # type: ignore[no-untyped-def]
+    from facestage.core.synthetic import load_scene
+
+    return [load_scene(folder) for folder in _tool("synthetic").ensure_scenes(SEEDS)]
+
+
+@pytest.fixture(scope="session")
+def fitted(scenes, model, embedding):  # type: ignore[no-untyped-def]
+    """(scene, detected landmarks, fit, metrics) for every synthetic scene."""
+    from facestage.core.landmarks import detect
+    from facestage.core.synthetic import fit_metrics
+
+    out = []
+    for loaded in scenes:
+        landmarks = detect(loaded.image_srgb, source=str(loaded.folder))
+        result = fit.fit_landmarks(landmarks.points, loaded.scene.width, loaded.scene.height, model)
+        out.append((loaded, landmarks, result, fit_metrics(result, loaded, model, embedding)))
+    return out
+
+
+def _exact_landmarks(model, embedding, seed: int, yaw: float = 20.0):  # type: ignore[no-untyped-def]
+    """Noise-free landmark pixels of a random head (no rendering), with its true parameters.
+
+    The jaw-line landmarks are put where a detector would see them: on the true occluding contour.
+    """
+    from facestage.core.synthetic import head_vertices, sample_scene
+
+    scene = sample_scene(model, seed)
+    scene.rotation = fit.rotation_from_yaw_pitch_roll(yaw, 5.0, -4.0).tolist()
+    identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
+    vertices = head_vertices(model, identity, expression)
+    faces = np.asarray(model.faces, np.int64)
+    points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1) @ np.asarray(scene.rotation).T
+    pixels = fit.project_points(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
+    pose = fit.camera_from_world_pose(np.asarray(scene.rotation), np.zeros(3), np.asarray(scene.world_from_camera))
+    slid, valid = fit.slide_contour(model, pose, scene.focal_px, identity, expression, scene.width, scene.height, pixels)
+    assert valid.all()
+    pixels[embedding.contour] = slid
+    return scene, pixels
+
+
+# ----------------------------------------------------------------------------- fast (no rendering)
+
+
+def test_fit_recovers_pose_and_focal_from_exact_landmarks(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    scene, pixels = _exact_landmarks(model, embedding, seed=3)
+    options = fit.FitOptions(w_identity=1e-6, w_expression=1e-6, w_expression_l2=1e-6, w_focal=0.0)
+    result = fit.fit_landmarks(pixels, scene.width, scene.height, model, options=options)
+    fixed = np.isin(np.arange(fit.N_LANDMARKS), embedding.contour, invert=True)
+    assert np.median(np.abs(result.landmarks_px - pixels)[fixed]) < 0.05
+    assert abs(result.focal_px / scene.focal_px - 1) < 0.02
+    truth = np.array(scene.yaw_pitch_roll_deg)
+    assert np.abs(np.array(result.yaw_pitch_roll_deg) - truth).max() < 0.5
+
+
+def test_fit_world_frame_reprojects_its_own_landmarks(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    """world = R·model + t with the Blender camera world_from_camera and K reproduce the fitted pixels."""
+    scene, pixels = _exact_landmarks(model, embedding, seed=5, yaw=-25.0)
+    result = fit.fit_landmarks(pixels, scene.width, scene.height, model)
+    faces = np.asarray(model.faces, np.int64)
+    world = (result.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
+    again = fit.project_points(world, result.K, result.world_from_camera)
+    fixed = np.isin(np.arange(fit.N_LANDMARKS), embedding.contour, invert=True)
+    assert np.abs(again - result.landmarks_px)[fixed].max() < 1e-3
+    assert np.allclose(result.translation, 0) and np.allclose(result.rotation @ result.rotation.T, np.eye(3), atol=1e-9)
+    assert np.allclose(result.world_from_camera[:3, :3], fit.CAMERA_WORLD_ROTATION)
+    assert result.K[0, 2] == scene.width / 2 and result.K[1, 2] == scene.height / 2
+
+
+def test_contour_landmarks_slide_onto_the_true_jaw_outline(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    """Jaw-line landmarks on the true occluding contour of a turned head are matched across the outline."""
+    scene, pixels = _exact_landmarks(model, embedding, seed=1, yaw=28.0)
+    fixed_points = pixels.copy()
+    result = fit.fit_landmarks(pixels, scene.width, scene.height, model)
+    assert np.median(result.errors_px[embedding.contour]) < 0.5
+    assert abs(result.yaw_pitch_roll_deg[0] - scene.yaw_pitch_roll_deg[0]) < 0.5
+    del fixed_points
+
+
+def test_fit_is_deterministic(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    scene, pixels = _exact_landmarks(model, embedding, seed=7)
+    noisy = pixels + np.random.Generator(np.random.PCG64(0)).normal(0, 1.0, pixels.shape)
+    a = fit.fit_landmarks(noisy, scene.width, scene.height, model)
+    b = fit.fit_landmarks(noisy, scene.width, scene.height, model)
+    for name in ("identity", "expression", "rotation", "world_from_camera", "vertices", "landmarks_px"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.focal_px == b.focal_px
+
+
+def test_fit_reports_progress_and_honours_cancel(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    scene, pixels = _exact_landmarks(model, embedding, seed=2)
+    reports = []
+    fit.fit_landmarks(pixels, scene.width, scene.height, model, progress=reports.append)
+    assert reports and all(r.stage == "landmarks" for r in reports)
+    assert [r.step for r in reports] == sorted(r.step for r in reports) and reports[-1].step <= reports[-1].total
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        fit.fit_landmarks(pixels, scene.width, scene.height, model, cancel=cancel)
+
+
+def test_draw_landmarks_marks_detected_and_fitted_points_in_two_colours() -> None:
+    photo = np.full((100, 120, 3), 0.5, np.float32)
+    detected = np.full((fit.N_LANDMARKS, 2), 30.0)
+    fitted = np.full((fit.N_LANDMARKS, 2), 80.0)
+    image = fit.draw_landmarks(photo, detected, fitted)
+    assert image.shape == photo.shape and image.dtype == np.float32
+    green, magenta = image[30, 30], image[80, 80]
+    assert green[1] > 0.8 and green[0] < 0.3
+    assert magenta[0] > 0.9 and magenta[2] > 0.8 and magenta[1] < 0.3
+    assert np.allclose(image[5, 110], 0.5, atol=1 / 255)
+
+
+# ----------------------------------------------------------------------------- on rendered scenes
+
+
+@pytest.mark.slow
+def test_stage0_median_landmark_error_is_below_1_5_percent_of_eye_distance(fitted) -> None:  # type: ignore[no-untyped-def]
+    errors = [m["landmark_error_pct_iod"] for *_, m in fitted]
+    assert len(errors) >= 8
+    assert max(errors) <= 1.5, errors
+
+
+@pytest.mark.slow
+def test_stage0_face_shape_is_within_3_mm_after_similarity_alignment(fitted) -> None:  # type: ignore[no-untyped-def]
+    errors = [m["vertex_error_mm"] for *_, m in fitted]
+    assert max(errors) <= 3.0, errors
+
+
+@pytest.mark.slow
+def test_stage0_focal_length_is_within_15_percent(fitted) -> None:  # type: ignore[no-untyped-def]
+    errors = [m["focal_error_pct"] for *_, m in fitted]
+    assert max(abs(e) for e in errors) <= 15.0, errors
+
+
+@pytest.mark.slow
+def test_stage0_yaw_pitch_roll_are_within_3_degrees(fitted) -> None:  # type: ignore[no-untyped-def]
+    errors = [(m["yaw_error_deg"], m["pitch_error_deg"], m["roll_error_deg"]) for *_, m in fitted]
+    assert np.abs(np.array(errors)).max() <= 3.0, errors

@@ -1,0 +1,219 @@
+"""The committed head model honours docs/conventions.md ("Head model") and tools/build_head_model.py rebuilds it."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from facestage.core.errors import FaceStageError
+from facestage.core.head import HeadModel, load_head_model, posed, vertex_normals
+
+ROOT = Path(__file__).resolve().parents[1]
+NPZ = ROOT / "core" / "data" / "head_hm08.npz"
+TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
+ARKIT = [
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel",
+    "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
+    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft",
+    "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
+    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+]
+REGIONS = ["nose", "mouth", "eyes", "brows", "forehead", "cheeks", "jaw", "chin", "ears", "scalp", "neck"]
+
+
+@pytest.fixture(scope="module")
+def npz() -> dict[str, np.ndarray]:
+    with np.load(NPZ, allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+@pytest.fixture(scope="module")
+def model() -> HeadModel:
+    return load_head_model()
+
+
+def test_file_is_small_and_has_a_licence() -> None:
+    assert NPZ.stat().st_size < 10 * 2**20
+    assert "CC0" in (NPZ.parent / "LICENSE-hm08.txt").read_text()
+
+
+def test_arrays_have_the_contract_shapes_and_dtypes(npz) -> None:
+    V, F, T = len(npz["vertices"]), len(npz["faces"]), len(npz["uvs"])
+    K, R, E = len(npz["identity_basis"]), len(npz["region_names"]), len(npz["eye_vertices"])
+    assert V == 3260 and 80 <= K <= 200 and R == len(REGIONS)
+    expected = {
+        "vertices": (V, 3), "faces": (F, 3), "uvs": (T, 2), "face_uvs": (F, 3), "identity_basis": (K, V, 3),
+        "identity_variance": (K,), "identity_explained_variance": (K,), "expression_basis": (52, V, 3),
+        "expression_names": (52,), "region_names": (R,), "region_weights": (R, V), "symmetry": (V,),
+        "source_vertex_ids": (V,), "vertex_mass": (V,), "origin_offset": (3,), "eye_vertices": (E, 3),
+        "eye_faces": (len(npz["eye_faces"]), 3), "eye_uvs": (len(npz["eye_uvs"]), 2),
+        "eye_face_uvs": (len(npz["eye_faces"]), 3), "eye_centres": (2, 3), "eye_identity_basis": (K, E, 3),
+        "eye_expression_basis": (52, E, 3),
+    }
+    for name, shape in expected.items():
+        assert npz[name].shape == shape, name
+        kind = npz[name].dtype
+        if name in ("faces", "face_uvs", "symmetry", "source_vertex_ids", "eye_faces", "eye_face_uvs"):
+            assert kind == np.int32, name
+        elif name not in ("expression_names", "region_names"):
+            assert kind == np.float32 and np.isfinite(npz[name]).all(), name
+    assert npz["faces"].min() == 0 and npz["faces"].max() == V - 1
+    assert npz["face_uvs"].max() == T - 1 and 0 <= npz["uvs"].min() and npz["uvs"].max() <= 1
+    assert npz["eye_faces"].max() == E - 1 and npz["eye_face_uvs"].max() == len(npz["eye_uvs"]) - 1
+    assert np.all(np.diff(npz["source_vertex_ids"]) > 0)
+    with zipfile.ZipFile(NPZ) as archive:
+        assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in archive.infolist())
+
+
+def test_units_are_metres_of_a_human_head(npz) -> None:
+    v, eyes = npz["vertices"].astype(np.float64), npz["eye_centres"].astype(np.float64)
+    extent = v.max(0) - v.min(0)
+    assert 0.20 < extent[2] < 0.30  # crown to the bottom of the neck
+    assert 0.14 < extent[0] < 0.19 and 0.17 < extent[1] < 0.24  # width over the ears, depth
+    assert 0.055 < np.linalg.norm(eyes[0] - eyes[1]) < 0.068  # interpupillary distance
+    assert np.allclose(npz["vertex_mass"].sum(), 1, atol=1e-5) and (npz["vertex_mass"] > 0).all()
+
+
+def test_origin_is_the_head_centre(npz) -> None:
+    v, eyes = npz["vertices"].astype(np.float64), npz["eye_centres"].astype(np.float64)
+    assert abs(eyes[:, 2].mean()) < 1e-6 and abs(v[:, 0].mean()) < 1e-4
+    band = np.abs(v[:, 2]) < 0.02
+    assert abs(v[band, 1].min() + v[band, 1].max()) < 1e-6
+
+
+def test_head_faces_minus_y(npz) -> None:
+    v = npz["vertices"]
+    face_vertices = np.abs(v[:, 2]) < 0.08
+    tip = np.argmin(np.where(face_vertices, v[:, 1], np.inf))
+    assert abs(v[tip, 0]) < 1e-4 and -0.06 < v[tip, 2] < 0.0  # on the midline, below the eyes: the nose tip
+    assert v[tip, 1] < npz["eye_centres"][:, 1].min() - 0.02
+    normals = vertex_normals(torch.from_numpy(v), torch.from_numpy(npz["faces"]))
+    assert normals[tip, 1] < -0.5  # triangles wind outwards
+
+
+def test_symmetry_is_an_involution_that_mirrors_positions(npz, model) -> None:
+    mirror = npz["symmetry"].astype(np.int64)
+    assert np.array_equal(mirror[mirror], np.arange(len(mirror)))
+    v = npz["vertices"]
+    assert np.abs(v[mirror] * [-1, 1, 1] - v).max() < 2e-3
+    assert torch.allclose(model.mirrored(model.vertices), model.vertices, atol=2e-3)
+
+
+def test_identity_basis_is_orthogonal_and_scaled_to_one_std(npz) -> None:
+    basis = npz["identity_basis"].astype(np.float64)
+    mass, variance = npz["vertex_mass"].astype(np.float64), npz["identity_variance"].astype(np.float64)
+    flat = (basis * np.sqrt(mass)[None, :, None]).reshape(len(basis), -1)
+    gram = flat @ flat.T
+    assert np.allclose(np.diag(gram), variance, rtol=1e-4)
+    off = gram / np.sqrt(np.outer(variance, variance)) - np.eye(len(basis))
+    assert np.abs(off).max() < 1e-4
+    assert np.all(np.diff(variance) <= 0) and variance[-1] > 0
+    explained = npz["identity_explained_variance"]
+    assert np.all(np.diff(explained) > 0) and 0.999 <= explained[-1] <= 1.0 and explained[-2] < 0.999
+    # One std of the first component is a visible but human-sized change (rms over the head, metres).
+    assert 0.003 < np.sqrt(variance[0]) < 0.03
+
+
+def test_expression_names_are_the_arkit_52_in_order(npz, model) -> None:
+    assert [str(n) for n in npz["expression_names"]] == ARKIT
+    assert model.expression_names == tuple(ARKIT)
+
+
+def test_jaw_open_moves_the_chin_down(npz) -> None:
+    v, delta = npz["vertices"], npz["expression_basis"][ARKIT.index("jawOpen")]
+    chin = np.argmin(np.where((np.abs(v[:, 0]) < 1e-4) & (v[:, 1] < -0.05), v[:, 2], np.inf))
+    assert delta[chin, 2] < -0.005  # about 9 mm at weight 1
+
+
+def test_left_units_move_the_subjects_left_side_which_is_plus_x(npz) -> None:
+    v, basis = npz["vertices"], npz["expression_basis"]
+    for name in ("eyeBlinkLeft", "eyeBlinkRight"):
+        size = np.linalg.norm(basis[ARKIT.index(name)], axis=1)
+        moved = size > 1e-4
+        assert moved.sum() > 20
+        side = 1 if name.endswith("Left") else -1
+        assert np.all(side * v[moved, 0] > 0), name
+    assert basis[ARKIT.index("jawLeft")][:, 0].sum() > 0  # the jaw slides towards the subject's left, +X
+    eyes = npz["eye_vertices"]
+    assert np.all(eyes[: len(eyes) // 2, 0] > 0) and np.all(eyes[len(eyes) // 2:, 0] < 0)
+
+
+def test_region_weights_are_in_unit_range_and_cover_the_face(npz, model) -> None:
+    assert [str(n) for n in npz["region_names"]] == REGIONS
+    weights = npz["region_weights"]
+    assert weights.min() >= 0 and weights.max() <= 1
+    for name, w in zip(REGIONS, weights):
+        assert (w > 0.5).sum() > 30, name
+        assert np.abs(w - w[npz["symmetry"]]).max() < 1e-5, name  # symmetric
+    v = npz["vertices"]
+    front = (v[:, 1] < -0.04) & (np.abs(v[:, 2]) < 0.08)
+    assert (weights.max(0)[front] > 0.5).mean() > 0.95
+    nose = model.region("nose").numpy()
+    assert nose[np.argmin(np.where(np.abs(v[:, 2]) < 0.08, v[:, 1], np.inf))] == pytest.approx(1.0)
+    with pytest.raises(FaceStageError):
+        model.region("elbow")
+
+
+def test_evaluate_is_differentiable_batched_and_matches_numpy(npz, model) -> None:
+    gen = torch.Generator().manual_seed(0)
+    identity = torch.randn(2, model.n_identity, generator=gen, requires_grad=True)
+    expression = torch.rand(2, 52, generator=gen)
+    verts = model.evaluate(identity, expression)
+    assert verts.shape == (2, model.n_vertices, 3)
+    reference = (npz["vertices"].astype(np.float64)
+                 + np.einsum("k,kvc->vc", identity[1].detach().double().numpy(), npz["identity_basis"])
+                 + np.einsum("e,evc->vc", expression[1].double().numpy(), npz["expression_basis"]))
+    assert np.abs(verts[1].detach().numpy() - reference).max() < 1e-5
+    verts.square().sum().backward()
+    assert identity.grad is not None and torch.isfinite(identity.grad).all()
+    assert torch.equal(model.evaluate(), model.vertices)
+    eyes = model.eye_evaluate(identity[0].detach(), expression[0])
+    assert eyes.shape == model.eye_vertices.shape
+    assert torch.allclose(model.eye_centres_of(model.eye_vertices), model.eye_centres, atol=1e-6)
+
+
+def test_posed_and_normals(model) -> None:
+    angle = torch.tensor(0.3)
+    c, s = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([c, -s, torch.tensor(0.0)]), torch.stack([s, c, torch.tensor(0.0)]),
+                            torch.tensor([0.0, 0.0, 1.0])])
+    translation = torch.tensor([0.1, -0.2, 0.3])
+    world = posed(model.vertices, rotation, translation)
+    assert torch.allclose(world[5], rotation @ model.vertices[5] + translation, atol=1e-6)
+    normals = vertex_normals(world, model.faces)
+    assert torch.allclose(normals, vertex_normals(model.vertices, model.faces) @ rotation.T, atol=1e-4)
+    assert torch.allclose(normals.norm(dim=-1), torch.ones(model.n_vertices), atol=1e-5)
+
+
+def test_model_is_cached_and_round_trips_to_hm08(model) -> None:
+    assert load_head_model() is model
+    hm08 = model.to_hm08(model.vertices)
+    assert 5.5 < hm08[:, 1].min() and hm08[:, 1].max() < 8.8  # hm08 head: decimetres, y up
+    assert hm08[:, 2].max() > 1.5  # +z front
+
+
+def test_missing_file_is_a_user_error(tmp_path) -> None:
+    with pytest.raises(FaceStageError):
+        load_head_model(tmp_path / "nope.npz")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TOOLS_PYTHON.exists(), reason="no tools venv (.venv-tools) with anny")
+def test_rebuild_reproduces_the_committed_file(tmp_path) -> None:
+    has_anny = subprocess.run([str(TOOLS_PYTHON), "-c", "import anny"], capture_output=True).returncode == 0
+    if not has_anny:
+        pytest.skip("anny is not installed in .venv-tools")
+    out = tmp_path / "head.npz"
+    subprocess.run([str(TOOLS_PYTHON), str(ROOT / "tools" / "build_head_model.py"), "--out", str(out)],
+                   check=True, capture_output=True, timeout=600)
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == hashlib.sha256(NPZ.read_bytes()).hexdigest()

