@@ -1,16 +1,49 @@
-"""Stages 0 → 1 → 2 of the reconstruction, with progress, cancel, rollback and a seed.
+"""Stages 0 → 1 → 2 of the reconstruction, with progress, cancel, NaN rollback and a seed.
 
-(Interface first; the stages are filled in as the renderer and head model land.)
+Stage 0 (core.fit) places the head from landmarks. Stage 1 explains the photo
+with few numbers: pose/shape refinement, SH ambient, the 20-light stage and a
+statistical (biophysical, per-region) albedo, so shadows and shading go to the
+light, not the skin. Stage 2 then frees the diffuse, specular and roughness
+maps per texel, held by symmetry, consistency with stage 1, smoothness and
+the skin-colour prior.
+
+Ambiguities and how they are resolved (stated because they decide the maps):
+* albedo vs light intensity: the albedo lives on the biophysical skin
+  manifold (core.skin), whose absolute level is fixed by the chromophore
+  model, so the light takes the remaining scale;
+* SH vs light stage: the SH is ambient only — its l ≥ 1 coefficients are
+  penalised (w_sh_prior), so directional light goes to the stage, where it
+  casts shadows; unused stage lights are driven to zero by an L1 prior.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
+import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+
+from . import lightstage, skin, uvmaps
 from .config import ReconstructConfig
+from .device import pick
+from .errors import Cancelled, FaceStageError
+from .head import load_head_model
+from .image import Photo, linear_to_srgb, load_photo, srgb_to_linear
+from .masks import skin_mask
+from .render import RenderOptions, RenderScene, render
 from .result import Result
+
+log = logging.getLogger(__name__)
+
+ROUGHNESS_STAGE1 = 0.45
+SPECULAR_STAGE1 = 0.5
+CROP_MARGIN = 1.5  # crop side = CROP_MARGIN × face landmark extent
 
 
 @dataclass(frozen=True)
@@ -27,7 +60,436 @@ class Progress:
 ProgressCallback = Callable[[Progress], None]
 
 
+@dataclass
+class Crop:
+    """The square face region the photometric stages work in, and its camera."""
+
+    x0: float
+    y0: float
+    side: float
+    size: int  # pixels of the rendered crop
+
+    def K(self, K_full: np.ndarray) -> np.ndarray:
+        scale = self.size / self.side
+        out = K_full.copy()
+        out[0, 2] -= self.x0
+        out[1, 2] -= self.y0
+        out[:2] *= scale
+        return out
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        """Resample (H, W[, C]) into the crop's (size, size) grid, bilinear, zero outside."""
+        t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+        t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+        h, w = image.shape[:2]
+        centres = (torch.arange(self.size, dtype=torch.float32) + 0.5) * self.side / self.size
+        xs = (self.x0 + centres) / w * 2 - 1
+        ys = (self.y0 + centres) / h * 2 - 1
+        grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+        out = torch.nn.functional.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        return (out[0] if image.ndim == 2 else out.permute(1, 2, 0)).numpy()
+
+
+def face_crop(points: np.ndarray, size: int) -> Crop:
+    lo, hi = points.min(0), points.max(0)
+    centre = (lo + hi) / 2
+    side = float(CROP_MARGIN * max(hi - lo))
+    return Crop(x0=float(centre[0] - side / 2), y0=float(centre[1] - side / 2), side=side, size=size)
+
+
+class Guard:
+    """Cancel checks, progress reports and NaN rollback around an optimiser loop."""
+
+    def __init__(self, stage: str, total: int, progress: ProgressCallback | None, cancel: threading.Event | None,
+                 params: list[torch.Tensor], optimizer: torch.optim.Optimizer) -> None:
+        self.stage, self.total, self.progress, self.cancel = stage, total, progress, cancel
+        self.params, self.optimizer = params, optimizer
+        self.good = self._snapshot()
+        self.rollbacks = 0
+
+    def _snapshot(self) -> tuple[list[torch.Tensor], dict]:  # type: ignore[type-arg]
+        return [p.detach().clone() for p in self.params], copy.deepcopy(self.optimizer.state_dict())
+
+    def step(self, step: int, loss: torch.Tensor) -> bool:
+        """After backward(): True if the optimiser may step; on NaN/Inf restore and halve the learning rate."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled()
+        finite = bool(torch.isfinite(loss)) and all(p.grad is None or bool(torch.isfinite(p.grad).all()) for p in self.params)
+        if not finite:
+            self.rollbacks += 1
+            if self.rollbacks > 20:
+                raise FaceStageError(f"The {self.stage} stage diverged (non-finite values even after 20 rollbacks).")
+            values, state = self.good
+            with torch.no_grad():
+                for p, v in zip(self.params, values):
+                    p.copy_(v)
+            self.optimizer.load_state_dict(copy.deepcopy(state))
+            for group in self.optimizer.param_groups:
+                group["lr"] *= 0.5
+            self.optimizer.zero_grad(set_to_none=True)
+            log.warning("Non-finite loss or gradient in %s step %d; rolled back and halved the step size.", self.stage, step)
+            return False
+        if step % 10 == 0:
+            self.good = self._snapshot()
+        if self.progress is not None:
+            self.progress(Progress(self.stage, step + 1, self.total, float(loss.detach())))
+        return True
+
+
+def robust(residual: torch.Tensor, scale: float = 0.05) -> torch.Tensor:
+    """Charbonnier penalty: quadratic for small errors, linear for outliers (hair, occluders)."""
+    return torch.sqrt(residual ** 2 + scale ** 2) - scale
+
+
+def psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR in dB over the mask (images in [0, 1])."""
+    weight = mask[..., None] if a.ndim == 3 else mask
+    mse = float(((a - b) ** 2 * weight).sum() / max(weight.sum() * (a.shape[-1] if a.ndim == 3 else 1), 1e-8))
+    return 10 * math.log10(1.0 / max(mse, 1e-12))
+
+
+class Reconstruction:
+    """State shared by the stages of one run."""
+
+    def __init__(self, photo: Photo, config: ReconstructConfig, progress: ProgressCallback | None,
+                 cancel: threading.Event | None) -> None:
+        self.photo, self.config, self.progress, self.cancel = photo, config, progress, cancel
+        self.device = pick(config.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(config.seed)
+        self.model = load_head_model(device=self.device)
+        self.faces = self.model.faces.long()
+        self.timings: dict[str, float] = {}
+        self.warnings: list[str] = list(photo.warnings)
+        self.raster = uvmaps.rasterize_uv(self.model.uvs.cpu().numpy(), self.model.face_uvs.cpu().numpy(), config.texture_size)
+
+    def tensor(self, array: np.ndarray | float, grad: bool = False) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device).clone()
+        return t.requires_grad_(grad)
+
+    # ----------------------------------------------------------------- geometry
+    def init_geometry(self, fit0) -> None:  # type: ignore[no-untyped-def]
+        """Stage-1 variables around the stage-0 fit: a rotation correction, a translation, a focal scale, shape."""
+        self.R0 = self.tensor(fit0.rotation)
+        self.t0 = self.tensor(fit0.translation)
+        self.world_from_camera = self.tensor(fit0.world_from_camera)
+        self.K_full = np.asarray(fit0.K, np.float64)
+        self.omega = self.tensor(np.zeros(3), grad=True)
+        self.shift = self.tensor(np.zeros(3), grad=True)
+        self.log_focal = self.tensor(0.0, grad=True)
+        self.identity = self.tensor(fit0.identity, grad=True)
+        self.expression = self.tensor(fit0.expression, grad=True)
+
+    def rotation(self) -> torch.Tensor:
+        from .fit import _rodrigues
+
+        return _rodrigues(self.omega.double()).to(self.R0) @ self.R0
+
+    def translation(self) -> torch.Tensor:
+        return self.t0 + self.shift
+
+    def world_vertices(self) -> torch.Tensor:
+        model_space = self.model.evaluate(self.identity, self.expression.clamp(0, 1))
+        return model_space @ self.rotation().T + self.translation()
+
+    def camera_K(self, crop: Crop) -> torch.Tensor:
+        K = self.tensor(crop.K(self.K_full))
+        scale = torch.exp(self.log_focal)
+        return torch.stack([K[0] * torch.stack([scale, scale.new_ones(()), scale.new_ones(())]),
+                            K[1] * torch.stack([scale.new_ones(()), scale, scale.new_ones(())]), K[2]])
+
+    # ----------------------------------------------------------------- appearance
+    def init_appearance(self, target: np.ndarray, mask: np.ndarray) -> None:
+        """Start the light from the photo's brightness: a quarter ambient, the rest from the front lights."""
+        regions = self.model.region_weights
+        self.region_w = regions / regions.sum(0).clamp_min(1.0)
+        n_regions = regions.shape[0]
+        self.melanin = self.tensor(np.r_[0.3, np.zeros(n_regions)], grad=True)
+        self.haemoglobin = self.tensor(np.r_[0.4, np.zeros(n_regions)], grad=True)
+        self.spec_level = self.tensor(np.r_[SPECULAR_STAGE1, np.zeros(n_regions)], grad=True)
+        level = float((target * mask[..., None]).sum() / max(mask.sum() * 3, 1.0))
+        albedo0 = float(skin.skin_albedo(torch.tensor(0.3), torch.tensor(0.4)).mean())
+        irradiance = math.pi * level / max(albedo0, 1e-3)
+        n_sh = self.config.sh_bands ** 2
+        sh = np.zeros((3, n_sh))
+        sh[:, 0] = 0.25 * irradiance / math.pi / 0.28209479
+        self.sh = self.tensor(sh, grad=True)
+        centre = self.translation().detach()
+        camera_dir = torch.nn.functional.normalize(self.world_from_camera[:3, 3] - centre, dim=0)
+        stage = lightstage.default_stage(centre)
+        facing = (lightstage.centroids(stage) - centre) @ camera_dir
+        front = (facing > 0).float()[:, None]
+        stage.i = (0.75 * irradiance * front / front.sum()).expand(-1, 3).clone() + 1e-3
+        self.stage_centre = centre
+        self.light_raw = {k: v.detach().clone().requires_grad_(True) for k, v in lightstage.to_raw(stage).items()}
+
+    def light_stage(self):  # type: ignore[no-untyped-def]
+        return lightstage.from_raw(self.light_raw, self.stage_centre)
+
+    def statistical_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage-1 textures: biophysical albedo and specular level per region, blended by region weights."""
+        def per_vertex(values: torch.Tensor) -> torch.Tensor:
+            return values[0] + values[1:] @ self.region_w
+
+        albedo = skin.skin_albedo(per_vertex(self.melanin), per_vertex(self.haemoglobin))
+        spec = per_vertex(self.spec_level).clamp(0, 1)[:, None]
+        diffuse = uvmaps.vertex_to_texture(albedo, self.faces, self.raster)
+        specular = uvmaps.vertex_to_texture(spec, self.faces, self.raster)
+        roughness = torch.full_like(specular, ROUGHNESS_STAGE1)
+        return diffuse, specular, roughness
+
+    def scene(self, crop: Crop, background: torch.Tensor, maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+              ) -> RenderScene:
+        diffuse, specular, roughness = maps
+        return RenderScene(verts=self.world_vertices(), faces=self.faces, uvs=self.model.uvs, face_uvs=self.model.face_uvs,
+                           diffuse=diffuse, specular=specular, roughness=roughness, K=self.camera_K(crop),
+                           world_from_camera=self.world_from_camera, width=crop.size, height=crop.size,
+                           sh=self.sh, stage=self.light_stage(), background=background)
+
+    # ----------------------------------------------------------------- losses
+    def landmark_loss(self, crop: Crop, detected: torch.Tensor, scale: float) -> torch.Tensor:
+        from .fit import load_embedding
+
+        if not hasattr(self, "_embedding"):
+            emb = load_embedding()
+            keep = np.setdiff1d(np.arange(len(emb.faces)), emb.contour)
+            self._embedding = (torch.as_tensor(emb.faces[keep], device=self.device).long(),
+                               self.tensor(emb.bary[keep]), self.tensor(emb.weights[keep]), torch.as_tensor(keep))
+        faces, bary, weights, keep = self._embedding
+        verts = self.world_vertices()
+        points = (verts[self.faces[faces]] * bary[..., None]).sum(1)
+        K = self.camera_K(crop)
+        cam = (points - self.world_from_camera[:3, 3]) @ self.world_from_camera[:3, :3]
+        cv = cam * cam.new_tensor([1.0, -1.0, -1.0])
+        uv = (cv @ K.T)[:, :2] / cv[:, 2:3]
+        target = detected[keep]
+        return (weights * robust((uv - target).norm(dim=-1) / scale, 0.01)).sum() / weights.sum()
+
+    def photometric(self, image: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Robust error in a gamma-2.2 space (close to how the photo's sRGB values are judged)."""
+        def encode(x: torch.Tensor) -> torch.Tensor:
+            return x.clamp_min(1e-4) ** (1 / 2.2)
+
+        return (robust(encode(image) - encode(target), 0.02).sum(-1) * mask).sum() / mask.sum().clamp_min(1.0)
+
+    def prior_loss(self) -> torch.Tensor:
+        c = self.config
+        i = lightstage.from_raw(self.light_raw, self.stage_centre).i
+        return (c.w_identity * (self.identity ** 2).sum() + c.w_expression * self.expression.abs().sum()
+                + c.w_light_sparsity * i.abs().sum() + c.w_sh_prior * (self.sh[:, 1:] ** 2).sum()
+                + 1e-2 * ((self.melanin[1:] ** 2).sum() + (self.haemoglobin[1:] ** 2).sum() + (self.spec_level[1:] ** 2).sum()))
+
+
+def _levels(config: ReconstructConfig, steps: int) -> list[int]:
+    """Coarse-to-fine crop sizes for each step: the first third at half resolution."""
+    coarse = max(32, config.render_size // 2)
+    return [coarse if k < steps // 3 else config.render_size for k in range(steps)]
+
+
+def _crop_targets(run: Reconstruction, points: np.ndarray, size: int) -> tuple[Crop, torch.Tensor, torch.Tensor, torch.Tensor]:
+    crop = face_crop(points, size)
+    linear = srgb_to_linear(run.photo.pixels)
+    target = run.tensor(crop.cut(linear))
+    mask = run.tensor(crop.cut(skin_mask(points, run.photo.width, run.photo.height)))
+    detected = run.tensor((points - [crop.x0, crop.y0]) * size / crop.side)
+    return crop, target, mask, detected
+
+
+def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
+    """Stage 1: pose/shape refinement, SH, light stage and statistical albedo against the photo."""
+    steps = run.config.steps.lighting
+    crop, target, mask, _ = _crop_targets(run, points, run.config.render_size)
+    run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
+    lr = run.config.learning_rate
+    groups = [
+        {"params": [run.omega, run.shift, run.log_focal], "lr": 0.1 * lr},
+        {"params": [run.identity, run.expression], "lr": lr},
+        {"params": [run.sh, run.melanin, run.haemoglobin, run.spec_level], "lr": 2 * lr},
+        {"params": list(run.light_raw.values()), "lr": 5 * lr},
+    ]
+    optimizer = torch.optim.Adam(groups)
+    params = [p for g in groups for p in g["params"]]
+    guard = Guard("lighting", steps, run.progress, run.cancel, params, optimizer)
+    options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=True)
+    cache: dict[int, tuple] = {}  # type: ignore[type-arg]
+    for step, size in enumerate(_levels(run.config, steps)):
+        if size not in cache:
+            cache[size] = _crop_targets(run, points, size)
+        crop, target, mask, detected = cache[size]
+        optimizer.zero_grad(set_to_none=True)
+        out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
+        scale = float(np.ptp(detected[:, 0].cpu().numpy()))
+        loss = (run.photometric(out.image, target, mask) + run.config.w_landmarks * run.landmark_loss(crop, detected, scale)
+                + run.prior_loss())
+        loss.backward()
+        if guard.step(step, loss):
+            optimizer.step()
+            with torch.no_grad():
+                run.expression.clamp_(0, 1)
+
+
+def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Stage 2: per-texel diffuse, specular and roughness, regularised; returns the maps and the seen-texel mask."""
+    c = run.config
+    steps = c.steps.maps
+    crop, target, mask, _ = _crop_targets(run, points, c.render_size)
+    with torch.no_grad():
+        stat = [m.detach().clone() for m in run.statistical_maps()]
+    maps = [m.clone().requires_grad_(True) for m in stat]
+    mirror = run.tensor(np.nan_to_num(uvmaps.mirror_uv(run.raster, run.model.faces.cpu().numpy(), run.model.uvs.cpu().numpy(),
+                                                        run.model.face_uvs.cpu().numpy(), run.model.symmetry.cpu().numpy()), nan=-1.0))
+    has_mirror = mirror[..., 0] >= 0
+    inside = torch.as_tensor(run.raster.inside, device=run.device)
+    frozen = [p for p in [run.omega, run.shift, run.log_focal, run.identity, run.expression, run.sh,
+                          *run.light_raw.values()]]
+    for p in frozen:
+        p.requires_grad_(False)
+    options = RenderOptions(spp=c.spp, light_samples=c.shadow_samples, edge_sampling=False)
+    seen = torch.zeros(inside.shape, dtype=torch.bool, device=run.device)
+    optimizer = torch.optim.Adam([{"params": maps[:1], "lr": 2 * c.learning_rate}, {"params": maps[1:], "lr": 2 * c.learning_rate}])
+    guard = Guard("maps", steps, run.progress, run.cancel, maps, optimizer)
+    bounds = [(0.003, 0.95), (0.0, 1.0), (0.15, 1.0)]
+    for step in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        out = render(run.scene(crop, target, tuple(maps)), options, run.generator)  # type: ignore[arg-type]
+        data = run.photometric(out.image, target, mask)
+        if step == 0:
+            data.backward(retain_graph=True)
+            seen = maps[0].grad.abs().sum(-1) > 0  # type: ignore[union-attr]
+            optimizer.zero_grad(set_to_none=True)
+        reg = torch.zeros((), device=run.device)
+        for k, (m, s) in enumerate(zip(maps, stat)):
+            mirrored = uvmaps.sample_texture(m, mirror.clamp(0, 1))
+            sym = ((m - mirrored) ** 2).sum(-1)[has_mirror].mean()
+            tv = ((m[1:] - m[:-1]) ** 2).mean() + ((m[:, 1:] - m[:, :-1]) ** 2).mean()
+            cons = (((m - s) ** 2).sum(-1) * inside).mean()
+            reg = reg + c.w_symmetry * sym + c.w_smoothness * tv * m.shape[0] + c.w_consistency * cons
+        reg = reg + c.w_skin_prior * skin.skin_prior(maps[0][inside])
+        loss = data + reg
+        loss.backward()
+        if guard.step(step, loss):
+            optimizer.step()
+            with torch.no_grad():
+                for m, (lo, hi) in zip(maps, bounds):
+                    m.clamp_(lo, hi)
+    with torch.no_grad():
+        grown = torch.nn.functional.max_pool2d(seen[None, None].float(), 5, 1, 2)[0, 0] > 0
+        filled = [uvmaps.fill_unseen(m, grown, torch.where(has_mirror[..., None], mirror, torch.nan), s) for m, s in zip(maps, stat)]
+    return filled[0], filled[1], filled[2], grown
+
+
+def _paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray) -> np.ndarray:
+    """Put a crop-grid image back onto the photo grid (bilinear), keeping ``outside`` where the crop does not reach."""
+    t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
+    t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
+    xs = ((torch.arange(width, dtype=torch.float32) + 0.5 - crop.x0) / crop.side) * 2 - 1
+    ys = ((torch.arange(height, dtype=torch.float32) + 0.5 - crop.y0) / crop.side) * 2 - 1
+    grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"), -1)[None]
+    out = torch.nn.functional.grid_sample(t, grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+    out = out[0] if image.ndim == 2 else out.permute(1, 2, 0)
+    inside = ((grid[0].abs() <= 1).all(-1)).numpy()
+    inside = inside[..., None] if image.ndim == 3 else inside
+    return np.where(inside, out.numpy(), outside)
+
+
+FINAL_MAX_SIDE = 1024
+
+
+def final_render(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], passes: bool = False):  # type: ignore[no-untyped-def]
+    """Render the face crop at (up to) the photo's own resolution, antialiased, composited over the photo."""
+    crop = face_crop(points, 8)
+    crop.size = int(min(FINAL_MAX_SIDE, max(64, round(crop.side))))
+    linear = srgb_to_linear(run.photo.pixels)
+    background = run.tensor(crop.cut(linear))
+    with torch.no_grad():
+        out = render(run.scene(crop, background, maps), RenderOptions(spp=4, light_samples=4, edge_sampling=False,
+                                                                      return_passes=passes), run.generator)
+    h, w = run.photo.height, run.photo.width
+    image = _paste(crop, out.image.cpu().numpy(), h, w, linear)
+    alpha = _paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
+    return image, alpha, out, crop
+
+
+def _versions() -> dict[str, str]:
+    from .doctor import PACKAGES, _version
+
+    return {name: _version(name, dist) for name, dist in PACKAGES.items() if name != "bpy"} | {"facestage": "0.1.0"}
+
+
+def _result(run: Reconstruction, fit0, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:  # type: ignore[no-untyped-def]
+    image, alpha, out, crop = final_render(run, points, maps, passes=True)
+    mask = skin_mask(points, run.photo.width, run.photo.height)
+    rendered_srgb = linear_to_srgb(image)
+    metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask), "landmark_error_px": fit0.reprojection_error_px}
+    stage = run.light_stage()
+    with torch.no_grad():
+        vertices = run.world_vertices()
+        rotation, translation = run.rotation(), run.translation()
+        K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().numpy()
+    diffuse, specular, roughness = (m.detach() for m in maps)
+    inside = run.raster.inside
+
+    def texture(m: torch.Tensor) -> np.ndarray:
+        return uvmaps.dilate_into_gutter(m.cpu().numpy(), inside)
+
+    from .report import light_diagram, make_report
+
+    detached = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
+    directions = lightstage.centroids(stage).detach().cpu().numpy() - detached["centre"]
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    shading = out.passes["diffuse"] + out.passes["ambient"]
+    report = make_report([
+        ("photo", run.photo.pixels), ("re-render", rendered_srgb),
+        ("difference x4", np.clip(np.abs(rendered_srgb - run.photo.pixels) * 4, 0, 1) * mask[..., None]),
+        ("diffuse albedo", linear_to_srgb(texture(diffuse))), ("specular level", texture(specular)[..., 0]),
+        ("roughness", texture(roughness)[..., 0]), ("shading only", linear_to_srgb((shading / max(float(shading.max()), 1e-6)).cpu().numpy())),
+        ("shadows only", out.passes["shadow"].cpu().numpy().mean(-1) if out.passes["shadow"].ndim == 3 else out.passes["shadow"].cpu().numpy()),
+        ("light stage", light_diagram(directions, detached["i"])), ("face mask", mask),
+    ])
+    return Result(
+        photo_srgb=run.photo.pixels, K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
+        identity=run.identity.detach().cpu().numpy(), expression=run.expression.detach().clamp(0, 1).cpu().numpy(),
+        expression_names=list(run.model.expression_names), rotation=rotation.cpu().numpy(), translation=translation.cpu().numpy(),
+        vertices=vertices.cpu().numpy(), faces=run.model.faces.cpu().numpy(), uvs=run.model.uvs.cpu().numpy(),
+        face_uvs=run.model.face_uvs.cpu().numpy(), source_vertex_ids=run.model.source_vertex_ids.cpu().numpy(),
+        sh=run.sh.detach().cpu().numpy(), stage=detached, lights=lightstage.blender_lights(stage),
+        diffuse=texture(diffuse), specular=texture(specular)[..., 0], roughness=texture(roughness)[..., 0],
+        render=image, mask=alpha, seed=run.config.seed, quality=run.config.quality, timings=run.timings,
+        versions=_versions(), warnings=run.warnings, metrics=metrics, extra_images={"report": report},
+    )
+
+
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None) -> Result:
-    """Reconstruct one photo; raises FaceStageError (incl. Cancelled) on user-facing problems."""
-    raise NotImplementedError
+    """Reconstruct one photo; raises FaceStageError (incl. Cancelled) on user-facing problems. Writes nothing."""
+    from . import fit, landmarks
+
+    start = time.perf_counter()
+    photo = load_photo(photo_path)
+    detected = landmarks.detect(photo.pixels, str(photo_path), config.face_index)
+    run = Reconstruction(photo, config, progress, cancel)
+    run.warnings += detected.warnings
+    run.timings["load"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    fit0 = fit.fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel)
+    run.init_geometry(fit0)
+    run.timings["landmarks"] = time.perf_counter() - mark
+    points = detected.points
+    mark = time.perf_counter()
+    if config.stages != "landmarks":
+        stage_lighting(run, points)
+    else:
+        crop, target, mask, _ = _crop_targets(run, points, 64)
+        run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
+    run.timings["lighting"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    with torch.no_grad():
+        maps = run.statistical_maps()
+    if config.stages == "full":
+        maps = stage_maps(run, points)[:3]
+    run.timings["maps"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    result = _result(run, fit0, points, maps)
+    result.extra_images["landmarks"] = fit.draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
+    run.timings["output"] = time.perf_counter() - mark
+    run.timings["total"] = time.perf_counter() - start
+    return result

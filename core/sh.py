@@ -66,30 +66,31 @@ def bands_from_size(n: int) -> int:
 
 
 @lru_cache(maxsize=64)
-def _tables(bands: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The polynomial table and the coefficient index of (l, +m) and (l, -m) per (m, l), pad = n."""
+def _tables(bands: int, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """z_table[j, k]: the z-polynomial of coefficient k; xy_index[k]: its factor among interleaved
+    Re, Im of (x + iy)^m, so that Y_k = (z^j @ z_table)[k] · xy[xy_index[k]]."""
     n = bands * bands
-    pos = np.full((bands, bands), n)
-    neg = np.full((bands, bands), n)
-    for m in range(bands):
-        for l in range(m, bands):
-            pos[m, l] = l * l + l + m
-            if m:
-                neg[m, l] = l * l + l - m
-    poly = torch.as_tensor(_POLY[:bands, :bands, :bands], dtype=dtype, device=device)
-    return poly, torch.as_tensor(pos, device=device), torch.as_tensor(neg, device=device)
+    z_table = np.zeros((bands, n))
+    xy_index = np.zeros(n, dtype=np.int64)
+    for l in range(bands):
+        for m in range(-l, l + 1):
+            z_table[:, l * l + l + m] = _POLY[abs(m), l, :bands]
+            xy_index[l * l + l + m] = 2 * abs(m) + (m < 0)
+    return torch.as_tensor(z_table, dtype=dtype, device=device), torch.as_tensor(xy_index, device=device)
 
 
-def _monomials(flat: torch.Tensor, bands: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """z^j (L, N) and Re, Im of (x + iy)^m (L, N each) for j, m < L: all the closed form needs."""
-    x, y, z = flat.T
+def _monomials(flat: torch.Tensor, bands: int, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """z^j and (Re, Im) of (x + iy)^m for j, m < L, stacked along dim: all the closed form needs.
+
+    dim = 0 gives (L, N) and (L, N, 2); dim = -1 gives (N, L) and (N, L, 2).
+    """
+    x, y, z = flat.unbind(-1)
     xy = torch.complex(x, y)
     z_pow, xy_pow = [torch.ones_like(z), z], [torch.ones_like(xy), xy]
     for _ in range(2, bands):
         z_pow.append(z_pow[-1] * z)
         xy_pow.append(xy_pow[-1] * xy)
-    re_im = torch.view_as_real(torch.stack(xy_pow[:bands]))
-    return torch.stack(z_pow[:bands]), re_im[:bands, :, 0], re_im[:bands, :, 1]
+    return torch.stack(z_pow[:bands], dim), torch.view_as_real(torch.stack(xy_pow[:bands], dim))
 
 
 def _working(t: torch.Tensor) -> torch.Tensor:
@@ -97,51 +98,62 @@ def _working(t: torch.Tensor) -> torch.Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
+_CPU_CHUNK = 8192
+
+
+def _chunk_size(flat: torch.Tensor) -> int:
+    """Directions per block: cache-sized on CPU, where fresh large buffers cost more than the
+    arithmetic (page faults), and all at once on GPUs, where kernel launches are what costs."""
+    return _CPU_CHUNK if flat.device.type == "cpu" else max(flat.shape[0], 1)
+
+
 def sh_basis(dirs: torch.Tensor, bands: int) -> torch.Tensor:
     """Y_k(dirs) for unit dirs (..., 3) → (..., bands²), differentiable in dirs.
 
-    Without autograd every row is written once into a feature-major buffer and returned as its
-    transposed view (non-contiguous; `.contiguous()` if row-major memory matters). The gradient is
-    that of the polynomial extension off the sphere: normalise upstream so only its tangential
-    part counts.
+    One small matmul of the z-monomials with the polynomial table, times the matching
+    Re/Im (x + iy)^m. Without autograd this runs block by block on CPU straight into the output,
+    so the only large allocation is the result. The gradient is that of the polynomial extension
+    off the sphere: normalise upstream so only its tangential part counts. To shade with
+    gradients, sh_eval is cheaper: it never stores the (..., n) basis for backward.
     """
     _check_bands(bands)
     shape, n = dirs.shape[:-1], bands * bands
     flat = _working(dirs).reshape(-1, 3)
-    z_pow, re, im = _monomials(flat, bands)
-    poly = _tables(bands, flat.dtype, flat.device)[0]
-    terms = []
-    for m in range(bands):
-        z_part = poly[m, m:, : bands - m] @ z_pow[: bands - m]
-        for l in range(m, bands):
-            terms.append((l * l + l + m, z_part[l - m], re[m]))
-            if m:
-                terms.append((l * l + l - m, z_part[l - m], im[m]))
-    terms.sort(key=lambda term: term[0])
+    z_table, xy_index = _tables(bands, flat.dtype, flat.device)
     if torch.is_grad_enabled() and dirs.requires_grad:
-        basis = torch.stack([z_part * xy_part for _, z_part, xy_part in terms])
-    else:
-        basis = flat.new_empty(n, flat.shape[0])
-        for k, z_part, xy_part in terms:
-            torch.mul(z_part, xy_part, out=basis[k])
-    return basis.T.reshape(*shape, n).to(dirs.dtype)
+        z_pow, xy = _monomials(flat, bands, -1)
+        return ((z_pow @ z_table) * xy.flatten(1)[:, xy_index]).reshape(*shape, n).to(dirs.dtype)
+    count, chunk = flat.shape[0], _chunk_size(flat)
+    basis = flat.new_empty(count, n)
+    xy_part = flat.new_empty(min(count, chunk), n)
+    for start in range(0, count, chunk):
+        z_pow, xy = _monomials(flat[start : start + chunk], bands, -1)
+        block = basis[start : start + z_pow.shape[0]]
+        torch.mm(z_pow, z_table, out=block)
+        block.mul_(torch.index_select(xy.flatten(1), 1, xy_index, out=xy_part[: z_pow.shape[0]]))
+    return basis.reshape(*shape, n).to(dirs.dtype)
 
 
 def sh_eval(dirs: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
-    """Σ_k coeffs[c, k] Y_k(dirs) → (..., C) without building the (..., n) basis (the shading hot path)."""
+    """Σ_k coeffs[c, k] Y_k(dirs) → (..., C) without building the (..., n) basis (the shading hot path).
+
+    The coefficients are first folded into one z-polynomial per channel and Re/Im (x + iy)^m
+    factor, so each block of directions costs one (2L·C, L) matmul and one weighted sum, and
+    autograd keeps only block-sized intermediates.
+    """
     bands = bands_from_size(coeffs.shape[-1])
     shape, channels = dirs.shape[:-1], coeffs.shape[0]
     flat = _working(dirs).reshape(-1, 3)
-    z_pow, re, im = _monomials(flat, bands)
-    poly, pos, neg = _tables(bands, flat.dtype, flat.device)
-    padded = torch.cat([coeffs.to(flat.dtype), coeffs.new_zeros(channels, 1, dtype=flat.dtype)], dim=-1)
-    weights = torch.einsum("cml,mlj->mcj", torch.cat([padded[:, pos], padded[:, neg]], dim=0), poly)
-    value = None
-    for m in range(bands):
-        z_parts = (weights[m, :, : bands - m] @ z_pow[: bands - m]).view(2, channels, -1)
-        term = z_parts[0] * re[m] + z_parts[1] * im[m] if m else z_parts[0]
-        value = term if value is None else value + term
-    return value.T.reshape(*shape, channels).to(dirs.dtype)
+    z_table, xy_index = _tables(bands, flat.dtype, flat.device)
+    per_coeff = z_table.T[:, None, :] * coeffs.T.to(flat.dtype)[:, :, None]  # (n, C, L)
+    weights = per_coeff.new_zeros(2 * bands, channels, bands).index_add(0, xy_index, per_coeff)
+    values, chunk = [], _chunk_size(flat)
+    for start in range(0, flat.shape[0], chunk):
+        z_pow, xy = _monomials(flat[start : start + chunk], bands, 0)
+        parts = (weights.view(-1, bands) @ z_pow).view(2 * bands, channels, -1)
+        values.append((parts * xy.permute(0, 2, 1).reshape(2 * bands, 1, -1)).sum(0).T)
+    value = torch.cat(values) if values else flat.new_zeros(0, channels)
+    return value.reshape(*shape, channels).to(dirs.dtype)
 
 
 @lru_cache(maxsize=16)
@@ -240,7 +252,11 @@ def irradiance(normals: torch.Tensor, coeffs: torch.Tensor) -> torch.Tensor:
 
 
 def equirect_uv(dirs: torch.Tensor) -> torch.Tensor:
-    """Blender Environment Texture (equirectangular) uv (..., 2) of directions (..., 3), as Cycles maps it."""
+    """Blender Environment Texture (equirectangular) uv (..., 2) of directions (..., 3).
+
+    Cycles' direction_to_equirectangular: u = 0.5 - atan2(y, x) / 2π, v = 0.5 + elevation / π,
+    so the image centre looks along +X, u = 0.25 along +Y, and v = 1 (row 0) is +Z.
+    """
     x, y, z = dirs.unbind(-1)
     u = 0.5 - torch.atan2(y, x) / (2 * math.pi)
     v = torch.atan2(z, torch.hypot(x, y)) / math.pi + 0.5
@@ -249,7 +265,7 @@ def equirect_uv(dirs: torch.Tensor) -> torch.Tensor:
 
 def equirect_directions(height: int, width: int | None = None, *, dtype: torch.dtype = torch.float32,
                         device: torch.device | str | None = None) -> torch.Tensor:
-    """Unit directions (H, W, 3) at the pixel centres of an equirect image, row 0 = top (v = 1); W = 2H by default."""
+    """Unit directions (H, W, 3) at the pixel centres of an equirect image; row 0 = top (v = 1), W = 2H by default."""
     width = 2 * height if width is None else width
     u = (torch.arange(width, dtype=torch.float64) + 0.5) / width
     theta = (torch.arange(height, dtype=torch.float64) + 0.5) * (math.pi / height)  # from +Z

@@ -134,7 +134,7 @@ def sample_scene(model: Any, seed: int, width: int = 512, height: int = 512, sam
         d = rng.uniform(1.0, 2.0)
         direction = np.array([math.sin(azimuth) * math.cos(elevation), -math.cos(azimuth) * math.cos(elevation),
                               math.sin(elevation)])
-        power = (rng.uniform(60, 120) if j == 0 else rng.uniform(15, 50)) * d * d
+        power = (rng.uniform(6, 10) if j == 0 else rng.uniform(1.5, 4)) * d * d  # irradiance ≈ P / (π d²)
         tint = np.clip(1.0 + rng.uniform(-0.12, 0.12, size=3), 0, None)
         lights.append(Light(position=list(d * direction), size=float(rng.uniform(0.3, 1.0)), power_w=float(power),
                             color=list(tint / tint.max())))
@@ -154,6 +154,30 @@ def _region(model: Any, *names: str) -> np.ndarray:
         if name in region_names:
             out = np.maximum(out, weights[region_names.index(name)])
     return out
+
+
+def _lips(model: Any) -> np.ndarray:
+    """(V,) lip (vermilion) weight: where the ARKit lip-roll units move the skin most."""
+    names = [str(n) for n in model.expression_names]
+    out = np.zeros(int(model.vertices.shape[0]))
+    for name in ("mouthRollUpper", "mouthRollLower"):
+        if name in names:
+            d = np.linalg.norm(_np(model.expression_basis[names.index(name)]), axis=1)
+            out = np.maximum(out, np.clip(1.6 * d / max(d.max(), 1e-12), 0, 1))
+    return out
+
+
+def _brows(model: Any) -> np.ndarray:
+    """(V,) eyebrow weight: an arch above each eye on the mean shape's front, thinning towards the temple."""
+    v = _mean_vertices(model)
+    ax = np.abs(v[:, 0])
+    u = np.clip((ax - 0.012) / 0.046, 0, 1)
+    centre = 0.021 + 0.006 * np.sin(np.pi * 0.8 * u)
+    half = 0.0055 * (1 - 0.5 * u)
+    across = np.clip(1 - ((v[:, 2] - centre) / half) ** 2, 0, 1)
+    along = np.clip((ax - 0.008) / 0.006, 0, 1) * np.clip((0.060 - ax) / 0.006, 0, 1)
+    front = np.clip((-v[:, 1] - 0.045) / 0.01, 0, 1)
+    return across * along * front
 
 
 def _smooth_noise(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
@@ -177,12 +201,12 @@ def skin_maps(model: Any, scene: Scene, size: int = 512) -> dict[str, np.ndarray
     from .uvmaps import dilate_into_gutter, rasterize_uv, vertex_to_texture
 
     rng = np.random.Generator(np.random.PCG64(scene.seed + 7919))
-    lips = _region(model, "mouth", "lips")
-    brows = _region(model, "brows", "eyebrows")
+    lips = _lips(model)
+    brows = _brows(model)
     cheeks = _region(model, "cheeks")
     nose = _region(model, "nose")
     forehead = _region(model, "forehead")
-    melanin = scene.melanin + 0.9 * brows
+    melanin = scene.melanin + 1.4 * brows
     haemoglobin = scene.haemoglobin + 0.9 * lips + 0.25 * cheeks + 0.1 * nose
     specular = 0.35 + 0.25 * np.maximum(nose, forehead) - 0.15 * lips
     roughness = 0.55 - 0.12 * np.maximum(nose, forehead) - 0.1 * lips

@@ -1,10 +1,17 @@
-"""Applications on a built scene: relighting presets and caricature (filled in by the applications issue)."""
+"""Applications on a built scene: relighting presets, caricature shape keys and render passes."""
 
 from __future__ import annotations
 
-import bpy
-from bpy.props import EnumProperty
+from pathlib import Path
 
+import bpy
+from bpy.props import EnumProperty, FloatProperty, StringProperty
+
+from ..core.errors import FaceStageError
+from ..scene.caricature import add_caricature
+from ..scene.passes import setup_passes
+from ..scene.query import face_object
+from ..ui.properties import settings as get_settings
 from . import polls
 from .types import Result
 
@@ -37,19 +44,56 @@ class FACESTAGE_OT_relight_preset(bpy.types.Operator):
 
 
 class FACESTAGE_OT_caricature(bpy.types.Operator):
-    """Add a "Caricature" shape key that exaggerates how this face differs from the average head"""
+    """Add "Caricature" shape keys (global and per region) that exaggerate how this face differs from the average head"""
 
     bl_idname = "facestage.caricature"
     bl_label = "Add Caricature"
     bl_options = {"REGISTER", "UNDO"}
 
+    factor: FloatProperty(name="Factor", default=1.8, min=0.0, max=3.0,  # type: ignore[valid-type]
+                          description="1 keeps the fitted face, 0 gives the average head, 2 doubles the differences")
+
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return polls.face_built(cls, context)
+        return polls.face_built(cls, context) and polls.dependencies_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> Result:
-        self.report({"ERROR"}, "Caricature is not available yet.")
-        return {"CANCELLED"}
+        from ..core.head import load_head_model
+
+        face = face_object()
+        assert face is not None
+        try:
+            keys = add_caricature(face, load_head_model())
+        except FaceStageError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        keys[0].value = self.factor - 1.0
+        self.report({"INFO"}, f"Added {len(keys)} caricature shape keys to {face.name}.")
+        return {"FINISHED"}
 
 
-classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_caricature)
+class FACESTAGE_OT_setup_passes(bpy.types.Operator):
+    """Separate the render into albedo, diffuse, specular, stage-light and ambient layers (Cycles passes and compositor)"""
+
+    bl_idname = "facestage.setup_passes"
+    bl_label = "Set Up Passes"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: StringProperty(name="Folder", subtype="DIR_PATH", options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                              description="Where renders write passes_####.exr (empty: the result folder)")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return polls.stage_built(cls, context)
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        folder = self.directory or get_settings(context).result_dir
+        directory = Path(bpy.path.abspath(folder or "//")) / ("" if self.directory else "passes")
+        scene, view_layer = context.scene, context.view_layer
+        assert scene is not None and view_layer is not None
+        setup_passes(scene, view_layer, directory)
+        self.report({"INFO"}, f"Renders now also write their passes to {directory}.")
+        return {"FINISHED"}
+
+
+classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_caricature, FACESTAGE_OT_setup_passes)

@@ -194,7 +194,7 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         redraw_panels(context)
         if job.error is not None:
             settings.status = job.error
-            self.report({"WARNING"} if job.cancelled else {"ERROR"}, job.error)
+            self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
         from ..scene.build import RESULT_DIR, build_scene
 

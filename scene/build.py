@@ -57,6 +57,9 @@ def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Cont
         tx.rollback()
         raise
     tx.commit()
+    view_layer = (context or bpy.context).view_layer
+    if view_layer is not None:
+        view_layer.update()  # world matrices of parented objects are valid from here on
     return collection
 
 

@@ -21,6 +21,7 @@ from .transaction import Transaction
 
 STAGE = "Light Stage"
 INDEX = "facestage_light"  # custom property: the light's index j on the stage
+PARAMETERS = "facestage_stage"  # custom property on the empty: d, a, p, i, centre of the stage
 
 
 def light_name(j: int) -> str:
@@ -64,36 +65,40 @@ def light_power(light: dict[str, Any]) -> float:
 
 
 def build_stage(tx: Transaction, result: Result, collection: bpy.types.Collection) -> tuple[bpy.types.Object, list[bpy.types.Object]]:
-    """The empty and its 20 area lights, in stage order."""
+    """The empty and its 20 area lights, in stage order; the empty keeps the stage parameters for relighting."""
     centre = Vector(np.asarray(result.stage["centre"], dtype=np.float64).tolist())
     stage = tx.new(bpy.data.objects.new(STAGE, None), STAGE, role="stage")
     stage.empty_display_type = "SPHERE"
     stage.empty_display_size = 0.15
-    stage.location = centre
+    stage.matrix_world = Matrix.Translation(centre)  # type: ignore[arg-type]
+    stage[PARAMETERS] = {key: np.asarray(value, dtype=np.float64).tolist() for key, value in result.stage.items()}
     collection.objects.link(stage)
-    lights = [build_light(tx, j, light, stage, centre, collection) for j, light in enumerate(result.lights)]
+    lights = []
+    for j, light in enumerate(result.lights):
+        name = light_name(j)
+        data = tx.new(bpy.data.lights.new(name, "AREA"), name)
+        obj = tx.new(bpy.data.objects.new(name, data), name, role="light")
+        obj[INDEX] = j
+        collection.objects.link(obj)
+        obj.parent = stage
+        obj.matrix_parent_inverse = Matrix.Identity(4)
+        place_light(obj, light, centre)
+        lights.append(obj)
     return stage, lights
 
 
-def build_light(tx: Transaction, j: int, light: dict[str, Any], stage: bpy.types.Object, centre: Vector,
-                collection: bpy.types.Collection) -> bpy.types.Object:
-    name = light_name(j)
-    data = cast(bpy.types.AreaLight, tx.new(bpy.data.lights.new(name, "AREA"), name))
+def place_light(obj: bpy.types.Object, light: dict[str, Any], centre: Vector) -> None:
+    """Give one stage light the position, orientation, shape, size, power and colour of a Blender-ready light dict."""
+    data = cast(bpy.types.AreaLight, obj.data)
     data.shape = "SQUARE" if str(light.get("shape", "DISK")).upper() == "SQUARE" else "DISK"
     data.size = max(light_size(light, data.shape), 1e-4)
     data.energy = light_power(light)
     color: Sequence[float] = light.get("color", (1.0, 1.0, 1.0))
     data.color = tuple(float(c) for c in color[:3])
-    obj = tx.new(bpy.data.objects.new(name, data), name, role="light")
-    obj[INDEX] = j
-    collection.objects.link(obj)
     location = Vector(_first(light, "location", "position"))
-    world = Matrix.LocRotScale(location, light_rotation(light, location, centre), None)  # type: ignore[arg-type]
-    obj.parent = stage
-    obj.matrix_parent_inverse = Matrix.Identity(4)
-    obj.matrix_basis = Matrix.Translation(-centre) @ world  # type: ignore[arg-type]
+    # matrix_world sets the transform and the stored matrix, so hidden (unevaluated) lights report it too
+    obj.matrix_world = Matrix.LocRotScale(location, light_rotation(light, location, centre), None)  # type: ignore[arg-type]
     set_on(obj, data.energy > 0.0)
-    return obj
 
 
 def set_on(obj: bpy.types.Object, on: bool) -> None:

@@ -100,7 +100,9 @@ def build_face(tx: Transaction, result: Result, model: Any, collection: bpy.type
         key.slider_min = min(0.0, float(weight))
         key.slider_max = max(1.0, float(weight))
         key.value = float(weight)
-    face.data.shape_keys.name = FACE
+    keys = face.data.shape_keys
+    assert keys is not None
+    tx.new(keys, FACE)
     return face
 
 

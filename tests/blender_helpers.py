@@ -81,12 +81,16 @@ def fake_result_folder(folder: Path, seed: int = 0) -> Path:
     return save(fake_result(seed), folder, force=True)
 
 
-def run_bpy(script: str, env: dict[str, str], *args: str, timeout: float = 300) -> str:
-    """Run a Python script that imports bpy in a fresh process; returns stdout, fails with its output."""
+def run_bpy(script: str, env: dict[str, str], *args: str, timeout: float = 300, tracebacks: bool = False) -> str:
+    """Run a Python script that imports bpy in a fresh process; returns stdout, fails with its output.
+
+    A traceback on stderr fails it too (Blender prints, rather than raises, errors in handlers and
+    operators) unless ``tracebacks``.
+    """
     preamble = f"import sys\nsys.path.insert(0, {str(ROOT / 'tests')!r})\n"
     done = subprocess.run([sys.executable, "-c", preamble + textwrap.dedent(script), *args], capture_output=True,
                           text=True, env=env, timeout=timeout)
-    if done.returncode != 0 or "Traceback" in done.stderr:
+    if done.returncode != 0 or ("Traceback" in done.stderr and not tracebacks):
         raise AssertionError(f"bpy script failed ({done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}")
     return done.stdout
 

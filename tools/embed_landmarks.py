@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from dataclasses import dataclass
+
 import numpy as np
 
 TOOLS = Path(__file__).resolve().parent
@@ -53,7 +55,6 @@ EXTRA_PITCHES = (-8.0, 8.0)  # at yaw 0
 N_RANDOM_IDENTITIES = 4
 IDENTITY_SEED = 2024
 SPREAD_SCALE_MM = 2.5  # weight = 1 / (1 + (spread / scale)²)
-BAND_RADIUS_M = 0.012
 # Jaw line: the lower face oval, from ear level on one side round the chin to the other.
 CONTOUR = (93, 132, 58, 172, 136, 150, 149, 176, 148, 152, 377, 400, 378, 379, 365, 397, 288, 361, 323)
 
@@ -169,15 +170,15 @@ def groups() -> np.ndarray:
     return group
 
 
-def view_scenes(model: Any) -> list[Scene]:
+def view_scenes(model: Any, samples: int = 16) -> list[Scene]:
     """The embedding views: mean + seeded random identities, each at every yaw (and two pitches frontally)."""
     rng = np.random.Generator(np.random.PCG64(IDENTITY_SEED))
     n_id = int(np.asarray(model.identity_basis).shape[0])
     identities = [np.zeros(n_id)] + [np.clip(rng.standard_normal(n_id), -1.5, 1.5) for _ in range(N_RANDOM_IDENTITIES)]
     names = [str(n) for n in model.expression_names]
     poses = [(yaw, 0.0) for yaw in YAWS] + [(0.0, pitch) for pitch in EXTRA_PITCHES]
-    lights = [Light(position=[-0.9, -1.3, 0.8], size=1.5, power_w=260.0, color=[1.0, 1.0, 1.0]),
-              Light(position=[1.2, -1.0, 0.2], size=1.5, power_w=120.0, color=[1.0, 1.0, 1.0])]
+    lights = [Light(position=[-0.9, -1.3, 0.8], size=1.5, power_w=22.0, color=[1.0, 1.0, 1.0]),
+              Light(position=[1.2, -1.0, 0.2], size=1.5, power_w=9.0, color=[1.0, 1.0, 1.0])]
     scenes = []
     for i, identity in enumerate(identities):
         for yaw, pitch in poses:
@@ -188,7 +189,7 @@ def view_scenes(model: Any) -> list[Scene]:
                                 identity=list(identity), expression=[0.0] * len(names), expression_names=names,
                                 rotation=rotation.tolist(), translation=[0.0, 0.0, 0.0], focal_mm=FOCAL_MM, K=K.tolist(),
                                 world_from_camera=world_from_camera.tolist(), lights=lights, ambient=[0.12, 0.12, 0.12],
-                                melanin=0.3, haemoglobin=0.45, extra={"identity_index": i, "yaw": yaw, "pitch": pitch}))
+                                melanin=0.3, haemoglobin=0.45, samples=samples, extra={"identity_index": i, "yaw": yaw, "pitch": pitch}))
     return scenes
 
 
@@ -200,45 +201,112 @@ def pixel_rays(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray)
     return np.repeat(world_from_camera[None, :3, 3], len(points), 0), d
 
 
-def backproject(scene: Scene, model: Any, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(triangle, bary, ok) on the head mesh for each landmark pixel of one view; eye hits snap to the skin."""
+@dataclass(frozen=True)
+class Posed:
+    """One view's geometry in the world: skin vertices and normals, occluders (skin + eyes), camera centre."""
+
+    head: np.ndarray  # (V, 3)
+    normals: np.ndarray  # (V, 3)
+    triangles: np.ndarray  # (F + F_eye, 3, 3)
+    n_skin: int
+    camera: np.ndarray  # (3,)
+
+
+def pose_view(scene: Scene, model: Any) -> Posed:
     identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
     rotation = np.asarray(scene.rotation)
     faces = np.asarray(model.faces, np.int64)
-    head = head_vertices(model, identity, expression) @ rotation.T
-    tris = head[faces]
+    head = head_vertices(model, identity, expression) @ rotation.T + np.asarray(scene.translation)
+    triangles = head[faces]
     eyes = eye_vertices(model, identity, expression)
     if eyes is not None:
-        tris = np.concatenate([tris, (eyes @ rotation.T)[np.asarray(model.eye_faces, np.int64)]])
+        eyes = eyes @ rotation.T + np.asarray(scene.translation)
+        triangles = np.concatenate([triangles, eyes[np.asarray(model.eye_faces, np.int64)]])
+    return Posed(head=head, normals=vertex_normals(head, faces), triangles=triangles, n_skin=len(faces),
+                 camera=np.asarray(scene.world_from_camera)[:3, 3].copy())
+
+
+def backproject(scene: Scene, posed: Posed, faces: np.ndarray, points: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(triangle, bary, ok, |cos| between ray and surface normal) on the skin for each landmark pixel of
+    one view. Eye hits snap to the nearest skin; a miss (just outside the outline) or a hit from inside
+    (through the lips' gap) takes the skin point nearest to the ray, i.e. the outline or lip edge meant."""
     origins, directions = pixel_rays(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
-    t, f, bary = ray_mesh(origins, directions, tris)
+    t, f, bary = ray_mesh(origins, directions, posed.triangles)
+    skin_triangles = posed.triangles[:posed.n_skin]
     ok = f >= 0
-    on_eye = ok & (f >= len(faces))
+    on_eye = ok & (f >= posed.n_skin)
     if on_eye.any():
         hit = origins[on_eye] + t[on_eye, None] * directions[on_eye]
-        _, f_skin, b_skin = closest_on_mesh(hit, head[faces])
-        f[on_eye], bary[on_eye] = f_skin, b_skin
-    return np.where(ok, f, 0), bary, ok
+        _, f[on_eye], bary[on_eye] = closest_on_mesh(hit, skin_triangles)
+    skin = ok & ~on_eye
+    facing = np.zeros(len(points))
+    facing[skin] = ((posed.normals[faces[f[skin]]] * bary[skin, :, None]).sum(1) * directions[skin]).sum(1)
+    retry = ~ok | (skin & (facing > 0))
+    if retry.any():
+        depth = float(np.linalg.norm(posed.head.mean(0) - posed.camera))
+        steps = np.linspace(depth - 0.15, depth + 0.05, 81)
+        for i in np.nonzero(retry)[0]:
+            samples = origins[i] + steps[:, None] * directions[i]
+            near, f_near, b_near = closest_on_mesh(samples, skin_triangles)
+            k = int(np.linalg.norm(near - samples, axis=1).argmin())
+            ok[i] = np.linalg.norm(near[k] - samples[k]) < 0.01
+            f[i], bary[i] = f_near[k], b_near[k]
+    f = np.where(ok, f, 0)
+    cosine = np.abs(((posed.normals[faces[f]] * bary[..., None]).sum(1) * directions).sum(1))
+    return f, bary, ok, cosine
 
 
-def visible(scene: Scene, model: Any, tri: np.ndarray, bary: np.ndarray, tolerance: float = 0.002) -> np.ndarray:
-    """Whether each surface point (triangle, bary) is seen by the camera of a view (front-facing, unoccluded)."""
-    identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
-    faces = np.asarray(model.faces, np.int64)
-    head = head_vertices(model, identity, expression) @ np.asarray(scene.rotation).T
-    points = (head[faces[tri]] * bary[..., None]).sum(1)
-    camera = np.asarray(scene.world_from_camera)[:3, 3]
-    directions = points - camera
+def visible(posed: Posed, faces: np.ndarray, tri: np.ndarray, bary: np.ndarray, tolerance: float = 0.002) -> np.ndarray:
+    """Whether each skin point (triangle, bary) is seen by the view's camera (front-facing, unoccluded)."""
+    points = (posed.head[faces[tri]] * bary[..., None]).sum(1)
+    directions = points - posed.camera
     distance = np.linalg.norm(directions, axis=1)
     directions /= distance[:, None]
-    tris = head[faces]
-    eyes = eye_vertices(model, identity, expression)
-    if eyes is not None:
-        tris = np.concatenate([tris, (eyes @ np.asarray(scene.rotation).T)[np.asarray(model.eye_faces, np.int64)]])
-    t, _, _ = ray_mesh(np.repeat(camera[None], len(points), 0), directions, tris)
-    normals = vertex_normals(head, faces)
-    n = (normals[faces[tri]] * bary[..., None]).sum(1)
+    t, _, _ = ray_mesh(np.repeat(posed.camera[None], len(points), 0), directions, posed.triangles)
+    n = (posed.normals[faces[tri]] * bary[..., None]).sum(1)
     return (t > distance - tolerance) & ((n * directions).sum(1) < 0)
+
+
+def contour_band(model: Any, identities: list[np.ndarray]) -> np.ndarray:
+    """(V,) bool: lower-face skin vertices that lie on the visible occluding contour for some plausible pose.
+
+    Yaw −40°..40°, pitch −15°..15°, the embedding identities; nose, mouth, eyes and ears are left out (their
+    outlines are not the jaw line); the result is grown by one ring of neighbours.
+    """
+    faces = np.asarray(model.faces, np.int64)
+    names = list(model.region_names)
+    excluded = np.zeros(len(model.vertices), bool)
+    for name in ("nose", "mouth", "eyes", "ears", "brows", "forehead", "scalp"):
+        if name in names:
+            excluded |= np.asarray(model.region_weights[names.index(name)]) > 0.3
+    mean = head_vertices(model, identities[0] * 0, np.zeros(len(model.expression_names)))
+    lower = mean[:, 2] < -0.01
+    edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1), axis=0)
+    band = np.zeros(len(mean), bool)
+    distance = fit.focal_px_from_mm(FOCAL_MM, SIZE, SIZE) * 0.24 / (0.6 * SIZE)
+    for identity in identities:
+        shape = head_vertices(model, identity, np.zeros(len(model.expression_names)))
+        for yaw in range(-40, 41, 10):
+            for pitch in (-15.0, 0.0, 15.0):
+                head = shape @ fit.rotation_from_yaw_pitch_roll(yaw, pitch, 0.0).T
+                camera = np.array([0.0, -distance, 0.0])
+                view = head - camera
+                s = (vertex_normals(head, faces) * view).sum(1) / np.linalg.norm(view, axis=1)
+                crossing = edges[s[edges[:, 0]] * s[edges[:, 1]] < 0]
+                pick = np.where(np.abs(s[crossing[:, 0]]) < np.abs(s[crossing[:, 1]]), crossing[:, 0], crossing[:, 1])
+                pick = np.unique(pick[lower[pick] & ~excluded[pick]])
+                if not len(pick):
+                    continue
+                directions = head[pick] - camera
+                d = np.linalg.norm(directions, axis=1)
+                t, _, _ = ray_mesh(np.repeat(camera[None], len(pick), 0), directions / d[:, None], head[faces])
+                band[pick[t > d - 0.003]] = True
+    grown = band.copy()
+    for a, b in edges:
+        if band[a] or band[b]:
+            grown[a] = grown[b] = True
+    return grown & ~excluded
 
 
 def robust_point(samples: np.ndarray) -> np.ndarray:
@@ -267,12 +335,13 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
 
     faces = np.asarray(model.faces, np.int64)
     mean = head_vertices(model, np.zeros(np.asarray(model.identity_basis).shape[0]), np.zeros(len(model.expression_names)))
-    scenes = view_scenes(model)
-    per_view: list[tuple[Scene, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    scenes = view_scenes(model, samples)
+    views: list[tuple[Scene, Posed, np.ndarray, np.ndarray, np.ndarray]] = []  # scene, geometry, tri, bary, ok
     failures = []
     for index, scene in enumerate(scenes):
         folder = views_dir / f"view_{index:02d}"
-        render_tool.render_scene(folder, scene, model, map_size=512)
+        if not render_tool.is_rendered(folder, scene):
+            render_tool.render_scene(folder, scene, model, map_size=512)
         image = load_png(folder / "image.png")[..., :3]
         try:
             points = detect(image, source=str(folder / "image.png")).points.astype(np.float64)
@@ -280,46 +349,43 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
             failures.append({"view": index, **scene.extra, "error": str(error)})
             log.warning("view %d (%s): %s", index, scene.extra, error)
             continue
-        tri, bary, ok = backproject(scene, model, points)
-        per_view.append((scene, points, tri, bary, ok))
-        log.info("view %d (%s): %d/478 rays hit", index, scene.extra, int(ok.sum()))
-    if len(per_view) < 5:
-        raise SystemExit(f"only {len(per_view)} views had a detectable face; cannot embed")
+        posed = pose_view(scene, model)
+        tri, bary, ok, _ = backproject(scene, posed, faces, points)
+        views.append((scene, posed, tri, bary, ok))
+        log.info("view %d (%s): %d/478 landmarks on the skin", index, scene.extra, int(ok.sum()))
+    if len(views) < 5:
+        raise SystemExit(f"only {len(views)} views had a detectable face; cannot embed")
 
     n = fit.N_LANDMARKS
-    out_tri = np.zeros(n, np.int64)
-    out_bary = np.zeros((n, 3))
-    spread = np.zeros(n)
-    used = np.zeros(n, np.int64)
-    contour_samples = []
-    for lm in range(n):
-        views = [(s, tri[lm], bary[lm]) for s, _, tri, bary, ok in per_view if ok[lm]]
-        frontal = [v for v in views if v[0].extra["yaw"] == 0.0 and v[0].extra["pitch"] == 0.0]
-        samples = np.array([(mean[faces[t]] * b[:, None]).sum(0) for _, t, b in views])
-        if lm in CONTOUR:
-            contour_samples.append(samples)
-            if frontal:
-                views = frontal
-                samples = np.array([(mean[faces[t]] * b[:, None]).sum(0) for _, t, b in views])
-        point = robust_point(samples)
-        _, f0, b0 = closest_on_mesh(point[None], mean[faces])
-        if lm not in CONTOUR:  # second pass: drop views that cannot see the point (occluded side)
-            seen = np.array([visible(s, model, f0, b0)[0] for s, _, _ in views])
-            if seen.sum() >= 3 and not seen.all():
-                samples = samples[seen]
-                point = robust_point(samples)
-                _, f0, b0 = closest_on_mesh(point[None], mean[faces])
-        surface = (mean[faces[f0[0]]] * b0[0][:, None]).sum(0)
-        out_tri[lm], out_bary[lm] = f0[0], b0[0]
-        spread[lm] = 1000 * float(np.median(np.linalg.norm(samples - surface, axis=1)))
-        used[lm] = len(samples)
+    ok_all = np.stack([ok for *_, ok in views])  # (views, 478)
+    hits_all = np.stack([(mean[faces[tri]] * bary[..., None]).sum(1) for _, _, tri, bary, _ in views])  # mean shape
+    frontal = np.array([s.extra["yaw"] == 0.0 and s.extra["pitch"] == 0.0 for s, *_ in views])
+    contour = np.isin(np.arange(n), CONTOUR)
+
+    def aggregate(use: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Robust point per landmark over the views in use (views, 478) → (triangle, bary, spread mm)."""
+        use = use | (use.sum(0) == 0)[None]
+        points = np.stack([robust_point(hits_all[use[:, lm], lm]) for lm in range(n)])
+        surface, tri, bary = closest_on_mesh(points, mean[faces])
+        spread = np.array([1000 * np.median(np.linalg.norm(hits_all[use[:, lm], lm] - surface[lm], axis=1))
+                           for lm in range(n)])
+        return tri, bary, spread
+
+    # Jaw-line landmarks slide at fit time; their fixed fallback comes from the frontal views only.
+    use = ok_all & np.where(contour[None], frontal[:, None], True)
+    use[:, contour & (use.sum(0) == 0)] = ok_all[:, contour & (use.sum(0) == 0)]
+    tri, bary, _ = aggregate(use)
+    # Second pass: a view that cannot see a landmark's point (the far side of a turned head) does not vote.
+    seen = np.stack([visible(posed, faces, tri, bary) for _, posed, *_ in views])
+    keep = use & np.where(contour[None], True, seen)
+    enough = keep.sum(0) >= 3
+    use = np.where(enough[None], keep, use)
+    out_tri, out_bary, spread = aggregate(use)
+    used = use.sum(0)
     weights = np.clip(1.0 / (1.0 + (spread / SPREAD_SCALE_MM) ** 2), 0.05, 1.0)
-    weights[list(CONTOUR)] = 1.0
-    all_contour = np.concatenate(contour_samples)
-    near = np.zeros(len(mean), bool)
-    for s in range(0, len(all_contour), 256):
-        d = np.linalg.norm(mean[:, None] - all_contour[None, s:s + 256], axis=2)
-        near |= d.min(1) < BAND_RADIUS_M
+    weights[contour] = 1.0
+    identities = sorted({tuple(s.identity) for s, *_ in views}, key=lambda t: np.abs(t).sum())
+    near = contour_band(model, [np.array(i) for i in identities[:3]])
     group = groups()
     arrays = {"faces": out_tri.astype(np.int32), "bary": out_bary.astype(np.float32), "weights": weights.astype(np.float32),
               "spread_mm": spread.astype(np.float32), "group": group.astype(np.int8),
@@ -328,11 +394,11 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
     fixed = np.isin(np.arange(n), CONTOUR, invert=True) & (group != fit.GROUP_NAMES.index("iris"))
     report = {
         "model": model_digest(),
-        "views": [{**s.extra} for s, *_ in per_view],
+        "views": [{k: float(v) for k, v in s.extra.items()} for s, *_ in views],
         "failed_views": failures,
         "settings": {"size": SIZE, "focal_mm": FOCAL_MM, "yaws": YAWS, "extra_pitches": EXTRA_PITCHES,
                      "identities": 1 + N_RANDOM_IDENTITIES, "identity_seed": IDENTITY_SEED, "samples": samples,
-                     "spread_scale_mm": SPREAD_SCALE_MM, "band_radius_m": BAND_RADIUS_M},
+                     "spread_scale_mm": SPREAD_SCALE_MM},
         "summary": {
             "fixed_landmarks": int(fixed.sum()),
             "spread_mm_median": round(float(np.median(spread[fixed])), 3),

@@ -241,6 +241,15 @@ def render(path: Path) -> None:
     bpy.ops.render.render(write_still=True)
 
 
+def is_rendered(folder: Path, scene: Scene) -> bool:
+    """Whether folder already holds this exact scene's image."""
+    try:
+        stored = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (folder / "image.png").is_file() and stored == json.loads(json.dumps(scene.to_json()))
+
+
 def render_scene(folder: Path, scene: Scene, model: Any, map_size: int = 512) -> Path:
     """Write one complete scene folder (maps, ground truth, image.png)."""
     maps = skin_maps(model, scene, size=map_size)
@@ -275,8 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     for seed in parse_seeds(args.seeds):
         folder = args.out / f"scene_{seed:03d}"
         scene = sample_scene(model, seed, args.size, args.size, samples=args.samples)
-        done = folder / "image.png"
-        if done.is_file() and json.loads((folder / "params.json").read_text()) == json.loads(json.dumps(scene.to_json())):
+        if is_rendered(folder, scene):
             continue
         render_scene(folder, scene, model, map_size=args.map_size)
         print(f"{folder}: yaw/pitch/roll {tuple(round(a, 1) for a in scene.yaw_pitch_roll_deg)}, "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from ..scene.caricature import CARICATURE, caricature_keys
 from ..scene.query import face_object
 from .panel import FaceStageSubPanel
 
@@ -15,13 +16,18 @@ class VIEW3D_PT_facestage_applications(FaceStageSubPanel):
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
         layout.operator_menu_enum("facestage.relight_preset", "preset", text="Lighting Preset", icon="LIGHT_AREA")
-        face = face_object()
-        keys = face.data.shape_keys.key_blocks if face is not None and face.data.shape_keys else None
-        if keys is not None and keys.get("Caricature") is not None:
-            layout.prop(keys["Caricature"], "value", text="Caricature", slider=True)
+        keys = caricature_keys(face_object())
+        if keys:
+            column = layout.column(align=True)
+            column.label(text="Caricature (0 = fitted face, −1 = average head)")
+            column.prop(keys[0], "value", text="Whole Face", slider=True)
+            for key in keys[1:]:
+                column.prop(key, "value", text=key.name.removeprefix(CARICATURE + " "), slider=True)
         else:
             layout.operator("facestage.caricature", icon="MOD_SIMPLEDEFORM")
-        layout.operator("facestage.render_shot", icon="RENDER_STILL")
+        row = layout.row(align=True)
+        row.operator("facestage.setup_passes", icon="NODE_COMPOSITING")
+        row.operator("facestage.render_shot", icon="RENDER_STILL")
 
 
 classes: tuple[type, ...] = (VIEW3D_PT_facestage_applications,)

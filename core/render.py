@@ -1,0 +1,513 @@
+"""The differentiable renderer that the analysis-by-synthesis fit inverts.
+
+Ray tracing, because the fit must explain soft self-shadows (nose, eye sockets) cast by the
+light stage's area lights, which rasterisers with shadow maps get wrong in ways the optimiser
+would absorb into the albedo. The split between what is differentiable and what is not:
+
+* visibility (which triangle a ray sees, whether a shadow ray is blocked) comes from the Warp BVH
+  in core.raytrace and is not differentiated;
+* everything else is torch autograd: the hit point is recomputed from the hit face and the ray
+  (Möller–Trumbore), so barycentrics, positions, smooth normals, UVs and texture look-ups carry
+  gradients to vertices, camera, textures; light samples are reparameterised points on the light
+  triangles (core.lightstage), so gradients reach the stage parameters; SH through core.sh;
+* the visibility discontinuities at silhouettes get their gradient from edge sampling
+  (core.edges), attached to the image and alpha.
+
+A pixel is the box-filtered integral of radiance over its square (what Cycles computes with a
+1 px box filter), estimated with `spp` jittered (stratified when spp is a square) rays.
+
+Passes and composition (exact, per pixel): with alpha the covered fraction of the pixel,
+    surface = albedo · (diffuse + ambient) + specular
+    image   = alpha · surface + (1 − alpha) · background
+where albedo is the mean albedo over the pixel's covered samples, diffuse and ambient are
+albedo-weighted means (Σ ρ·D / Σ ρ, as Cycles divides its light passes by the colour pass) and
+specular is the mean over covered samples. `diffuse` is the direct (and, with bounces=2, one
+indirect) diffuse shading without albedo, shadows included; `ambient` is the SH shading E/π
+without albedo; `irradiance` is the direct irradiance from the stage (W/m², shadows included);
+`shadow` is the stage irradiance that arrives divided by what would arrive without occlusion
+(1 = unshadowed, also where no stage light reaches); `normal` the mean world shading normal;
+`face_id` the face of each pixel's first sample (−1 = background).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from . import brdf, lightstage
+from . import camera as camera_mod
+from . import sh as sh_mod
+from .edges import edge_gradient, edge_topology, sample_edges, silhouette_edges, uniform
+from .errors import FaceStageError
+from .head import vertex_normals
+from .raytrace import Bvh
+
+log = logging.getLogger(__name__)
+
+PASSES = ("albedo", "diffuse", "ambient", "specular", "irradiance", "shadow", "normal", "face_id")
+
+
+@dataclass
+class RenderScene:
+    """Everything the renderer reads, in world space (metres, Z up), float32 tensors on one device."""
+
+    verts: torch.Tensor  # (V, 3)
+    faces: torch.Tensor  # (F, 3) long
+    uvs: torch.Tensor  # (T, 2), v up
+    face_uvs: torch.Tensor  # (F, 3) indices into uvs (face-varying)
+    diffuse: torch.Tensor  # (Ht, Wt, 3) linear albedo, row 0 = top (v = 1)
+    specular: torch.Tensor  # (Ht, Wt, 1) Principled "Specular IOR Level"
+    roughness: torch.Tensor  # (Ht, Wt, 1) Blender roughness (α = r²)
+    K: torch.Tensor  # (3, 3) pixel intrinsics
+    world_from_camera: torch.Tensor  # (4, 4) Blender camera convention
+    width: int
+    height: int
+    sh: torch.Tensor | None = None  # (3, n) environment radiance coefficients
+    stage: Any = None  # core.lightstage.LightStage or None
+    background: torch.Tensor | None = None  # (3,) or (H, W, 3) linear; None = black
+    ambient_occlusion: torch.Tensor | None = None  # (V,) per-vertex SH visibility in [0, 1]
+
+
+@dataclass
+class RenderOptions:
+    """How to sample. Defaults are the fit's: 1 spp, 1 shadow ray per light, edge sampling on."""
+
+    spp: int = 1  # primary rays per pixel (stratified when a square)
+    light_samples: int = 1  # shadow rays per light per shading point (stratified when a square)
+    bounces: int = 1  # 1 = direct light; 2 = plus one diffuse bounce of the stage light
+    jitter: bool = True  # False: rays through pixel centres (aliased, no pixel integral)
+    edge_sampling: bool = True  # silhouette gradients (Li et al. 2018)
+    edge_samples: int = 0  # 0 = 4·(W + H)
+    edge_eps_px: float = 1e-2  # offset of the two radiance rays across an edge, pixels
+    shadow_eps: float = 1e-4  # shadow-ray offset off the surface, metres
+    return_passes: bool = False
+
+
+@dataclass
+class RenderOutput:
+    image: torch.Tensor  # (H, W, 3) linear radiance
+    alpha: torch.Tensor  # (H, W) covered fraction
+    passes: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def compose(passes: dict[str, torch.Tensor], alpha: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """The image from its passes: alpha·(albedo·(diffuse + ambient) + specular) + (1 − alpha)·background."""
+    surface = passes["albedo"] * (passes["diffuse"] + passes["ambient"]) + passes["specular"]
+    a = alpha[..., None]
+    return a * surface + (1 - a) * background
+
+
+def pixel_rays(K: torch.Tensor, world_from_camera: torch.Tensor, pixels: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera centre (3,) and unit world directions (N, 3) of rays through screen points pixels (N, 2)
+    (x right, y down, pixel centres at +0.5), differentiable in K and world_from_camera.
+
+    The inverse of core.camera.project: OpenCV ray K⁻¹(u, v, 1), to Blender's camera frame by
+    negating y and z, then rotated into the world.
+    """
+    ones = torch.ones_like(pixels[:, :1])
+    cv = torch.cat([pixels, ones], dim=-1) @ torch.linalg.inv(K).T.to(pixels.dtype)
+    cam = cv * cv.new_tensor([1.0, -1.0, -1.0])
+    dirs = cam @ world_from_camera[:3, :3].T.to(pixels.dtype)
+    return world_from_camera[:3, 3], F.normalize(dirs, dim=-1)
+
+
+def _pixel_samples(height: int, width: int, spp: int, jitter: bool, generator: torch.Generator | None,
+                   device: torch.device) -> torch.Tensor:
+    """Screen positions (H, W, spp, 2) of the primary samples."""
+    rows = torch.arange(height, device=device, dtype=torch.float32)
+    cols = torch.arange(width, device=device, dtype=torch.float32)
+    corner = torch.stack(torch.meshgrid(cols, rows, indexing="xy"), dim=-1)[:, :, None, :]
+    if not jitter:
+        return (corner + 0.5).expand(height, width, spp, 2)
+    xi = uniform((height, width, spp, 2), generator, device)
+    k = math.isqrt(spp)
+    if k * k == spp and spp > 1:
+        s = torch.arange(spp, device=device)
+        cell = torch.stack([s % k, s // k], dim=-1).float()
+        xi = (cell + xi) / k
+    return corner + xi
+
+
+def _square_samples(shape: tuple[int, ...], count: int, generator: torch.Generator | None,
+                    device: torch.device) -> torch.Tensor:
+    """U[0,1)² points (*shape, count, 2), stratified on a √count grid when count is a square."""
+    xi = uniform((*shape, count, 2), generator, device)
+    k = math.isqrt(count)
+    if k * k == count and count > 1:
+        s = torch.arange(count, device=device)
+        xi = (torch.stack([s % k, s // k], dim=-1).float() + xi) / k
+    return xi
+
+
+@dataclass
+class _Lights:
+    """The stage lights that contribute, as triangles to sample."""
+
+    triangles: torch.Tensor  # (J, 3, 3)
+    normals: torch.Tensor  # (J, 3) emission directions
+    power: torch.Tensor  # (J, 3) L·A (radiance times area)
+
+
+@dataclass
+class _Context:
+    scene: RenderScene
+    options: RenderOptions
+    bvh: Bvh
+    faces: torch.Tensor
+    vertex_normals: torch.Tensor
+    lights: _Lights | None
+    sh_irradiance: torch.Tensor | None  # (3, n) irradiance coefficients
+    background: torch.Tensor
+
+
+def _stage_lights(stage: Any) -> _Lights | None:
+    if stage is None:
+        return None
+    radiance = lightstage.radiance(stage)
+    areas = lightstage.areas(stage)
+    power = radiance * areas[:, None]
+    keep = torch.ones(power.shape[0], dtype=torch.bool, device=power.device)
+    if not torch.as_tensor(stage.i).requires_grad:
+        keep = (torch.as_tensor(stage.i).detach().abs().sum(-1) > 0).to(power.device)
+    idx = torch.nonzero(keep).squeeze(1)
+    if idx.numel() == 0:
+        return None
+    return _Lights(lightstage.triangles(stage)[idx], lightstage.normals(stage)[idx], power[idx])
+
+
+def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Stratified uniform points (m, J·count, 3) on the light triangles, independent per shading point."""
+    j = lights.triangles.shape[0]
+    xi = _square_samples((m, j), count, generator, lights.triangles.device).to(lights.triangles.dtype)
+    root = xi[..., 0].sqrt()
+    b1 = root * (1 - xi[..., 1])
+    b2 = root * xi[..., 1]
+    tri = lights.triangles[None, :, None]  # (1, J, 1, 3, 3)
+    points = tri[..., 0, :] + b1[..., None] * (tri[..., 1, :] - tri[..., 0, :]) \
+        + b2[..., None] * (tri[..., 2, :] - tri[..., 0, :])
+    return points.reshape(m, j * count, 3)
+
+
+def _texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
+    """Bilinear look-up (M, C) of tex (Ht, Wt, C) at uv (M, 2): x = u·W − 0.5, y = (1 − v)·H − 0.5,
+    clamped to the border (grid_sample with align_corners=False maps exactly that)."""
+    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], dim=-1).to(tex.dtype)
+    out = F.grid_sample(tex.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
+                        padding_mode="border", align_corners=False)
+    return out[0, :, 0].T
+
+
+@dataclass
+class _Surface:
+    """Shading points of the rays that hit (M of them)."""
+
+    index: torch.Tensor  # (M,) ray index
+    face: torch.Tensor  # (M,)
+    x: torch.Tensor  # (M, 3)
+    view: torch.Tensor  # (M, 3) unit, towards the ray origin
+    ng: torch.Tensor  # (M, 3) geometric normal facing the ray
+    ns: torch.Tensor  # (M, 3) smooth shading normal, same side
+    bary: torch.Tensor  # (M, 3)
+
+
+def _surface(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, t_max: float = math.inf) -> _Surface:
+    """Closest hits from the BVH; the hit point recomputed differentiably (Möller–Trumbore)."""
+    hits = ctx.bvh.intersect(origins, dirs, t_max)
+    index = torch.nonzero(hits.hit).squeeze(1)
+    face = hits.face[index]
+    tri = ctx.faces[face]
+    verts = ctx.scene.verts
+    v0, v1, v2 = verts[tri[:, 0]], verts[tri[:, 1]], verts[tri[:, 2]]
+    o = origins.expand(dirs.shape[0], 3)[index]
+    d = dirs[index]
+    e1, e2 = v1 - v0, v2 - v0
+    p = torch.linalg.cross(d, e2)
+    inv = 1.0 / (e1 * p).sum(-1, keepdim=True)
+    s = o - v0
+    q = torch.linalg.cross(s, e1)
+    b1 = (s * p).sum(-1, keepdim=True) * inv
+    b2 = (d * q).sum(-1, keepdim=True) * inv
+    t = (e2 * q).sum(-1, keepdim=True) * inv
+    x = o + t * d
+    bary = torch.cat([1 - b1 - b2, b1, b2], dim=-1)
+    vn = ctx.vertex_normals
+    ns = bary[:, :1] * vn[tri[:, 0]] + bary[:, 1:2] * vn[tri[:, 1]] + bary[:, 2:] * vn[tri[:, 2]]
+    ng = F.normalize(torch.linalg.cross(e1, e2), dim=-1)
+    flip = torch.where((ng * d).sum(-1, keepdim=True) > 0, -1.0, 1.0).to(ng.dtype)
+    return _Surface(index, face, x, -d, ng * flip, F.normalize(ns, dim=-1) * flip, bary)
+
+
+def _attributes(ctx: _Context, surf: _Surface) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Albedo (M, 3), specular level (M, 1), roughness (M, 1), uv (M, 2) at the shading points."""
+    scene = ctx.scene
+    corners = scene.face_uvs[surf.face].long()
+    uvs = scene.uvs
+    uv = (surf.bary[:, :1] * uvs[corners[:, 0]] + surf.bary[:, 1:2] * uvs[corners[:, 1]]
+          + surf.bary[:, 2:] * uvs[corners[:, 2]])
+    return _texture(scene.diffuse, uv), _texture(scene.specular, uv), _texture(scene.roughness, uv), uv
+
+
+@dataclass
+class _Direct:
+    diffuse: torch.Tensor  # (M, 3) Σ f_d(ρ=1)·E
+    specular: torch.Tensor  # (M, 3)
+    irradiance: torch.Tensor  # (M, 3) with shadows
+    unshadowed: torch.Tensor  # (M,) luminance-free scalar sum of unoccluded irradiance (Σ over channels)
+
+
+def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
+            generator: torch.Generator | None, with_specular: bool = True) -> _Direct | None:
+    """Direct light from the stage at the shading points: Σ_j Σ_s f·V·cos_x·cos_l·(L·A/S)/r²."""
+    lights = ctx.lights
+    if lights is None:
+        return None
+    m, count = surf.x.shape[0], ctx.options.light_samples
+    j = lights.triangles.shape[0]
+    y = _light_points(lights, m, count, generator)  # (M, K, 3), K = J·S
+    blocked = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps)
+    to_light = y - surf.x[:, None]
+    r2 = (to_light * to_light).sum(-1).clamp_min(1e-12)
+    l = to_light * r2.rsqrt()[..., None]
+    n_light = lights.normals.repeat_interleave(count, 0)  # (K, 3)
+    cos_l = -(l * n_light).sum(-1)
+    cos_x = (l * surf.ns[:, None]).sum(-1)
+    above = ((l * surf.ng[:, None]).sum(-1) > 0) & (cos_l > 0) & (cos_x > 0)
+    geometry = torch.where(above, cos_x * cos_l / r2, torch.zeros_like(r2))  # (M, K)
+    visible = geometry * (~blocked).to(geometry.dtype)
+    power = lights.power.repeat_interleave(count, 0) / count  # (K, 3)
+    fd, fs = brdf.shade(surf.ns[:, None], surf.view[:, None], l, torch.ones_like(spec[:, None]),
+                        spec[:, None], rough[:, None])
+    fd = fd.expand(m, j * count, -1)
+    diffuse = torch.einsum("mkc,mk,kc->mc", fd, visible, power) if fd.shape[-1] > 1 \
+        else (fd[..., 0] * visible) @ power
+    if with_specular:
+        fs = fs.expand(m, j * count, -1)
+        specular = torch.einsum("mkc,mk,kc->mc", fs, visible, power) if fs.shape[-1] > 1 \
+            else (fs[..., 0] * visible) @ power
+    else:
+        specular = torch.zeros_like(diffuse)
+    with torch.no_grad():
+        unshadowed = (geometry @ power).sum(-1)
+    return _Direct(diffuse, specular, visible @ power, unshadowed)
+
+
+def _ambient(ctx: _Context, surf: _Surface) -> torch.Tensor | None:
+    """SH shading E(n)/π (M, 3), optionally scaled by the per-vertex ambient occlusion."""
+    if ctx.sh_irradiance is None:
+        return None
+    e = sh_mod.sh_eval(surf.ns, ctx.sh_irradiance).clamp_min(0) / math.pi
+    ao = ctx.scene.ambient_occlusion
+    if ao is not None:
+        tri = ctx.faces[surf.face]
+        e = e * (surf.bary * ao.detach()[tri]).sum(-1, keepdim=True)
+    return e
+
+
+def _cosine_directions(ns: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Cosine-weighted unit directions about ns (M, 3)."""
+    xi = uniform((ns.shape[0], 2), generator, ns.device).to(ns.dtype)
+    r, phi = xi[:, 0].sqrt(), 2 * math.pi * xi[:, 1]
+    helper = torch.where(ns[:, :1].abs() < 0.9, ns.new_tensor([1.0, 0, 0]), ns.new_tensor([0, 1.0, 0]))
+    t1 = F.normalize(torch.linalg.cross(helper, ns), dim=-1)
+    t2 = torch.linalg.cross(ns, t1)
+    z = (1 - xi[:, :1]).clamp_min(0).sqrt()
+    return (r * phi.cos())[:, None] * t1 + (r * phi.sin())[:, None] * t2 + z * ns
+
+
+@dataclass
+class _Shaded:
+    """Per-ray shading of N rays: hit mask and, for the M hits, the pass values."""
+
+    hit: torch.Tensor  # (N,) bool
+    surf: _Surface
+    albedo: torch.Tensor  # (M, 3)
+    diffuse: torch.Tensor  # (M, 3) without albedo
+    ambient: torch.Tensor  # (M, 3) without albedo
+    specular: torch.Tensor  # (M, 3)
+    irradiance: torch.Tensor  # (M, 3)
+    unshadowed: torch.Tensor  # (M,)
+
+    @property
+    def radiance(self) -> torch.Tensor:
+        return self.albedo * (self.diffuse + self.ambient) + self.specular
+
+
+def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: torch.Generator | None) -> _Shaded:
+    surf = _surface(ctx, origins, dirs)
+    albedo, spec, rough, _ = _attributes(ctx, surf)
+    zeros = torch.zeros_like(surf.x)
+    direct = _direct(ctx, surf, spec, rough, generator)
+    if direct is None:
+        diffuse, specular, irradiance = zeros, zeros, zeros
+        unshadowed = zeros[:, 0]
+    else:
+        diffuse, specular, irradiance, unshadowed = (direct.diffuse, direct.specular, direct.irradiance,
+                                                     direct.unshadowed)
+    ambient = _ambient(ctx, surf)
+    ambient = zeros if ambient is None else ambient
+    if ctx.options.bounces >= 2 and ctx.lights is not None:
+        diffuse = diffuse + _bounce(ctx, surf, generator)
+    hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
+    hit[surf.index] = True
+    return _Shaded(hit, surf, albedo, diffuse, ambient, specular, irradiance, unshadowed)
+
+
+def _bounce(ctx: _Context, surf: _Surface, generator: torch.Generator | None) -> torch.Tensor:
+    """One diffuse bounce (M, 3), without the albedo at the first hit: the radiance ρ_y·(D_y + A_y) of
+    the surface seen along a cosine-sampled direction (estimator π·f·L/pdf = L for Lambert).
+    Rays that escape add nothing: the SH ambient term already integrates the environment."""
+    dirs = _cosine_directions(surf.ns, generator)
+    start = surf.x + ctx.options.shadow_eps * surf.ng
+    second = _surface(ctx, start, dirs)
+    albedo, spec, rough, _ = _attributes(ctx, second)
+    direct = _direct(ctx, second, spec, rough, generator, with_specular=False)
+    radiance = torch.zeros_like(surf.x)
+    light = albedo * (direct.diffuse if direct is not None else torch.zeros_like(albedo))
+    ambient = _ambient(ctx, second)
+    if ambient is not None:
+        light = light + albedo * ambient
+    return radiance.index_add(0, second.index, light)
+
+
+def _background(scene: RenderScene, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Background radiance (H, W, 3)."""
+    if scene.background is None:
+        return torch.zeros(scene.height, scene.width, 3, device=device, dtype=dtype)
+    bg = scene.background.to(device=device, dtype=dtype)
+    if bg.shape == (3,):
+        return bg.expand(scene.height, scene.width, 3)
+    if bg.shape != (scene.height, scene.width, 3):
+        raise FaceStageError(f"The background must be 3 values or an image of {scene.width}x{scene.height}.")
+    return bg
+
+
+def _check(scene: RenderScene, options: RenderOptions) -> None:
+    if scene.verts.ndim != 2 or scene.verts.shape[-1] != 3:
+        raise FaceStageError("The render needs vertices shaped (V, 3).")
+    if options.spp < 1 or options.light_samples < 1:
+        raise FaceStageError("The render needs at least one sample per pixel and per light.")
+    if options.bounces not in (1, 2):
+        raise FaceStageError("The render supports 1 or 2 bounces.")
+
+
+def render(scene: RenderScene, options: RenderOptions | None = None, generator: torch.Generator | None = None,
+           bvh: Bvh | None = None) -> RenderOutput:
+    """Render `scene`; differentiable in vertices, camera, textures, SH and light-stage parameters.
+
+    `generator` drives every random choice (pixel jitter, light samples, bounce directions, edge
+    samples), so a seeded generator gives a deterministic render. Pass a `bvh` built for
+    scene.faces to reuse it across iterations (it is refitted to scene.verts here).
+    """
+    options = options or RenderOptions()
+    _check(scene, options)
+    device, dtype = scene.verts.device, scene.verts.dtype
+    height, width, spp = scene.height, scene.width, options.spp
+    faces = scene.faces.long()
+    if bvh is None:
+        bvh = Bvh(scene.verts, faces)
+    else:
+        bvh.refit(scene.verts)
+    ctx = _Context(scene, options, bvh, faces, vertex_normals(scene.verts, faces), _stage_lights(scene.stage),
+                   sh_mod.irradiance_coeffs(scene.sh) if scene.sh is not None else None,
+                   _background(scene, device, dtype))
+
+    pixels = _pixel_samples(height, width, spp, options.jitter, generator, device)
+    origin, dirs = pixel_rays(scene.K, scene.world_from_camera, pixels.reshape(-1, 2).to(dtype))
+    shaded = _shade(ctx, origin, dirs, generator)
+    n = dirs.shape[0]
+    index = shaded.surf.index
+    radiance = torch.zeros(n, 3, device=device, dtype=dtype).index_put((index,), shaded.radiance)
+    hit = shaded.hit.to(dtype)
+    bg = ctx.background[:, :, None, :].expand(height, width, spp, 3).reshape(n, 3)
+    rgba = torch.cat([radiance + (1 - hit)[:, None] * bg, hit[:, None]], dim=-1)
+    rgba = rgba.view(height, width, spp, 4).mean(2)
+
+    if options.edge_sampling and torch.is_grad_enabled() and _geometry_requires_grad(scene):
+        rgba = _edge_term(ctx, rgba, generator)
+
+    passes = _passes(ctx, shaded, n) if options.return_passes else {}
+    return RenderOutput(rgba[..., :3], rgba[..., 3], passes)
+
+
+def _geometry_requires_grad(scene: RenderScene) -> bool:
+    return scene.verts.requires_grad or scene.K.requires_grad or scene.world_from_camera.requires_grad
+
+
+def _edge_term(ctx: _Context, rgba: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """Attach the silhouette gradient (core.edges) to the RGBA image."""
+    scene, options = ctx.scene, ctx.options
+    topo = edge_topology(ctx.faces)
+    eye = scene.world_from_camera[:3, 3]
+    edges = topo.edges[silhouette_edges(scene.verts, ctx.faces, topo, eye)]
+    screen, depth = camera_mod.project(scene.verts, scene.K, scene.world_from_camera)
+    count = options.edge_samples or 4 * (scene.width + scene.height)
+    samples = sample_edges(screen, depth.detach(), edges, count, generator)
+
+    def radiance(points: torch.Tensor) -> torch.Tensor:
+        origin, dirs = pixel_rays(scene.K.detach(), scene.world_from_camera.detach(), points)
+        shaded = _shade(ctx, origin, dirs, generator)
+        hit = shaded.hit.to(points.dtype)
+        x = points[:, 0].floor().long().clamp(0, scene.width - 1)
+        y = points[:, 1].floor().long().clamp(0, scene.height - 1)
+        out = torch.cat([ctx.background[y, x] * (1 - hit)[:, None], hit[:, None]], dim=-1)
+        out[shaded.surf.index, :3] += shaded.radiance
+        return out
+
+    return edge_gradient(rgba, samples, radiance, options.edge_eps_px)
+
+
+def _passes(ctx: _Context, shaded: _Shaded, n: int) -> dict[str, torch.Tensor]:
+    """Per-pixel passes (see the module docstring for the composition rule); not differentiated."""
+    scene, spp = ctx.scene, ctx.options.spp
+    height, width = scene.height, scene.width
+    with torch.no_grad():
+        index = shaded.surf.index
+        device, dtype = shaded.albedo.device, shaded.albedo.dtype
+
+        def per_pixel(values: torch.Tensor) -> torch.Tensor:
+            full = torch.zeros(n, values.shape[-1], device=device, dtype=dtype).index_put((index,), values.detach())
+            return full.view(height, width, spp, -1).sum(2)
+
+        albedo = shaded.albedo.detach()
+        covered = per_pixel(torch.ones_like(albedo[:, :1]))
+        albedo_sum = per_pixel(albedo)
+
+        def ratio(num: torch.Tensor, den: torch.Tensor, empty: float = 0.0) -> torch.Tensor:
+            return torch.where(den > 0, num / den.clamp_min(1e-30), torch.full_like(num, empty))
+
+        unshadowed = per_pixel(shaded.unshadowed[:, None])
+        seen = per_pixel(shaded.irradiance.sum(-1, keepdim=True))
+        face = torch.full((n,), -1, device=device, dtype=torch.long).index_put((index,), shaded.surf.face)
+        return {
+            "albedo": ratio(albedo_sum, covered),
+            "diffuse": ratio(per_pixel(albedo * shaded.diffuse), albedo_sum),
+            "ambient": ratio(per_pixel(albedo * shaded.ambient), albedo_sum),
+            "specular": ratio(per_pixel(shaded.specular), covered),
+            "irradiance": ratio(per_pixel(shaded.irradiance), covered),
+            "shadow": ratio(seen, unshadowed, 1.0)[..., 0],
+            "normal": F.normalize(per_pixel(shaded.surf.ns), dim=-1),
+            "face_id": face.view(height, width, spp)[:, :, 0],
+        }
+
+
+def vertex_ambient_occlusion(verts: torch.Tensor, faces: torch.Tensor, samples: int = 64,
+                             generator: torch.Generator | None = None, bvh: Bvh | None = None,
+                             eps: float = 1e-4) -> torch.Tensor:
+    """Per-vertex unoccluded fraction (V,) of the cosine-weighted hemisphere, by ray casting
+    (not differentiable); scales the SH ambient when given as RenderScene.ambient_occlusion."""
+    with torch.no_grad():
+        faces = faces.long()
+        bvh = bvh or Bvh(verts, faces)
+        normals = vertex_normals(verts.detach(), faces)
+        v = verts.shape[0]
+        dirs = _cosine_directions(normals.repeat_interleave(samples, 0), generator)
+        blocked = bvh.segments_occluded(verts.detach(), normals,
+                                        (verts.detach().repeat_interleave(samples, 0) + 1e3 * dirs).view(v, samples, 3),
+                                        eps)
+        return 1 - blocked.float().mean(-1).to(verts.dtype)
