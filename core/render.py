@@ -34,6 +34,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import torch
@@ -45,7 +46,7 @@ from . import sh as sh_mod
 from .edges import edge_gradient, edge_topology, sample_edges, silhouette_edges, uniform
 from .errors import FaceStageError
 from .head import vertex_normals
-from .raytrace import Bvh
+from .raytrace import Bvh, launch, warp_runtime, wp_device
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,7 @@ class RenderOptions:
     edge_eps_px: float = 1e-2  # offset of the two radiance rays across an edge, pixels
     shadow_eps: float = 1e-4  # shadow-ray offset off the surface, metres
     return_passes: bool = False
+    backend: str = "warp"  # direct light: "warp" fused kernel (float32), "torch" (core.brdf, any dtype)
 
 
 @dataclass
@@ -258,7 +260,112 @@ class _Direct:
     diffuse: torch.Tensor  # (M, 3) Σ f_d(ρ=1)·E
     specular: torch.Tensor  # (M, 3)
     irradiance: torch.Tensor  # (M, 3) with shadows
-    unshadowed: torch.Tensor  # (M,) luminance-free scalar sum of unoccluded irradiance (Σ over channels)
+    unshadowed: torch.Tensor  # (M,) Σ over channels of the irradiance without occlusion
+
+
+@lru_cache(maxsize=1)
+def _light_kernel() -> Any:
+    """Fused per-(point, light sample) kernel: geometry term and BRDF, differentiated by Warp's adjoint.
+
+    The BRDF here must be core.brdf.shade's, clamps included (tests/test_render.py compares both
+    backends, values and gradients): f_d = (1 − E_spec(n·v))/π per unit albedo,
+    f_s = D·G₂·F/(4 (n·l)(n·v)) with GGX D (α = r²), height-correlated Smith G₂, Schlick F
+    (F0 = 0.08·s).
+    """
+    wp, _ = warp_runtime()
+
+    @wp.kernel
+    def light_terms(x: wp.array(dtype=wp.vec3), ns: wp.array(dtype=wp.vec3), view: wp.array(dtype=wp.vec3),
+                    spec: wp.array(dtype=wp.float32), rough: wp.array(dtype=wp.float32),
+                    y: wp.array(dtype=wp.vec3), ng: wp.array(dtype=wp.vec3), nl: wp.array(dtype=wp.vec3),
+                    vis: wp.array(dtype=wp.float32), per: wp.int32, offset: wp.int32,
+                    diffuse: wp.array(dtype=wp.float32), specular: wp.array(dtype=wp.float32),
+                    irradiance: wp.array(dtype=wp.float32), unshadowed: wp.array(dtype=wp.float32)):
+        i = wp.tid() + offset
+        m = i / per
+        d = y[i] - x[m]
+        r2 = wp.max(wp.dot(d, d), 1.0e-12)
+        l = d / wp.sqrt(r2)
+        n = ns[m]
+        v = view[m]
+        cos_l = -wp.dot(l, nl[i % per])
+        cos_x = wp.dot(l, n)
+        lit = (cos_l > 0.0) and (cos_x > 0.0) and (wp.dot(l, ng[m]) > 0.0)
+        g = wp.where(lit, wp.max(cos_x, 0.0) * wp.max(cos_l, 0.0) / r2, 0.0)
+        gv = g * vis[i]
+        # BRDF, as core.brdf.shade computes it (zero unless n·l > 0 and n·v > 0)
+        nv = wp.dot(n, v)
+        front = wp.where(nv > 0.0, 1.0, 0.0)
+        nl_c = wp.max(cos_x, 1.0e-6)
+        nv_c = wp.max(nv, 1.0e-6)
+        h = wp.normalize(v + l)
+        nh = wp.max(wp.dot(n, h), 0.0)
+        vh = wp.clamp(wp.dot(v, h), 0.0, 1.0)
+        r = rough[m]
+        alpha = wp.max(r * r, 1.0e-3)
+        a2 = alpha * alpha
+        t = nh * nh * (a2 - 1.0) + 1.0
+        dist = a2 / (wp.pi * t * t)
+        cl = wp.min(nl_c, 1.0)
+        cv = wp.min(nv_c, 1.0)
+        lam_l = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - cl * cl) / (cl * cl)) - 1.0)
+        lam_v = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - cv * cv) / (cv * cv)) - 1.0)
+        g2 = 1.0 / (1.0 + lam_l + lam_v)
+        f0 = 0.08 * spec[m]
+        c = 1.0 - vh
+        c5 = c * c * c * c * c
+        fresnel = f0 + (1.0 - f0) * c5
+        e = 1.0 - wp.clamp(nv, 0.0, 1.0)
+        layer = f0 + (wp.max(1.0 - r, f0) - f0) * e * e * e * e * e
+        diffuse[i] = (1.0 - layer) / wp.pi * gv * front
+        specular[i] = dist * g2 * fresnel / (4.0 * nl_c * nv_c) * gv * front
+        irradiance[i] = gv
+        unshadowed[i] = g
+
+    return light_terms
+
+
+class _LightTerms(torch.autograd.Function):
+    """(M, K) per-sample terms f_d·V·G, f_s·V·G, V·G and G (G = cos_x·cos_l/r²) from the Warp kernel."""
+
+    @staticmethod
+    def forward(ctx, x, ns, view, spec, rough, y, ng, nl, vis):  # type: ignore[override]
+        wp, _ = warp_runtime()
+        m, k = y.shape[0], y.shape[1]
+        inputs = [t.detach().to(torch.float32).contiguous() for t in (x, ns, view, spec, rough)]
+        inputs.append(y.detach().to(torch.float32).reshape(m * k, 3).contiguous())
+        consts = [t.detach().to(torch.float32).contiguous() for t in (ng, nl, vis.reshape(m * k))]
+        outs = [torch.empty(m * k, dtype=torch.float32, device=x.device) for _ in range(4)]
+        ctx.save_for_backward(*inputs, *consts)
+        ctx.shape = (m, k)
+        if m * k:
+            launch(_light_kernel(), m * k, _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
+                   wp_device(x), align=k)
+        ctx.mark_non_differentiable(outs[3])
+        return tuple(o.view(m, k) for o in outs)
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        wp, _ = warp_runtime()
+        saved = ctx.saved_tensors
+        inputs, consts = list(saved[:6]), list(saved[6:])
+        m, k = ctx.shape
+        adj_in = [torch.zeros_like(t) for t in inputs]
+        adj_out = [(g if g is not None else torch.zeros(m, k, device=inputs[0].device)).to(torch.float32)
+                   .reshape(m * k).contiguous() for g in grads]
+        outs = [torch.empty(m * k, dtype=torch.float32, device=inputs[0].device) for _ in range(4)]
+        if m * k:
+            launch(_light_kernel(), m * k, _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
+                   wp_device(inputs[0]), align=k, adj_inputs=_wp_args(wp, adj_in) + [None, None, None, 0],
+                   adj_outputs=_wp_args(wp, adj_out))
+        adj_in[5] = adj_in[5].view(m, k, 3)
+        return (*adj_in, None, None, None)
+
+
+def _wp_args(wp: Any, tensors: list[torch.Tensor]) -> list[Any]:
+    """Zero-copy Warp views: (N, 3) tensors as vec3 arrays, (N,) as scalar arrays."""
+    return [wp.from_torch(t, dtype=wp.vec3) if t.ndim == 2 and t.shape[1] == 3 else wp.from_torch(t)
+            for t in tensors]
 
 
 def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
@@ -268,33 +375,38 @@ def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tens
     if lights is None:
         return None
     m, count = surf.x.shape[0], ctx.options.light_samples
-    j = lights.triangles.shape[0]
     y = _light_points(lights, m, count, generator)  # (M, K, 3), K = J·S
     blocked = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps)
+    n_light = lights.normals.detach().repeat_interleave(count, 0)  # (K, 3)
+    power = lights.power.repeat_interleave(count, 0) / count  # (K, 3)
+    vis = (~blocked).to(surf.x.dtype)
+    if ctx.options.backend == "warp":
+        fd, fs, seen, geometry = _LightTerms.apply(surf.x, surf.ns, surf.view, spec[:, 0], rough[:, 0], y,
+                                                   surf.ng, n_light, vis)
+        fd, fs, seen = fd.to(power.dtype), fs.to(power.dtype), seen.to(power.dtype)
+    else:
+        fd, fs, seen, geometry = _light_terms_torch(surf, spec, rough, y, n_light, vis)
+    specular = fs @ power if with_specular else torch.zeros_like(surf.x)
+    with torch.no_grad():
+        unshadowed = (geometry.to(power.dtype) @ power.detach()).sum(-1)
+    return _Direct(fd @ power, specular, seen @ power, unshadowed)
+
+
+def _light_terms_torch(surf: _Surface, spec: torch.Tensor, rough: torch.Tensor, y: torch.Tensor,
+                       n_light: torch.Tensor, vis: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The same (M, K) terms as the Warp kernel, with core.brdf in torch autograd (any dtype)."""
     to_light = y - surf.x[:, None]
     r2 = (to_light * to_light).sum(-1).clamp_min(1e-12)
     l = to_light * r2.rsqrt()[..., None]
-    n_light = lights.normals.repeat_interleave(count, 0)  # (K, 3)
     cos_l = -(l * n_light).sum(-1)
     cos_x = (l * surf.ns[:, None]).sum(-1)
-    above = ((l * surf.ng[:, None]).sum(-1) > 0) & (cos_l > 0) & (cos_x > 0)
-    geometry = torch.where(above, cos_x * cos_l / r2, torch.zeros_like(r2))  # (M, K)
-    visible = geometry * (~blocked).to(geometry.dtype)
-    power = lights.power.repeat_interleave(count, 0) / count  # (K, 3)
-    fd, fs = brdf.shade(surf.ns[:, None], surf.view[:, None], l, torch.ones_like(spec[:, None]),
-                        spec[:, None], rough[:, None])
-    fd = fd.expand(m, j * count, -1)
-    diffuse = torch.einsum("mkc,mk,kc->mc", fd, visible, power) if fd.shape[-1] > 1 \
-        else (fd[..., 0] * visible) @ power
-    if with_specular:
-        fs = fs.expand(m, j * count, -1)
-        specular = torch.einsum("mkc,mk,kc->mc", fs, visible, power) if fs.shape[-1] > 1 \
-            else (fs[..., 0] * visible) @ power
-    else:
-        specular = torch.zeros_like(diffuse)
-    with torch.no_grad():
-        unshadowed = (geometry @ power).sum(-1)
-    return _Direct(diffuse, specular, visible @ power, unshadowed)
+    lit = ((l * surf.ng[:, None]).sum(-1) > 0) & (cos_l > 0) & (cos_x > 0)
+    geometry = torch.where(lit, cos_x * cos_l / r2, torch.zeros_like(r2))
+    seen = geometry * vis
+    ones = spec.new_ones(1, 1, 1).expand(*l.shape[:2], 1)
+    fd, fs = brdf.shade(surf.ns[:, None], surf.view[:, None], l, ones, spec[:, None], rough[:, None])
+    return fd[..., 0] * seen, fs[..., 0] * seen, seen, geometry.detach()
 
 
 def _ambient(ctx: _Context, surf: _Surface) -> torch.Tensor | None:

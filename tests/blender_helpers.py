@@ -31,30 +31,30 @@ def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-u
     extension that is "bl_ext.user_default.facestage", whose Result class is
     not the repository's.
     """
-    rotation_from_yaw_pitch_roll = importlib.import_module(f"{package}.core.fit").rotation_from_yaw_pitch_roll
-    load_head_model = importlib.import_module(f"{package}.core.head").load_head_model
-    blender_lights = importlib.import_module(f"{package}.core.lightstage").blender_lights
-    Result = importlib.import_module(f"{package}.core.result").Result
-    synthetic = importlib.import_module(f"{package}.core.synthetic")
-    camera_for, head_vertices = synthetic.camera_for, synthetic.head_vertices
+    def module(name: str):  # type: ignore[no-untyped-def]
+        return importlib.import_module(f"{package}.core.{name}")
 
-    model = load_head_model()
+    import torch
+
+    camera, lightstage = module("camera"), module("lightstage")
+    model = module("head").load_head_model()
     rng = np.random.Generator(np.random.PCG64(seed))
     names = [str(n) for n in model.expression_names]
-    identity = np.clip(rng.standard_normal(np.asarray(model.identity_basis).shape[0]), -1, 1) * 0.5
+    identity = np.clip(rng.standard_normal(model.n_identity), -1, 1) * 0.5
     expression = np.zeros(len(names))
     expression[:3] = (0.3, 0.6, 0.9)
-    rotation = rotation_from_yaw_pitch_roll(12.0, -4.0, 2.0)
+    rotation = module("fit").rotation_from_yaw_pitch_roll(12.0, -4.0, 2.0)
     translation = np.array([0.01, -0.02, 0.03])
-    vertices = head_vertices(model, identity, expression) @ rotation.T + translation
+    shape = model.evaluate(torch.as_tensor(identity, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32))
+    vertices = shape.double().numpy() @ rotation.T + translation
     width, height = SIZE
-    K, world_from_camera = camera_for(50.0, width, height, distance=0.9, offset_px=(3.0, -2.0))
-    intensity = np.zeros((20, 3))
-    intensity[LIT[0]] = (2.0, 1.8, 1.6)
-    intensity[LIT[1]] = (0.5, 0.5, 0.6)
-    intensity[LIT[2]] = (0.3, 0.25, 0.2)
-    stage = {"d": np.linspace(1.2, 1.8, 20), "a": np.full(20, 0.2), "p": np.full((20, 3), 1 / 3), "i": intensity,
-             "centre": np.array([0.0, 0.0, 0.02])}
+    K = camera.intrinsics(camera.focal_from_35mm(50.0, width, height), width, height)
+    K[:2, 2] += (3.0, -2.0)
+    world_from_camera = camera.look_at(np.array([0.08, -0.9, 0.06]), np.array([0.0, 0.0, 0.02]))
+    stage = lightstage.default_stage(torch.tensor([0.0, 0.0, 0.02]), d=1.5, a=0.3)
+    stage.d[:] = torch.linspace(1.2, 1.8, 20)
+    for j, rgb in zip(LIT, ((2.0, 1.8, 1.6), (0.5, 0.5, 0.6), (0.3, 0.25, 0.2))):
+        stage.i[j] = torch.tensor(rgb)
     sh = np.zeros((3, 9))
     sh[:, 0] = (0.3, 0.28, 0.25)
     sh[:, 2] = (0.1, 0.1, 0.12)
@@ -63,12 +63,14 @@ def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-u
     photo[..., 0] = np.linspace(0, 1, width)[None, :]
     photo[..., 1] = np.linspace(0, 1, height)[:, None]
     photo[..., 2] = 0.5
+    Result = module("result").Result
     return Result(
         photo_srgb=photo, K=K, world_from_camera=world_from_camera, identity=identity, expression=expression,
         expression_names=names, rotation=rotation, translation=translation, vertices=vertices.astype(np.float32),
-        faces=np.asarray(model.faces), uvs=np.asarray(model.uvs), face_uvs=np.asarray(model.face_uvs),
-        source_vertex_ids=np.asarray(getattr(model, "source_vertex_ids", np.arange(len(vertices)))),
-        sh=sh, stage=stage, lights=[dict(light) for light in blender_lights(stage)],
+        faces=model.faces.numpy(), uvs=model.uvs.numpy(), face_uvs=model.face_uvs.numpy(),
+        source_vertex_ids=model.source_vertex_ids.numpy(), sh=sh,
+        stage={k: v.numpy().astype(np.float64) for k, v in lightstage.as_dict(stage).items()},
+        lights=lightstage.blender_lights(stage),
         diffuse=np.full((t, t, 3), (0.5, 0.35, 0.3), np.float32), specular=np.full((t, t), 0.4, np.float32),
         roughness=np.full((t, t), 0.55, np.float32), render=np.zeros((height, width, 3), np.float32),
         mask=np.zeros((height, width), np.float32), quality="fast")
