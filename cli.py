@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relight", help="re-render a reconstruction under new lights")
     p.add_argument("result")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--preset", help="lighting preset name (see --list-presets)")
+    group.add_argument("--preset", help="lighting preset: three-point, rembrandt, butterfly, split, rim, soft-box, env-rotate")
     group.add_argument("--lights", help="JSON file with light-stage parameters")
     group.add_argument("--rotate-env", type=float, metavar="DEG", help="rotate the SH environment about Z by DEG")
     group.add_argument("--list-presets", action="store_true")

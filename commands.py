@@ -137,19 +137,84 @@ def _write_summary(out_root: Path, rows: list[dict[str, object]]) -> None:
     tmp_csv.replace(out_root / "summary.csv")
 
 
-def relight(args: argparse.Namespace) -> int:
-    from .core import edit
+def _check_image_target(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise FaceStageError(f"Output {path} already exists; use --force to overwrite it.")
+    path.parent.mkdir(parents=True, exist_ok=True)
 
-    return int(edit.relight_command(args))
+
+def _write_png_atomically(path: Path, srgb: object) -> None:
+    from .core.image import save_png
+
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    try:
+        save_png(tmp, srgb)  # type: ignore[arg-type]
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def relight(args: argparse.Namespace) -> int:
+    """Re-render a result under a preset, a lights file or a rotated environment, composited over the photo."""
+    from .core import edit, result
+    from .core.image import linear_to_srgb
+
+    if args.list_presets:
+        print("\n".join(edit.preset_names()))
+        return 0
+    res = result.load(args.result)
+    target = Path(args.output) if args.output else Path(args.result) / "relit.png"
+    _check_image_target(target, args.force)
+    stage, sh = res.stage, res.sh
+    if args.preset == "env-rotate":
+        sh = edit.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
+    elif args.preset:
+        stage, sh = edit.preset_lighting(res.stage, res.sh, args.preset)
+    elif args.lights:
+        stage = edit.lights_from_file(args.lights, res.stage)
+    else:
+        sh = edit.rotate_environment(res.sh, args.rotate_env, args.pitch)
+    image, _, _ = edit.render_result(res, stage=stage, sh=sh, device=_device(args))
+    _write_png_atomically(target, linear_to_srgb(image))
+    print(f"Wrote {target}")
+    return 0
 
 
 def caricature(args: argparse.Namespace) -> int:
-    from .core import edit
+    """Exaggerate the identity and write a complete result folder for it."""
+    from .core import edit, result
+    from .core.head import load_head_model
 
-    return int(edit.caricature_command(args))
+    res = result.load(args.result)
+    out = Path(args.output)
+    result.check_output_dir(out, args.force)
+    regions = edit.parse_region_factors(args.region, list(load_head_model().region_names))
+    car = edit.caricature_result(res, args.factor, regions)
+    car.render, car.mask, _ = edit.render_result(car, device=_device(args))
+    result.save(car, out, force=args.force)
+    print(f"Wrote {out}/ (render.png shows the caricature)")
+    return 0
 
 
 def render(args: argparse.Namespace) -> int:
-    from .core import edit
+    """Re-render a result; with --passes write the attribute layers whose composition is render.png."""
+    from .core import edit, result
+    from .core.image import linear_to_srgb
 
-    return int(edit.render_command(args))
+    res = result.load(args.result)
+    folder = Path(args.output) if args.output else Path(args.result) / "passes"
+    names = [*edit.PASS_NAMES, "alpha", "composite"] if args.passes else ["composite"]
+    for name in names:
+        _check_image_target(folder / f"{name}.png", args.force)
+    layers = edit.pass_images(res, device=_device(args)) if args.passes else {"composite": edit.render_result(res, device=_device(args))[0]}
+    for name in names:
+        image = layers[name]
+        _write_png_atomically(folder / f"{name}.png", image if name in ("alpha", "shadow") else linear_to_srgb(image))
+    print(f"Wrote {', '.join(n + '.png' for n in names)} to {folder}")
+    return 0
+
+
+def _device(args: argparse.Namespace) -> str:
+    from .core.device import pick
+
+    return str(pick(getattr(args, "device", "auto")))

@@ -62,4 +62,4 @@ def preset(quality: str = "default", **overrides: object) -> ReconstructConfig:
         from .errors import FaceStageError
 
         raise FaceStageError(f"Unknown quality {quality!r}; use one of {', '.join(QUALITIES)}.")
-    return replace(ReconstructConfig(quality=quality), **PRESETS[quality], **overrides)  # type: ignore[arg-type]
+    return replace(ReconstructConfig(quality=quality), **{**PRESETS[quality], **overrides})  # type: ignore[arg-type]

@@ -91,3 +91,171 @@ def preset_direction(light: PresetLight) -> np.ndarray:
 
 def preset_names() -> list[str]:
     return [*PRESETS, "env-rotate"]
+
+
+# ----------------------------------------------------------------------------- re-rendering a result
+FINAL_SPP = 4
+FINAL_LIGHT_SAMPLES = 4
+
+
+def render_result(result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[no-untyped-def, type-arg]
+                  vertices: np.ndarray | None = None, passes: bool = False, device: str = "cpu"):
+    """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
+
+    Renders the stored face crop with a generator seeded by the result's seed, so
+    re-rendering an unchanged result reproduces render.png; returns the linear
+    image composited over the photo, the coverage alpha, and the crop's RenderOutput.
+    """
+    from . import lightstage
+    from .image import srgb_to_linear
+    from .pipeline import Crop, paste
+    from .render import RenderOptions, RenderScene, render
+
+    dev = torch.device(device)
+
+    def t(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, np.float32), device=dev)
+
+    crop = Crop(*result.render_crop)
+    linear = srgb_to_linear(result.photo_srgb)
+    values = stage if stage is not None else result.stage
+    scene = RenderScene(
+        verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
+        uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
+        specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
+        world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
+        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)))
+    generator = torch.Generator(device=dev).manual_seed(int(result.seed))
+    with torch.no_grad():
+        out = render(scene, RenderOptions(spp=FINAL_SPP, light_samples=FINAL_LIGHT_SAMPLES, edge_sampling=False,
+                                          return_passes=passes), generator)
+    h, w = result.height, result.width
+    image = paste(crop, out.image.cpu().numpy(), h, w, linear)
+    alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
+    return image, alpha, out
+
+
+# ----------------------------------------------------------------------------- relighting
+Y00 = 0.28209479177387814
+
+
+def _stage_tensor(stage: dict):  # type: ignore[no-untyped-def, type-arg]
+    from . import lightstage
+
+    return lightstage.from_dict(stage, dtype=torch.float64)
+
+
+def _place(j: int, direction: np.ndarray) -> np.ndarray:
+    """Barycentric p on face j where the ray from the centre along direction meets the face plane (clamped to the face)."""
+    from . import lightstage
+
+    verts, faces = lightstage.icosahedron(torch.float64)
+    tri = verts[faces[j]].numpy()
+    normal = tri.mean(0) / np.linalg.norm(tri.mean(0))
+    hit = direction / max(float(direction @ normal), 1e-6)  # on the unit-inradius plane
+    bary = np.linalg.lstsq(np.vstack([tri.T, np.ones(3)]), np.r_[hit, 1.0], rcond=None)[0]
+    bary = np.clip(bary, 0.0, None)
+    return bary / bary.sum()
+
+
+def preset_lighting(stage: dict, sh: np.ndarray, name: str) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
+    """A named preset on the same 20-light stage, exposure-matched to the reconstruction's total light."""
+    from . import lightstage
+
+    if name not in PRESETS:
+        raise FaceStageError(f"Unknown lighting preset {name!r}; choose one of {', '.join(preset_names())}.")
+    lights, ambient = PRESETS[name]
+    total = float(np.asarray(stage["i"]).mean(1).sum() + math.pi * Y00 * np.asarray(sh)[:, 0].mean())
+    outward = -lightstage.normals(_stage_tensor(stage)).numpy()
+    new = {k: np.array(v, dtype=np.float64, copy=True) for k, v in stage.items()}
+    new["i"][:] = 0.0
+    weight = sum(l.intensity for l in lights)
+    for light in lights:
+        direction = preset_direction(light)
+        j = int(np.argmax(outward @ direction))
+        new["d"][j], new["a"][j] = light.distance, max(light.area, lightstage.A_MIN)
+        new["p"][j] = _place(j, direction)
+        new["i"][j] = (1.0 - ambient) * total * light.intensity / weight
+    new_sh = np.zeros_like(np.asarray(sh, np.float64))
+    new_sh[:, 0] = ambient * total / (math.pi * Y00)
+    return new, new_sh
+
+
+def rotate_environment(sh: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
+    """SH turned by yaw (about Z) then pitch (about X), without re-fitting."""
+    from .sh import rotate_sh
+
+    y, p = math.radians(yaw_deg), math.radians(pitch_deg)
+    rz = torch.tensor([[math.cos(y), -math.sin(y), 0], [math.sin(y), math.cos(y), 0], [0, 0, 1]], dtype=torch.float64)
+    rx = torch.tensor([[1, 0, 0], [0, math.cos(p), -math.sin(p)], [0, math.sin(p), math.cos(p)]], dtype=torch.float64)
+    return rotate_sh(torch.as_tensor(np.asarray(sh, np.float64)), rx @ rz).numpy()
+
+
+def lights_from_file(path: str, template: dict) -> dict:  # type: ignore[type-arg]
+    """Stage parameters from a JSON file (a scene.json or {"lights": [{d, a, p, i}, ...]}), validated."""
+    import json
+    from pathlib import Path
+
+    from .result import N_LIGHTS
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        lights = doc["lights"]
+        stage = {"d": np.array([float(l["d"]) for l in lights]), "a": np.array([float(l["a"]) for l in lights]),
+                 "p": np.array([[float(x) for x in l["p"]] for l in lights]), "i": np.array([[float(x) for x in l["i"]] for l in lights])}
+    except FileNotFoundError:
+        raise FaceStageError(f"Lights file {path} does not exist.") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise FaceStageError(f"Lights file {path} is not a light-stage JSON (20 lights with d, a, p, i).") from None
+    if len(lights) != N_LIGHTS or stage["p"].shape != (N_LIGHTS, 3) or stage["i"].shape != (N_LIGHTS, 3):
+        raise FaceStageError(f"Lights file {path} must list exactly {N_LIGHTS} lights with p and i of 3 values.")
+    if not all(np.all(np.isfinite(v)) for v in stage.values()) or (stage["d"] <= 0).any() or (stage["a"] < 0).any() or (stage["i"] < 0).any():
+        raise FaceStageError(f"Lights file {path} has negative or non-finite values.")
+    from . import lightstage
+
+    stage["a"] = np.clip(stage["a"], lightstage.A_MIN, 1.0)
+    stage["p"] = np.clip(stage["p"], 0, None) / np.clip(stage["p"], 0, None).sum(1, keepdims=True).clip(1e-12)
+    stage["centre"] = np.asarray(template["centre"])
+    return stage
+
+
+# ----------------------------------------------------------------------------- caricature and passes
+def caricature_result(result, factor: float, regions: dict[str, float]):  # type: ignore[no-untyped-def]
+    """A copy of the result whose identity deviation is scaled (see caricature_scale); maps, pose and expression kept."""
+    import copy as copy_module
+
+    from .head import load_head_model
+
+    model = load_head_model()
+    weights = {name: model.region_weights[k].numpy() for k, name in enumerate(model.region_names)}
+    for name in regions:
+        if name not in weights:
+            raise FaceStageError(f"Region {name!r} is not one of: {', '.join(model.region_names)}.")
+    scale = torch.as_tensor(caricature_scale(weights, factor, regions), dtype=torch.float32)
+    identity = torch.as_tensor(result.identity, dtype=torch.float32)
+    expression = torch.as_tensor(result.expression, dtype=torch.float32)
+    mean = model.vertices
+    offset_id = model.evaluate(identity, None) - mean
+    offset_ex = model.evaluate(None, expression) - mean
+    local = caricature_vertices(mean, offset_id, offset_ex, scale).double().numpy()
+    out = copy_module.copy(result)
+    out.vertices = (local @ np.asarray(result.rotation).T + np.asarray(result.translation)).astype(np.float32)
+    out.edits = {**getattr(result, "edits", {}), "caricature": {"factor": factor, "regions": regions}}
+    return out
+
+
+PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
+
+
+def pass_images(result, device: str = "cpu") -> dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """Attribute layers at photo resolution (linear) whose composition reproduces render.png:
+    image = alpha · (albedo · (diffuse + ambient) + specular) + (1 − alpha) · photo."""
+    from .pipeline import Crop, paste
+
+    image, alpha, out = render_result(result, passes=True, device=device)
+    crop = Crop(*result.render_crop)
+    h, w = result.height, result.width
+    layers = {name: paste(crop, out.passes[name].cpu().numpy(), h, w, np.zeros((h, w, 3), np.float32)) for name in PASS_NAMES}
+    layers["alpha"] = alpha
+    layers["composite"] = image
+    return layers

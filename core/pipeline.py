@@ -19,6 +19,7 @@ Ambiguities and how they are resolved (stated because they decide the maps):
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import threading
@@ -377,7 +378,7 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     return filled[0], filled[1], filled[2], grown
 
 
-def _paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray) -> np.ndarray:
+def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray) -> np.ndarray:
     """Put a crop-grid image back onto the photo grid (bilinear), keeping ``outside`` where the crop does not reach."""
     t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))
     t = t[None, None] if t.ndim == 2 else t.permute(2, 0, 1)[None]
@@ -394,19 +395,11 @@ def _paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.n
 FINAL_MAX_SIDE = 1024
 
 
-def final_render(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], passes: bool = False):  # type: ignore[no-untyped-def]
-    """Render the face crop at (up to) the photo's own resolution, antialiased, composited over the photo."""
+def final_crop(points: np.ndarray) -> Crop:
+    """The face crop rendered at (up to) the photo's own pixel density for render.png."""
     crop = face_crop(points, 8)
     crop.size = int(min(FINAL_MAX_SIDE, max(64, round(crop.side))))
-    linear = srgb_to_linear(run.photo.pixels)
-    background = run.tensor(crop.cut(linear))
-    with torch.no_grad():
-        out = render(run.scene(crop, background, maps), RenderOptions(spp=4, light_samples=4, edge_sampling=False,
-                                                                      return_passes=passes), run.generator)
-    h, w = run.photo.height, run.photo.width
-    image = _paste(crop, out.image.cpu().numpy(), h, w, linear)
-    alpha = _paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
-    return image, alpha, out, crop
+    return crop
 
 
 def _versions() -> dict[str, str]:
@@ -416,46 +409,53 @@ def _versions() -> dict[str, str]:
 
 
 def _result(run: Reconstruction, fit0, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:  # type: ignore[no-untyped-def]
-    image, alpha, out, crop = final_render(run, points, maps, passes=True)
-    mask = skin_mask(points, run.photo.width, run.photo.height)
-    rendered_srgb = linear_to_srgb(image)
-    metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask), "landmark_error_px": fit0.reprojection_error_px}
+    """Assemble the Result, then render it exactly as a later re-render of the saved folder will."""
+    from .edit import render_result
+    from .report import light_diagram, make_report
+
     stage = run.light_stage()
     with torch.no_grad():
         vertices = run.world_vertices()
         rotation, translation = run.rotation(), run.translation()
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().numpy()
-    diffuse, specular, roughness = (m.detach() for m in maps)
     inside = run.raster.inside
 
     def texture(m: torch.Tensor) -> np.ndarray:
-        return uvmaps.dilate_into_gutter(m.cpu().numpy(), inside)
+        return uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), inside)
 
-    from .report import light_diagram, make_report
-
-    detached = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
-    directions = lightstage.centroids(stage).detach().cpu().numpy() - detached["centre"]
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
-    shading = out.passes["diffuse"] + out.passes["ambient"]
-    report = make_report([
-        ("photo", run.photo.pixels), ("re-render", rendered_srgb),
-        ("difference x4", np.clip(np.abs(rendered_srgb - run.photo.pixels) * 4, 0, 1) * mask[..., None]),
-        ("diffuse albedo", linear_to_srgb(texture(diffuse))), ("specular level", texture(specular)[..., 0]),
-        ("roughness", texture(roughness)[..., 0]), ("shading only", linear_to_srgb((shading / max(float(shading.max()), 1e-6)).cpu().numpy())),
-        ("shadows only", out.passes["shadow"].cpu().numpy().mean(-1) if out.passes["shadow"].ndim == 3 else out.passes["shadow"].cpu().numpy()),
-        ("light stage", light_diagram(directions, detached["i"])), ("face mask", mask),
-    ])
-    return Result(
+    diffuse, specular, roughness = (texture(m) for m in maps)
+    stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
+    h, w = run.photo.height, run.photo.width
+    result = Result(
         photo_srgb=run.photo.pixels, K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
         identity=run.identity.detach().cpu().numpy(), expression=run.expression.detach().clamp(0, 1).cpu().numpy(),
         expression_names=list(run.model.expression_names), rotation=rotation.cpu().numpy(), translation=translation.cpu().numpy(),
         vertices=vertices.cpu().numpy(), faces=run.model.faces.cpu().numpy(), uvs=run.model.uvs.cpu().numpy(),
         face_uvs=run.model.face_uvs.cpu().numpy(), source_vertex_ids=run.model.source_vertex_ids.cpu().numpy(),
-        sh=run.sh.detach().cpu().numpy(), stage=detached, lights=lightstage.blender_lights(stage),
-        diffuse=texture(diffuse), specular=texture(specular)[..., 0], roughness=texture(roughness)[..., 0],
-        render=image, mask=alpha, seed=run.config.seed, quality=run.config.quality, timings=run.timings,
-        versions=_versions(), warnings=run.warnings, metrics=metrics, extra_images={"report": report},
+        sh=run.sh.detach().cpu().numpy(), stage=stage_np, lights=lightstage.blender_lights(stage),
+        diffuse=diffuse, specular=specular[..., 0], roughness=roughness[..., 0],
+        render=np.zeros((h, w, 3), np.float32), mask=np.zeros((h, w), np.float32), seed=run.config.seed,
+        quality=run.config.quality, timings=run.timings, versions=_versions(), warnings=run.warnings,
+        render_crop=dataclasses.astuple(final_crop(points)),
     )
+    image, alpha, out = render_result(result, passes=True, device=str(run.device))
+    result.render, result.mask = image, alpha
+    mask = skin_mask(points, w, h)
+    rendered_srgb = linear_to_srgb(image)
+    result.metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask), "landmark_error_px": fit0.reprojection_error_px}
+    directions = lightstage.centroids(stage).detach().cpu().numpy() - stage_np["centre"]
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    shading = (out.passes["diffuse"] + out.passes["ambient"]).cpu().numpy()
+    shadow = out.passes["shadow"].cpu().numpy()
+    result.extra_images["report"] = make_report([
+        ("photo", run.photo.pixels), ("re-render", rendered_srgb),
+        ("difference x4", np.clip(np.abs(rendered_srgb - run.photo.pixels) * 4, 0, 1) * mask[..., None]),
+        ("diffuse albedo", linear_to_srgb(diffuse)), ("specular level", specular[..., 0]), ("roughness", roughness[..., 0]),
+        ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
+        ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
+        ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
+    ])
+    return result
 
 
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,

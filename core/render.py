@@ -154,6 +154,8 @@ class _Lights:
     triangles: torch.Tensor  # (J, 3, 3)
     normals: torch.Tensor  # (J, 3) emission directions
     power: torch.Tensor  # (J, 3) L·A (radiance times area)
+    index: torch.Tensor  # (J,) which of the stage's lights these are
+    total: int  # lights on the stage
 
 
 @dataclass
@@ -180,13 +182,18 @@ def _stage_lights(stage: Any) -> _Lights | None:
     idx = torch.nonzero(keep).squeeze(1)
     if idx.numel() == 0:
         return None
-    return _Lights(lightstage.triangles(stage)[idx], lightstage.normals(stage)[idx], power[idx])
+    return _Lights(lightstage.triangles(stage)[idx], lightstage.normals(stage)[idx], power[idx], idx, power.shape[0])
 
 
 def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Stratified uniform points (m, J·count, 3) on the light triangles, independent per shading point."""
+    """Stratified uniform points (m, J·count, 3) on the light triangles, independent per shading point.
+
+    Random numbers are drawn for every light of the stage, dark ones included, so a light's samples do
+    not depend on which others are switched on (finite differences and gradients see the same estimate).
+    """
     j = lights.triangles.shape[0]
-    xi = _square_samples((m, j), count, generator, lights.triangles.device).to(lights.triangles.dtype)
+    xi = _square_samples((m, lights.total), count, generator, lights.triangles.device)
+    xi = xi[:, lights.index].to(lights.triangles.dtype) if j < lights.total else xi.to(lights.triangles.dtype)
     root = xi[..., 0].sqrt()
     b1 = root * (1 - xi[..., 1])
     b2 = root * xi[..., 1]

@@ -62,6 +62,8 @@ class Result:
     warnings: list[str] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sRGB image written as name.png
+    render_crop: tuple[float, float, float, int] = (0.0, 0.0, 1.0, 1)  # x0, y0, side (photo px), size (render px)
+    edits: dict[str, Any] = field(default_factory=dict)  # applications applied after the fit (e.g. caricature)
 
     @property
     def width(self) -> int:
@@ -99,6 +101,8 @@ def scene_json(result: Result) -> dict[str, Any]:
         "light_stage": {"centre": _list(result.stage["centre"])},
         "lights": [_light_json(light, j, result.stage) for j, light in enumerate(result.lights)],
         "sh": {"bands": int(round(math.sqrt(result.sh.shape[1]))), "coeffs": _list(result.sh)},
+        "render": {"crop": [float(v) for v in result.render_crop[:3]] + [int(result.render_crop[3])]},
+        "edits": result.edits,
         "quality": result.quality,
         "seed": result.seed,
         "timings": {k: round(float(v), 3) for k, v in result.timings.items()},
@@ -209,6 +213,13 @@ def _array(doc: dict[str, Any], key: str, shape: tuple[int | None, ...], where: 
     return array
 
 
+def _crop(doc: dict[str, Any], where: str) -> tuple[float, float, float, int]:
+    values = _array(doc.get("render", {}), "crop", (4,), where)
+    if values[2] <= 0 or not 1 <= values[3] <= 8192:
+        raise FaceStageError(f"{where} has an invalid render crop.")
+    return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+
+
 def load(folder: str | os.PathLike[str]) -> Result:
     """Read and validate a result folder (schema, shapes, finite numbers)."""
     from .head import load_head_model
@@ -269,6 +280,8 @@ def load(folder: str | os.PathLike[str]) -> Result:
         roughness=load_png(folder / "roughness.png"),
         render=srgb_to_linear(load_png(folder / "render.png")[..., :3]),
         mask=load_png(folder / "mask.png"),
+        render_crop=_crop(doc, where),
+        edits=dict(doc.get("edits", {})) if isinstance(doc.get("edits", {}), dict) else {},
         model=str(head.get("model", "hm08-head")),
         seed=int(doc.get("seed", 0)),
         quality=str(doc.get("quality", "default")),

@@ -7,6 +7,8 @@ photo's, so looking through the camera lines the mesh up with the photo.
 
 from __future__ import annotations
 
+from typing import Any
+
 import bpy
 import numpy as np
 from mathutils import Matrix
@@ -17,19 +19,18 @@ from .transaction import Transaction
 
 CAMERA = "FaceStage Camera"
 PHOTO = "FaceStage Photo"
-CAMERA_FIELDS = {"lens_mm": "lens", "lens": "lens", "sensor_width": "sensor_width", "sensor_height": "sensor_height",
-                 "sensor_fit": "sensor_fit", "shift_x": "shift_x", "shift_y": "shift_y", "clip_start": "clip_start",
-                 "clip_end": "clip_end"}
 
 
 def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collection: bpy.types.Collection) -> bpy.types.Object:
     from ..core.camera import blender_camera
 
+    settings: dict[str, Any] = blender_camera(np.asarray(result.K), result.width, result.height)
     data = tx.new(bpy.data.cameras.new(CAMERA), CAMERA)
     data.clip_start, data.clip_end = 0.01, 100.0
-    for key, value in blender_camera(np.asarray(result.K), result.width, result.height).items():
-        if key in CAMERA_FIELDS:
-            setattr(data, CAMERA_FIELDS[key], value if isinstance(value, str) else float(value))
+    data.sensor_fit = settings["sensor_fit"]
+    data.sensor_width = float(settings["sensor_width"])
+    data.lens = float(settings["lens_mm"])
+    data.shift_x, data.shift_y = float(settings["shift_x"]), float(settings["shift_y"])
     photo = packed_image(tx, PHOTO, result.photo_srgb, "sRGB", float_buffer=False)
     data.show_background_images = True
     background = data.background_images.new()
@@ -41,10 +42,11 @@ def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collec
     collection.objects.link(camera)
     tx.set(scene, "camera", camera)
     render = scene.render
-    tx.set(render, "resolution_x", result.width)
-    tx.set(render, "resolution_y", result.height)
+    aspect = float(settings["pixel_aspect"])  # pixel width / height = fy / fx
+    tx.set(render, "resolution_x", int(settings["resolution_x"]))
+    tx.set(render, "resolution_y", int(settings["resolution_y"]))
     tx.set(render, "resolution_percentage", 100)
-    tx.set(render, "pixel_aspect_x", 1.0)
-    tx.set(render, "pixel_aspect_y", 1.0)
+    tx.set(render, "pixel_aspect_x", max(aspect, 1.0))
+    tx.set(render, "pixel_aspect_y", max(1.0 / aspect, 1.0))
     return camera
 

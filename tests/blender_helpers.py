@@ -1,9 +1,10 @@
 """A fake but complete result folder (no reconstruction needed) and helpers to run bpy scripts in subprocesses.
 
-The fake result is the head model's mean shape with a small identity and
-expression, a slight head turn, a frontal camera, a default light stage with
-three lights on, a few SH coefficients and constant maps: everything the
-scene builder reads, with known numbers to assert against.
+The fake result is the head model with a small identity and expression, a
+slight head turn, a near-frontal camera with an off-centre principal point, a
+default light stage with three lights on, a few SH coefficients and smooth
+gradient maps (so orientation mistakes show): everything the scene builder
+reads, with known numbers to assert against.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ SIZE = (96, 80)  # photo width, height
 TEXTURE = 32
 
 
-def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-untyped-def]
+def fake_result(seed: int = 0, package: str = "facestage", size: tuple[int, int] = SIZE,  # type: ignore[no-untyped-def]
+                distance: float = 0.9):
     """A Result with known, simple values.
 
     ``package`` is where facestage is imported from: inside an installed
@@ -47,10 +49,10 @@ def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-u
     translation = np.array([0.01, -0.02, 0.03])
     shape = model.evaluate(torch.as_tensor(identity, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32))
     vertices = shape.double().numpy() @ rotation.T + translation
-    width, height = SIZE
+    width, height = size
     K = camera.intrinsics(camera.focal_from_35mm(50.0, width, height), width, height)
     K[:2, 2] += (3.0, -2.0)
-    world_from_camera = camera.look_at(np.array([0.08, -0.9, 0.06]), np.array([0.0, 0.0, 0.02]))
+    world_from_camera = camera.look_at(np.array([0.08, -1.0, 0.06]) * distance, np.array([0.0, 0.0, 0.02]))
     stage = lightstage.default_stage(torch.tensor([0.0, 0.0, 0.02]), d=1.5, a=0.3)
     stage.d[:] = torch.linspace(1.2, 1.8, 20)
     for j, rgb in zip(LIT, ((2.0, 1.8, 1.6), (0.5, 0.5, 0.6), (0.3, 0.25, 0.2))):
@@ -59,6 +61,7 @@ def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-u
     sh[:, 0] = (0.3, 0.28, 0.25)
     sh[:, 2] = (0.1, 0.1, 0.12)
     t = TEXTURE
+    rows, columns = np.linspace(0.6, 1.0, t)[:, None], np.linspace(0.0, 1.0, t)[None, :]
     photo = np.zeros((height, width, 3), np.float32)
     photo[..., 0] = np.linspace(0, 1, width)[None, :]
     photo[..., 1] = np.linspace(0, 1, height)[:, None]
@@ -71,16 +74,17 @@ def fake_result(seed: int = 0, package: str = "facestage"):  # type: ignore[no-u
         source_vertex_ids=model.source_vertex_ids.numpy(), sh=sh,
         stage={k: v.numpy().astype(np.float64) for k, v in lightstage.as_dict(stage).items()},
         lights=lightstage.blender_lights(stage),
-        diffuse=np.full((t, t, 3), (0.5, 0.35, 0.3), np.float32), specular=np.full((t, t), 0.4, np.float32),
-        roughness=np.full((t, t), 0.55, np.float32), render=np.zeros((height, width, 3), np.float32),
+        diffuse=(np.array([0.5, 0.35, 0.3]) * rows[..., None] * np.ones((t, t, 1))).astype(np.float32),
+        specular=(0.2 + 0.4 * rows * np.ones((t, t))).astype(np.float32),
+        roughness=(0.3 + 0.5 * columns * np.ones((t, t))).astype(np.float32), render=np.zeros((height, width, 3), np.float32),
         mask=np.zeros((height, width), np.float32), quality="fast")
 
 
-def fake_result_folder(folder: Path, seed: int = 0) -> Path:
-    """Save fake_result() into folder with core.result.save; returns the folder."""
+def fake_result_folder(folder: Path, seed: int = 0, **options: object) -> Path:
+    """Save fake_result(seed, **options) into folder with core.result.save; returns the folder."""
     from facestage.core.result import save
 
-    return save(fake_result(seed), folder, force=True)
+    return save(fake_result(seed, **options), folder, force=True)
 
 
 def run_bpy(script: str, env: dict[str, str], *args: str, timeout: float = 300, tracebacks: bool = False) -> str:

@@ -28,3 +28,12 @@ def blender_env(tmp_path) -> dict[str, str]:
     env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
     env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     return env
+
+
+@pytest.fixture()
+def reconstructed_stub():
+    """A complete fake Result (no reconstruction): see tests/blender_helpers.py."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from blender_helpers import fake_result
+
+    return fake_result()

@@ -63,7 +63,7 @@ def sphere(radius: float = 0.1, subdivisions: int = 3, centre=(0.0, 0.0, 0.0)) -
 
 def face_varying_uvs(verts: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Spherical-ish UVs from directions, one UV per corner (seams allowed)."""
-    d = torch.nn.functional.normalize(verts - verts.mean(0), dim=-1)
+    d = torch.nn.functional.normalize(verts.detach() - verts.detach().mean(0), dim=-1)
     uv = torch.stack([0.5 + torch.atan2(d[:, 0], -d[:, 1]) / (2 * math.pi), 0.5 + d[:, 2].asin() / math.pi], -1)
     return uv[faces.reshape(-1)], torch.arange(faces.numel()).reshape(faces.shape)
 

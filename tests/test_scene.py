@@ -202,27 +202,22 @@ def test_images_are_packed_and_hold_the_maps_right_way_up(facts, result):
     assert np.allclose(images["FaceStage Photo"]["bottom_right"], result.photo_srgb[-1, -1], atol=1 / 255)
 
 
-def _power(light):
-    return float(next(light[k] for k in ("energy_w", "power_w") if k in light))
-
-
-def _position(light):
-    return np.asarray(next(light[k] for k in ("location", "position") if k in light), dtype=np.float64)
-
-
 def test_twenty_area_lights_match_result_lights_and_off_ones_are_hidden(facts, result):
     objects = facts["objects"]
     for j, (light, expected) in enumerate(zip(facts["lights"], result.lights)):
         assert light["name"] == f"Stage Light {j + 1:02d}"
         assert light["type"] == "AREA" and light["shape"] == "DISK"
         assert objects[light["name"]]["parent"] == "Light Stage"
-        assert light["energy"] == pytest.approx(_power(expected), rel=1e-5, abs=1e-6)
+        assert light["energy"] == pytest.approx(expected["power_w"], rel=1e-5, abs=1e-6)
         assert np.allclose(light["color"], expected["color"], atol=1e-5)
-        assert np.allclose(light["location"], _position(expected), atol=1e-5)
-        off = _power(expected) == 0.0
+        assert np.allclose(light["location"], expected["position"], atol=1e-5)
+        assert np.allclose(light["direction"], -np.asarray(expected["rotation"])[:, 2], atol=1e-5)
+        assert light["size"] == pytest.approx(expected["size"], rel=1e-5)
+        assert math.pi * (light["size"] / 2) ** 2 == pytest.approx(expected["area"], rel=1e-5)
+        emitted = light["energy"] * np.asarray(light["color"])  # Blender: colour × power = π·A·L
+        assert np.allclose(emitted, math.pi * expected["area"] * np.asarray(expected["radiance"]), rtol=1e-4, atol=1e-6)
+        off = expected["power_w"] == 0.0
         assert objects[light["name"]]["hide_render"] == off and objects[light["name"]]["hide_viewport"] == off
-        if "size" in expected:
-            assert light["size"] == pytest.approx(float(expected["size"]), rel=1e-5)
     on = [j for j, light in enumerate(facts["lights"]) if not objects[light["name"]]["hide_render"]]
     assert on == list(LIT)
 
@@ -352,3 +347,54 @@ def test_saved_blend_reloads_with_packed_maps_and_renders(result_folder, result,
     assert frame.shape[:2] == (SIZE[1], SIZE[0])
     assert np.isfinite(frame).all() and frame[..., :3].std() > 0.01
 
+
+
+CYCLES = """
+import sys
+from pathlib import Path
+import bpy
+from facestage.scene.build import build_scene
+
+bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+build_scene(Path(sys.argv[1]), bpy.context)
+scene = bpy.context.scene
+for name in ("Eye L", "Eye R"):  # the core renders the face mesh only
+    bpy.data.objects[name].hide_render = True
+cycles = scene.cycles
+cycles.device, cycles.samples, cycles.seed = "CPU", 32, 0
+cycles.use_denoising = cycles.use_adaptive_sampling = False
+cycles.pixel_filter_type, cycles.filter_width = "BOX", 1.0  # the core integrates each pixel's square
+scene.render.film_transparent = True
+settings = scene.render.image_settings
+settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGBA", "16"
+scene.render.filepath = sys.argv[2]
+bpy.ops.render.render(write_still=True)
+"""
+
+
+def test_cycles_render_of_the_built_scene_reproduces_the_core_render(tmp_path, blender_env):
+    import torch
+    from facestage.core import lightstage, render
+    from facestage.core.image import linear_to_srgb, load_png
+    from facestage.core.result import load
+
+    folder = fake_result_folder(tmp_path / "OUT", size=(128, 128), distance=0.55)
+    run_bpy(CYCLES, blender_env, str(folder), str(tmp_path / "cycles.png"))
+    result = load(folder)
+
+    def tensor(array):
+        return torch.as_tensor(np.asarray(array), dtype=torch.float32)
+
+    scene = render.RenderScene(
+        verts=tensor(result.vertices), faces=torch.as_tensor(result.faces).long(), uvs=tensor(result.uvs),
+        face_uvs=torch.as_tensor(result.face_uvs).long(), diffuse=tensor(result.diffuse),
+        specular=tensor(result.specular)[..., None], roughness=tensor(result.roughness)[..., None], K=tensor(result.K),
+        world_from_camera=tensor(result.world_from_camera), width=result.width, height=result.height,
+        sh=tensor(result.sh), stage=lightstage.from_dict(result.stage))
+    core = render.render(scene, render.RenderOptions(spp=16, light_samples=16, edge_sampling=False),
+                         generator=torch.Generator().manual_seed(0))
+    cycles = load_png(tmp_path / "cycles.png")
+    mask = (core.alpha.numpy() > 0.999) & (cycles[..., 3] > 0.999)
+    assert mask.sum() > 2000
+    error = ((linear_to_srgb(core.image.numpy()) - cycles[..., :3])[mask] ** 2).mean()
+    assert 10 * math.log10(1 / error) >= 30.0

@@ -246,12 +246,19 @@ def backproject(scene: Scene, posed: Posed, faces: np.ndarray, points: np.ndarra
     if retry.any():
         depth = float(np.linalg.norm(posed.head.mean(0) - posed.camera))
         steps = np.linspace(depth - 0.15, depth + 0.05, 81)
+        centroids = skin_triangles.mean(1)
         for i in np.nonzero(retry)[0]:
             samples = origins[i] + steps[:, None] * directions[i]
-            near, f_near, b_near = closest_on_mesh(samples, skin_triangles)
+            along = (centroids - origins[i]) @ directions[i]
+            off_ray = np.linalg.norm(centroids - origins[i] - along[:, None] * directions[i], axis=1)
+            candidates = np.nonzero(off_ray < 0.03)[0]
+            if not len(candidates):
+                ok[i] = False
+                continue
+            near, f_near, b_near = closest_on_mesh(samples, skin_triangles[candidates])
             k = int(np.linalg.norm(near - samples, axis=1).argmin())
             ok[i] = np.linalg.norm(near[k] - samples[k]) < 0.01
-            f[i], bary[i] = f_near[k], b_near[k]
+            f[i], bary[i] = candidates[f_near[k]], b_near[k]
     f = np.where(ok, f, 0)
     cosine = np.abs(((posed.normals[faces[f]] * bary[..., None]).sum(1) * directions).sum(1))
     return f, bary, ok, cosine
@@ -277,7 +284,7 @@ def contour_band(model: Any, identities: list[np.ndarray]) -> np.ndarray:
     faces = np.asarray(model.faces, np.int64)
     names = list(model.region_names)
     excluded = np.zeros(len(model.vertices), bool)
-    for name in ("nose", "mouth", "eyes", "ears", "brows", "forehead", "scalp"):
+    for name in ("nose", "mouth", "eyes", "ears", "brows", "forehead", "scalp", "neck"):
         if name in names:
             excluded |= np.asarray(model.region_weights[names.index(name)]) > 0.3
     mean = head_vertices(model, identities[0] * 0, np.zeros(len(model.expression_names)))
