@@ -53,12 +53,19 @@ def caricature_vertices(mean: torch.Tensor, identity_offset: torch.Tensor, expre
     return mean + scale[:, None] * identity_offset + expression_offset
 
 
-def flipped_triangles(before: np.ndarray, after: np.ndarray, faces: np.ndarray) -> int:
-    """Number of triangles whose normal turned by more than 90° (a fold or self-intersection)."""
+MAX_UNFOLD_PASSES = 12
+
+
+def _folded_faces(before: np.ndarray, after: np.ndarray, faces: np.ndarray) -> np.ndarray:
     def normals(v: np.ndarray) -> np.ndarray:
         return np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]])
 
-    return int(((normals(before) * normals(after)).sum(1) <= 0).sum())
+    return (normals(before) * normals(after)).sum(1) <= 0
+
+
+def flipped_triangles(before: np.ndarray, after: np.ndarray, faces: np.ndarray) -> int:
+    """Number of triangles whose normal turned by more than 90° (a fold or self-intersection)."""
+    return int(_folded_faces(before, after, faces).sum())
 
 
 @dataclass(frozen=True)
@@ -221,7 +228,11 @@ def lights_from_file(path: str, template: dict) -> dict:  # type: ignore[type-ar
 
 # ----------------------------------------------------------------------------- caricature and passes
 def caricature_result(result, factor: float, regions: dict[str, float]):  # type: ignore[no-untyped-def]
-    """A copy of the result whose identity deviation is scaled (see caricature_scale); maps, pose and expression kept."""
+    """A copy of the result whose identity deviation is scaled (see caricature_scale); maps, pose and expression kept.
+
+    Large factors can fold thin features (eyelids, lip corners) over; where a triangle would flip,
+    the exaggeration of its corners is halved until none does, so the mesh stays valid.
+    """
     import copy as copy_module
 
     from .head import load_head_model
@@ -237,7 +248,16 @@ def caricature_result(result, factor: float, regions: dict[str, float]):  # type
     mean = model.vertices
     offset_id = model.evaluate(identity, None) - mean
     offset_ex = model.evaluate(None, expression) - mean
-    local = caricature_vertices(mean, offset_id, offset_ex, scale).double().numpy()
+    base = (mean + offset_id + offset_ex).double().numpy()
+    faces = model.faces.numpy()
+    for _ in range(MAX_UNFOLD_PASSES):
+        local = caricature_vertices(mean, offset_id, offset_ex, scale).double().numpy()
+        folded = _folded_faces(base, local, faces)
+        if not folded.any():
+            break
+        # Pull the exaggeration of folded triangles (and their corners' neighbours) halfway back towards 1.
+        corners = np.unique(faces[folded])
+        scale[corners] = 1.0 + 0.5 * (scale[corners] - 1.0)
     out = copy_module.copy(result)
     out.vertices = (local @ np.asarray(result.rotation).T + np.asarray(result.translation)).astype(np.float32)
     out.edits = {**getattr(result, "edits", {}), "caricature": {"factor": factor, "regions": regions}}
@@ -255,7 +275,11 @@ def pass_images(result, device: str = "cpu") -> dict[str, np.ndarray]:  # type: 
     image, alpha, out = render_result(result, passes=True, device=device)
     crop = Crop(*result.render_crop)
     h, w = result.height, result.width
-    layers = {name: paste(crop, out.passes[name].cpu().numpy(), h, w, np.zeros((h, w, 3), np.float32)) for name in PASS_NAMES}
+    layers = {}
+    for name in PASS_NAMES:
+        data = out.passes[name].cpu().numpy()
+        layers[name] = paste(crop, data, h, w, np.ones((h, w, *data.shape[2:]), np.float32) if name == "shadow"
+                             else np.zeros((h, w, *data.shape[2:]), np.float32))
     layers["alpha"] = alpha
     layers["composite"] = image
     return layers

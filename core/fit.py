@@ -118,6 +118,7 @@ class FitOptions:
     focal_mm: float = DEFAULT_FOCAL_MM  # initial guess (35 mm equivalent)
     fit_focal: bool = True
     identity_bound: float = 3.0
+    identity_components: int | None = None  # fit only the leading components (None: all)
     tolerance: float = 1e-7  # stop when the relative cost decrease of an accepted step is below this
 
     @classmethod
@@ -225,11 +226,10 @@ class _Tensors:
     """The head model reduced to what stage 0 touches: landmark points and the contour band, in float64."""
 
     mean: torch.Tensor  # (N, 3) landmark points of the mean shape
-    identity: torch.Tensor  # (K, N, 3)
-    expression: torch.Tensor  # (E, N, 3)
+    basis: torch.Tensor  # (K + E, N, 3) identity then expression displacements at the landmarks
+    n_identity: int
     band_mean: torch.Tensor  # (B, 3) band-mesh vertices (band + their face neighbours)
-    band_identity: torch.Tensor  # (K, B, 3)
-    band_expression: torch.Tensor  # (E, B, 3)
+    band_basis: torch.Tensor  # (K + E, B, 3)
     band_faces: torch.Tensor  # (Fb, 3) local indices
     band_edges: torch.Tensor  # (Eb, 2) local indices, both ends in the band proper
     band_side: torch.Tensor  # (B,) sign of the mean shape's x (−1, 0, +1)
@@ -297,9 +297,9 @@ def _build_tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
     t = (lambda a: torch.as_tensor(np.ascontiguousarray(a)))
     return _Tensors(
         mean=t(_interpolate(mean, faces, tri, bary)),
-        identity=t(_interpolate(id_basis, faces, tri, bary)),
-        expression=t(_interpolate(ex_basis, faces, tri, bary)),
-        band_mean=t(mean[local_ids]), band_identity=t(id_basis[:, local_ids]), band_expression=t(ex_basis[:, local_ids]),
+        basis=t(np.concatenate([_interpolate(id_basis, faces, tri, bary), _interpolate(ex_basis, faces, tri, bary)])),
+        n_identity=int(id_basis.shape[0]),
+        band_mean=t(mean[local_ids]), band_basis=t(np.concatenate([id_basis[:, local_ids], ex_basis[:, local_ids]])),
         band_faces=t(band_faces), band_edges=t(local[edges]), band_side=t(side_of(mean[local_ids, 0])),
         contour=t(embedding.contour), contour_side=t(side_of(contour_points[:, 0])),
         contour_prev=t(np.array(prev, np.int64)), contour_next=t(np.array(nxt, np.int64)),
@@ -355,9 +355,8 @@ class _State:
                       self.log_focal, self.identity, self.expression)
 
 
-def _shape(mean: torch.Tensor, id_basis: torch.Tensor, ex_basis: torch.Tensor, identity: torch.Tensor,
-           expression: torch.Tensor) -> torch.Tensor:
-    return mean + torch.einsum("k,knc->nc", identity, id_basis) + torch.einsum("e,enc->nc", expression, ex_basis)
+def _shape(mean: torch.Tensor, basis: torch.Tensor, state: _State) -> torch.Tensor:
+    return mean + torch.einsum("m,mnc->nc", torch.cat([state.identity, state.expression]), basis)
 
 
 def _project(points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor,
@@ -389,7 +388,7 @@ class _Contour:
 def _find_contour(tensors: _Tensors, state: _State, centre: torch.Tensor, detected: torch.Tensor) -> _Contour:
     """Slide every contour landmark to the nearest point of the posed band's occluding contour."""
     with torch.no_grad():
-        verts = _shape(tensors.band_mean, tensors.band_identity, tensors.band_expression, state.identity, state.expression)
+        verts = _shape(tensors.band_mean, tensors.band_basis, state)
         camera = verts @ state.rotation().T + state.translation()
         normals = _vertex_normals(camera, tensors.band_faces)
         facing = (normals * camera).sum(1) / camera.norm(dim=1)
@@ -427,32 +426,76 @@ class _Problem:
     log_focal_bounds: tuple[float, float]
 
 
-def _residual_parts(problem: _Problem, state: _State, contour: _Contour | None
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(point residuals (N, 2), contour residuals (C,), prior residual rows) in % of the inter-ocular distance."""
-    tensors = problem.tensors
+def _skew(v: torch.Tensor) -> torch.Tensor:
+    """(n, 3, 3) cross-product matrices: skew(v) @ w = v × w."""
+    zero = torch.zeros_like(v[:, 0])
+    return torch.stack([torch.stack([zero, -v[:, 2], v[:, 1]], 1), torch.stack([v[:, 2], zero, -v[:, 0]], 1),
+                        torch.stack([-v[:, 1], v[:, 0], zero], 1)], 1)
+
+
+def _pixels_and_jacobian(points: torch.Tensor, basis: torch.Tensor, state: _State, centre: torch.Tensor,
+                         with_jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Pixels (n, 2) of model points and, optionally, their Jacobian (n, 2, P) in the state's parameters.
+
+    Parameters: omega (3, a left increment of the rotation, evaluated at omega = 0), (u, v), log depth,
+    log focal, then the coefficients whose displacement fields at the points are `basis` (M, n, 3).
+    """
     rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
-    points = _shape(tensors.mean, tensors.identity, tensors.expression, state.identity, state.expression)
-    pixels, _ = _project(points, rotation, translation, focal, problem.centre)
-    point_res = (pixels - problem.detected) / problem.scale
-    if contour is None:
-        contour_res = torch.zeros(0, dtype=pixels.dtype)
-    else:
-        ids = torch.cat([contour.a, contour.b])
-        ends = _shape(tensors.band_mean[ids], tensors.band_identity[:, ids], tensors.band_expression[:, ids],
-                      state.identity, state.expression)
-        n = contour.a.shape[0]
-        on_contour = ends[:n] + contour.t[:, None] * (ends[n:] - ends[:n])
-        slid, _ = _project(on_contour, rotation, translation, focal, problem.centre)
-        contour_res = ((slid - problem.detected[tensors.contour]) * contour.normal).sum(1) / problem.scale
+    rotated = points @ rotation.T
+    camera = rotated + translation
+    z = camera[:, 2:3]
+    pixels = focal * camera[:, :2] / z + centre
+    if not with_jacobian:
+        return pixels, None
+    n, m = points.shape[0], basis.shape[0]
+    d_camera = torch.zeros(n, 3, 7 + m, dtype=points.dtype)
+    d_camera[:, :, 0:3] = -_skew(rotated)
+    d_camera[:, 0, 3] = translation[2]
+    d_camera[:, 1, 4] = translation[2]
+    d_camera[:, :, 5] = translation
+    d_camera[:, :, 7:] = torch.einsum("ij,mnj->nim", rotation, basis)
+    x, y = camera[:, 0] / z[:, 0], camera[:, 1] / z[:, 0]
+    zero, one = torch.zeros_like(x), torch.ones_like(x)
+    d_pixel = (focal / z)[:, :, None] * torch.stack([torch.stack([one, zero, -x], 1), torch.stack([zero, one, -y], 1)], 1)
+    jacobian = d_pixel @ d_camera
+    jacobian[:, :, 6] = pixels - centre
+    return pixels, jacobian
+
+
+def _linearise(problem: _Problem, state: _State, contour: _Contour | None, point_w: torch.Tensor,
+               contour_w: torch.Tensor, with_jacobian: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Weighted residual rows (in % of the inter-ocular distance) and, optionally, their Jacobian."""
+    tensors = problem.tensors
+    coefficients = torch.cat([state.identity, state.expression])
+    points = tensors.mean + torch.einsum("m,mnc->nc", coefficients, tensors.basis)
+    pixels, jacobian = _pixels_and_jacobian(points, tensors.basis, state, problem.centre, with_jacobian)
+    point_sqrt = point_w.sqrt()
+    rows = [((pixels - problem.detected) / problem.scale * point_sqrt[:, None]).reshape(-1)]
+    blocks = [] if jacobian is None else [(jacobian / problem.scale * point_sqrt[:, None, None]).reshape(-1, jacobian.shape[2])]
+    if contour is not None:
+        t = contour.t[:, None]
+        ends_a, ends_b = tensors.band_mean[contour.a], tensors.band_mean[contour.b]
+        basis = (1 - t) * tensors.band_basis[:, contour.a] + t * tensors.band_basis[:, contour.b]
+        slid_points = (1 - t) * ends_a + t * ends_b + torch.einsum("m,mnc->nc", coefficients, basis)
+        slid, slid_jacobian = _pixels_and_jacobian(slid_points, basis, state, problem.centre, with_jacobian)
+        weight = contour_w.sqrt() / problem.scale
+        rows.append(((slid - problem.detected[tensors.contour]) * contour.normal).sum(1) * weight)
+        if slid_jacobian is not None:
+            blocks.append((slid_jacobian * contour.normal[:, :, None]).sum(1) * weight[:, None])
     opt = problem.options
-    l1 = opt.w_expression / (state.expression.detach().abs() + 0.05)
-    priors = torch.cat([
-        math.sqrt(opt.w_identity) * state.identity,
-        torch.sqrt(l1 + opt.w_expression_l2) * state.expression,
-        math.sqrt(opt.w_focal) * (state.log_focal - problem.log_focal_guess)[None],
-    ])
-    return point_res, contour_res, priors
+    k = state.identity.shape[0]
+    expression_weight = torch.sqrt(opt.w_expression / (state.expression.abs() + 0.05) + opt.w_expression_l2)
+    prior_weights = torch.cat([torch.full((k,), math.sqrt(opt.w_identity), dtype=points.dtype), expression_weight])
+    rows.append(prior_weights * coefficients)
+    rows.append((math.sqrt(opt.w_focal) * (state.log_focal - problem.log_focal_guess))[None])
+    if jacobian is None:
+        return torch.cat(rows), None
+    n_params = jacobian.shape[2]
+    prior_block = torch.zeros(coefficients.shape[0] + 1, n_params, dtype=points.dtype)
+    prior_block[torch.arange(coefficients.shape[0]), 7 + torch.arange(coefficients.shape[0])] = prior_weights
+    prior_block[-1, 6] = math.sqrt(opt.w_focal)
+    blocks.append(prior_block)
+    return torch.cat(rows), torch.cat(blocks)
 
 
 def _weights(problem: _Problem, point_res: torch.Tensor, contour_res: torch.Tensor, contour: _Contour | None,
@@ -472,17 +515,20 @@ def _weights(problem: _Problem, point_res: torch.Tensor, contour_res: torch.Tens
     return point_w / total, contour_w / total
 
 
-def _rows(problem: _Problem, state: _State, contour: _Contour | None, point_w: torch.Tensor,
-          contour_w: torch.Tensor) -> torch.Tensor:
-    point_res, contour_res, priors = _residual_parts(problem, state, contour)
-    return torch.cat([(point_res * point_w.sqrt()[:, None]).reshape(-1), contour_res * contour_w.sqrt(), priors])
-
-
 def _clamp(problem: _Problem, state: _State) -> _State:
     bound = problem.options.identity_bound
     lo, hi = problem.log_focal_bounds
     return _State(state.base, state.omega, state.uv, state.log_depth, state.log_focal.clamp(lo, hi),
                   state.identity.clamp(-bound, bound), state.expression.clamp(0.0, 1.0))
+
+
+def _point_residuals(problem: _Problem, state: _State, contour: _Contour | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Unweighted residuals: points (N, 2) and contour (C,), in % of the inter-ocular distance."""
+    n = problem.tensors.mean.shape[0]
+    c = 0 if contour is None else contour.a.shape[0]
+    rows, _ = _linearise(problem, state, contour, torch.ones(n, dtype=torch.float64), torch.ones(c, dtype=torch.float64),
+                         with_jacobian=False)
+    return rows[:2 * n].reshape(n, 2), rows[2 * n:2 * n + c]
 
 
 def _lm(problem: _Problem, state: _State, active: torch.Tensor, iterations: int, robust_scales: list[float],
@@ -495,36 +541,29 @@ def _lm(problem: _Problem, state: _State, active: torch.Tensor, iterations: int,
         robust = robust_scales[min(it, len(robust_scales) - 1)]
         state = state.normalised()
         contour = _find_contour(problem.tensors, state, problem.centre, problem.detected) if sliding else None
-        with torch.no_grad():
-            point_res, contour_res, _ = _residual_parts(problem, state, contour)
-            point_w, contour_w = _weights(problem, point_res, contour_res, contour, robust, use)
-        x0 = state.vector()
-
-        def rows_of(x_active: torch.Tensor) -> torch.Tensor:
-            x = x0.clone()
-            x[active] = x_active
-            return _rows(problem, state.with_vector(x), contour, point_w, contour_w)
-
-        r = rows_of(x0[active])
-        jacobian = torch.func.jacfwd(rows_of)(x0[active])
+        point_res, contour_res = _point_residuals(problem, state, contour)
+        point_w, contour_w = _weights(problem, point_res, contour_res, contour, robust, use)
+        r, jacobian = _linearise(problem, state, contour, point_w, contour_w, with_jacobian=True)
+        assert jacobian is not None
+        jacobian = jacobian[:, active]
         cost = float(r @ r)
         jtj = jacobian.T @ jacobian
         gradient = jacobian.T @ r
         diagonal = jtj.diagonal().clamp_min(1e-9)
+        x0 = state.vector()
         accepted = False
-        for _ in range(8):
+        for _ in range(10):
             step = torch.linalg.solve(jtj + damping * torch.diag(diagonal), -gradient)
             x = x0.clone()
             x[active] = x0[active] + step
             trial = _clamp(problem, state.with_vector(x))
-            with torch.no_grad():
-                r_new = _rows(problem, trial, contour, point_w, contour_w)
+            r_new, _ = _linearise(problem, trial, contour, point_w, contour_w, with_jacobian=False)
             new_cost = float(r_new @ r_new)
             if math.isfinite(new_cost) and new_cost < cost:
-                damping = max(damping / 3, 1e-7)
+                damping = max(damping / 3, 1e-9)
                 accepted = True
                 break
-            damping = min(damping * 4, 1e7)
+            damping = min(damping * 4, 1e9)
         done = it + 1
         report(it, cost)
         if not accepted:
@@ -586,7 +625,7 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
                        scale=iod / 100.0, options=options, log_focal_guess=log_focal_guess,
                        log_focal_bounds=tuple(math.log(focal_px_from_mm(f, width, height)) for f in FOCAL_RANGE_MM))
     rotation0, depth0, uv0 = _initial_pose(tensors, detected_np, math.exp(log_focal_guess), centre_np)
-    k, e = tensors.identity.shape[0], tensors.expression.shape[0]
+    k, e = tensors.n_identity, tensors.basis.shape[0] - tensors.n_identity
     dtype = torch.float64
     state = _State(base=torch.as_tensor(rotation0), omega=torch.zeros(3, dtype=dtype), uv=torch.as_tensor(uv0),
                    log_depth=torch.tensor(math.log(depth0), dtype=dtype), log_focal=torch.tensor(log_focal_guess, dtype=dtype),
@@ -611,6 +650,8 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
     offset[0] = options.rigid_iterations
     full = torch.ones(n_params, dtype=torch.bool)
     full[6] = options.fit_focal
+    if options.identity_components is not None:
+        full[7 + options.identity_components:7 + k] = False
     schedule = list(np.geomspace(options.robust_scale_start, options.robust_scale, 6))
     state, cost, done_full = _lm(problem, state, full, options.max_iterations, schedule,
                                  torch.ones(N_LANDMARKS, dtype=dtype), sliding=True, report=report)
@@ -621,8 +662,7 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
 def _contour_pixels(tensors: _Tensors, state: _State, centre: torch.Tensor, contour: _Contour) -> torch.Tensor:
     """Pixels (C, 2) of the slid contour points."""
     ids = torch.cat([contour.a, contour.b])
-    ends = _shape(tensors.band_mean[ids], tensors.band_identity[:, ids], tensors.band_expression[:, ids],
-                  state.identity, state.expression)
+    ends = _shape(tensors.band_mean[ids], tensors.band_basis[:, ids], state)
     n = contour.a.shape[0]
     pixels, _ = _project(ends[:n] + contour.t[:, None] * (ends[n:] - ends[:n]), state.rotation(), state.translation(),
                          torch.exp(state.log_focal), centre)
@@ -663,7 +703,7 @@ def _result(problem: _Problem, state: _State, model: Any, embedding: LandmarkEmb
     with torch.no_grad():
         contour = _find_contour(tensors, state, problem.centre, problem.detected)
         rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
-        points = _shape(tensors.mean, tensors.identity, tensors.expression, state.identity, state.expression)
+        points = _shape(tensors.mean, tensors.basis, state)
         fitted, _ = _project(points, rotation, translation, focal, problem.centre)
         fitted = fitted.numpy().copy()
         errors = np.linalg.norm(fitted - detected, axis=1)

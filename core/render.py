@@ -420,7 +420,8 @@ def _ambient(ctx: _Context, surf: _Surface) -> torch.Tensor | None:
     """SH shading E(n)/π (M, 3), optionally scaled by the per-vertex ambient occlusion."""
     if ctx.sh_irradiance is None:
         return None
-    e = sh_mod.sh_eval(surf.ns, ctx.sh_irradiance).clamp_min(0) / math.pi
+    coeffs = ctx.sh_irradiance
+    e = (sh_mod.sh_basis(surf.ns, sh_mod.bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0) / math.pi
     ao = ctx.scene.ambient_occlusion
     if ao is not None:
         tri = ctx.faces[surf.face]

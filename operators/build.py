@@ -47,6 +47,7 @@ class FACESTAGE_OT_build_scene(bpy.types.Operator):
             return {"CANCELLED"}
         get_settings(context).result_dir = str(folder)
         self.report({"INFO"}, f"Built the FaceStage scene from {folder}.")
+        polls.warn_blocking(self, context)
         return {"FINISHED"}
 
 

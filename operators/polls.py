@@ -1,11 +1,11 @@
-"""Shared poll() checks: each returns False after telling Blender, in one sentence, why the button is greyed out."""
+"""Shared checks of the operators: poll() helpers that say why a button is greyed out, and post-build warnings."""
 
 from __future__ import annotations
 
 import bpy
 
 from .. import deps
-from ..scene.query import face_object, stage_collection
+from ..scene.query import blocking_objects, face_object, stage_collection
 
 
 def dependencies_ready(cls: type[bpy.types.Operator]) -> bool:
@@ -35,3 +35,13 @@ def has_camera(cls: type[bpy.types.Operator], context: bpy.types.Context) -> boo
         cls.poll_message_set("The scene has no active camera to render from")
         return False
     return True
+
+
+def warn_blocking(operator: bpy.types.Operator, context: bpy.types.Context) -> None:
+    """After a build: warn about objects (the default cube) that enclose the face or its camera."""
+    blocking = blocking_objects(context.scene) if context.scene is not None else []
+    if blocking:
+        names = ", ".join(o.name for o in blocking[:3])
+        operator.report({"WARNING"}, f"{names} enclose{'s' if len(blocking) == 1 else ''} the face or its camera "
+                        "and will hide it in renders; hide or delete "
+                        f"{'it' if len(blocking) == 1 else 'them'} to render the FaceStage shot.")

@@ -208,6 +208,7 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         settings.result_dir = str(self._folder)
         settings.status = f"Done: {self._folder}"
         self.report({"INFO"}, f"Face reconstructed; the files are in {self._folder}.")
+        polls.warn_blocking(self, context)
         return {"FINISHED"}
 
 

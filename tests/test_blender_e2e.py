@@ -26,6 +26,8 @@ zip_path, photo, work = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 assert bpy.ops.extensions.package_install_files(repo="user_default", filepath=str(zip_path),
                                                 enable_on_install=True) == {"FINISHED"}
 PKG = "bl_ext.user_default.facestage"
+for name in ("Cube", "Light"):  # a new file's cube would enclose the head; its lamp would light it
+    bpy.data.objects.remove(bpy.data.objects[name])
 settings = bpy.context.scene.facestage
 settings.photo, settings.quality, settings.device = str(photo), "fast", "cpu"
 settings.output_dir = str(work / "results")
@@ -55,9 +57,10 @@ bpy.ops.wm.open_mainfile(filepath=str(blend))
 scene = bpy.context.scene
 facts["reloaded"] = "Face" in bpy.data.objects and all(i.packed_file is not None for i in bpy.data.images
                                                         if i.name.startswith("FaceStage"))
-scene.cycles.samples, scene.cycles.use_denoising, scene.render.resolution_percentage = 4, False, 25
+scene.cycles.samples, scene.cycles.use_denoising, scene.render.resolution_percentage = 16, False, 25
 scene.render.filepath = str(work / "frame.png")
 bpy.ops.render.render(write_still=True)
+facts["out"] = str(out)
 print("FACTS" + json.dumps(facts))
 """
 
@@ -124,4 +127,14 @@ def test_reconstruct_operator_on_a_synthetic_photo_builds_a_scene_that_saves_and
     assert facts["shift"] == pytest.approx(facts["expected_shift"], abs=1e-6)
     assert facts["resolution"] == facts["size"]
     assert facts["world"] == ["BACKGROUND", "OUTPUT_WORLD", "TEX_ENVIRONMENT"]
-    assert facts["reloaded"] and (tmp_path / "frame.png").stat().st_size > 0
+    assert facts["reloaded"]
+    # The Cycles frame is lit like the core's re-render: same mean brightness on the face mask (within 10 %).
+    from facestage.core.image import load_png
+
+    frame = load_png(tmp_path / "frame.png")[..., :3]
+    size = frame.shape[0]
+    out = Path(facts["out"])
+    core = load_png(out / "render.png")[..., :3].reshape(size, 4, size, 4, 3).mean((1, 3))
+    mask = load_png(out / "mask.png").reshape(size, 4, size, 4).min((1, 3)) > 0.99
+    assert mask.sum() > 500
+    assert abs(frame[mask].mean() / core[mask].mean() - 1) < 0.1

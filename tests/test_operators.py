@@ -67,7 +67,7 @@ def run(extension_zip, result_folder, blender_env, tmp_path):
     def run(script: str, tracebacks: bool = False) -> dict:  # type: ignore[type-arg]
         out = run_bpy(PRELUDE + script, blender_env, str(extension_zip), str(result_folder), str(tmp_path),
                       tracebacks=tracebacks)
-        return read_json_line(out, "FACTS")
+        return {**read_json_line(out, "FACTS"), "stdout": out}
 
     return run
 
@@ -88,6 +88,7 @@ print("FACTS" + json.dumps({"state": state, "built": built, "same_after_undo": u
     assert {"Face", "Eye L", "Eye R", "Light Stage", "FaceStage Camera"} <= set(facts["built"]["objects"])
     assert facts["same_after_undo"] and facts["redone"]
     assert Path(facts["result_dir"]) == result_folder
+    assert "Cube encloses the face or its camera and will hide it in renders" in facts["stdout"]
 
 
 def test_operators_say_why_they_are_greyed_out_when_dependencies_are_missing(run):
