@@ -33,6 +33,9 @@ test: venv typecheck
 
 demo: venv
 	$(BIN)/python -m facestage reconstruct samples/astronaut.jpg -o out/sample --force
+	$(BIN)/python -m facestage relight out/sample --preset rembrandt -o out/sample/relit.png --force
+	$(BIN)/python -m facestage caricature out/sample --factor 1.8 -o out/sample-caricature --force
+	@echo "Done: open out/sample/report.png (then relit.png, face.blend, and out/sample-caricature/render.png)."
 
 bench: venv
 	for b in bench/*.py; do case $$b in */_*|*reference*) ;; *) $(BIN)/python $$b || exit 1;; esac; done

@@ -11,8 +11,9 @@ Principled's dielectric base (Cycles 4.x/5.0, `svm_closure.h`), term by term:
   η = (1 + √F0) / (1 − √F0), and uses the *exact* dielectric Fresnel
   F(v·h, η) (its generalized-Schlick closure with a negative exponent). We do
   the same (`fresnel_principled`): Schlick's (1 − c)⁵ would keep a broad
-  grazing lobe as s → 0, where Blender's reflection vanishes (at s = 0 it
-  would put up to 60 % extra energy in the highlight at grazing view).
+  grazing lobe as s → 0, where Blender's reflection vanishes (at s = 0 and
+  grazing view a smooth Schlick lobe reflects up to 60 % of the light,
+  Blender's none).
   `fresnel_schlick` is kept for reference and comparisons.
 * Diffuse: Lambert, weighted by what the specular layer leaves. Cycles
   computes that weight as 1 − mix(F0, 1, S(r, n·v, z)), where S is the table
@@ -25,9 +26,8 @@ Principled's dielectric base (Cycles 4.x/5.0, `svm_closure.h`), term by term:
   once per process, and reads it the way Cycles' `lookup_table_read_3D`
   does. With the "GGX" distribution the weight does not include the lobe's
   single-scatter energy loss, and the diffuse weight depends on the view
-  only, not on the light. Diffuse + specular ≤ 1 follows (tested). At s = 0
-  exactly Cycles drops the layer (weight 1); here F0 is floored for finite
-  gradients, which leaves the weight at most 0.4 % below 1 at grazing view.
+  only, not on the light. Diffuse + specular ≤ 1 follows (up to the table's
+  interpolation at grazing view, as in Cycles; tested).
 
 Checked against Cycles 5.0 (tests/test_brdf.py, furnace renders of a plane
 under a white world): outgoing radiance agrees to 0.002 for roughness 0.3 and
@@ -197,9 +197,10 @@ def layer_albedo(n_dot_v: torch.Tensor, f0: torch.Tensor, roughness: torch.Tenso
     """Cycles' estimate of the specular layer's albedo seen from the view, mix(F0, 1, S(r, n·v, F0^¼))."""
     n_dot_v, f0, roughness = torch.broadcast_tensors(n_dot_v, f0, roughness)
     table = _layer_table(n_dot_v.device, n_dot_v.dtype if n_dot_v.is_floating_point() else torch.float32)
-    f0c = f0.clamp(F0_MIN, 1.0)
-    s = _lookup(table, roughness, n_dot_v, f0c.clamp_min(1e-6) ** 0.25)
-    return f0c + (1.0 - f0c) * s
+    f0c = f0.clamp(0.0, 1.0)
+    knee = 1e-6  # z = F0^¼ above, linear to 0 below: exact where it matters, finite gradient at F0 = 0
+    z = torch.where(f0c > knee, f0c.clamp_min(knee) ** 0.25, f0c * knee ** -0.75)
+    return f0c + (1.0 - f0c) * _lookup(table, roughness, n_dot_v, z)
 
 
 def diffuse_weight(n_dot_v: torch.Tensor, specular_level: torch.Tensor, roughness: torch.Tensor) -> torch.Tensor:

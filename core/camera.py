@@ -1,33 +1,79 @@
-"""Pinhole camera maths shared by the renderer, the fit and the Blender camera builder.
+"""Pinhole camera and rotation maths shared by the renderer, the fits and the Blender camera builder.
 
-K is in pixels (x right, y down, pixel centres at +0.5); world_from_camera
-uses Blender's camera frame (looks down −Z, +Y up). Keeping the conversion to
-Blender's lens/shift here (bpy-free) means the scene builder and the tests
-use exactly the numbers the renderer used.
+Conventions (docs/conventions.md): K is in pixels, x right, y down, origin at
+the image's top-left corner, pixel centres at integer + 0.5, so the optical
+axis of a centred camera lands on (W/2, H/2), the corner between the four
+central pixels. world_from_camera is 4×4 in Blender's camera frame (looks
+down its local −Z, +Y up, +X right); the OpenCV camera frame is Blender's
+with y and z negated. Keeping the conversion to Blender's lens / sensor /
+shift here (bpy-free) means the scene builder and the tests use exactly the
+numbers the renderer used.
+
+Blender's lens shift (BKE_camera_params_compute_viewplane) is in units of the
+sensor-fit dimension S (the width for HORIZONTAL fit, the larger side for
+AUTO, the height for VERTICAL): shift_x > 0 moves the view window right, so
+the optical axis appears left of the centre, and shift_y > 0 moves it up, so
+the axis appears below the centre (image y points down):
+
+    cx = W/2 − shift_x·S,   cy = H/2 + shift_y·S,   f_px = lens·S / sensor.
+
+35 mm-equivalent focal lengths put a 36 mm sensor across the longer image
+side (as core.fit does, and as Blender's AUTO sensor fit does).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
 
 SENSOR_WIDTH_MM = 36.0
 CV_FROM_BLENDER = (1.0, -1.0, -1.0)  # OpenCV camera = Blender camera with y and z negated
+SENSOR_FITS = ("HORIZONTAL", "VERTICAL", "AUTO")
 
 
 def focal_from_35mm(f_mm: float, width: int, height: int) -> float:
-    """Focal length in pixels for a 35 mm-equivalent focal length (36 mm across the longer side)."""
+    """Focal length in pixels of a 35 mm-equivalent focal length (36 mm across the longer side)."""
     return f_mm * max(width, height) / SENSOR_WIDTH_MM
 
 
-def intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
-    """K with square pixels and the principal point at the image centre."""
-    return np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]])
+def focal_to_35mm(focal_px: float, width: int, height: int) -> float:
+    """Inverse of focal_from_35mm."""
+    return focal_px * SENSOR_WIDTH_MM / max(width, height)
+
+
+def intrinsics(focal_px: Any, width: int, height: int) -> Any:
+    """K with square pixels and the principal point at the image centre (W/2, H/2).
+
+    A float focal gives a float64 numpy array; a tensor focal gives a tensor on its
+    device that stays differentiable in the focal length (focal optimisation).
+    """
+    if isinstance(focal_px, torch.Tensor):
+        f = focal_px.reshape(())
+        zero, one = torch.zeros_like(f), torch.ones_like(f)
+        cx, cy = zero + width / 2.0, zero + height / 2.0
+        return torch.stack([torch.stack([f, zero, cx]), torch.stack([zero, f, cy]), torch.stack([zero, zero, one])])
+    return np.array([[float(focal_px), 0.0, width / 2.0], [0.0, float(focal_px), height / 2.0], [0.0, 0.0, 1.0]])
+
+
+def _as_tensor(x: Any, like: torch.Tensor | None = None) -> torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x
+    if like is not None:
+        return torch.as_tensor(np.asarray(x), dtype=like.dtype, device=like.device)
+    return torch.as_tensor(np.asarray(x, dtype=np.float64))
 
 
 def project(points: torch.Tensor, K: torch.Tensor, world_from_camera: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel coordinates (..., 2) and depth along the view direction (..., ) of world points (..., 3)."""
-    cam = (points - world_from_camera[:3, 3]) @ world_from_camera[:3, :3]
+    """Pixel coordinates (..., 2) and depth along the viewing axis (...,) of world points (..., 3).
+
+    Depth is positive in front of the camera; points behind it get meaningless pixels.
+    Differentiable in all three inputs.
+    """
+    points = _as_tensor(points)
+    K, world_from_camera = _as_tensor(K, points), _as_tensor(world_from_camera, points)
+    cam = (points - world_from_camera[:3, 3]) @ world_from_camera[:3, :3].to(points.dtype)
     cv = cam * cam.new_tensor(CV_FROM_BLENDER)
     uv = cv @ K.T.to(cv.dtype)
     return uv[..., :2] / uv[..., 2:3], cv[..., 2]
@@ -35,44 +81,134 @@ def project(points: torch.Tensor, K: torch.Tensor, world_from_camera: torch.Tens
 
 def camera_rays(K: torch.Tensor, world_from_camera: torch.Tensor, height: int, width: int,
                 jitter: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Origins and unit directions (H, W, 3) through pixel centres (plus optional offsets (H, W, 2) in pixels)."""
+    """Origins and unit world directions (H, W, 3) of rays through pixel centres (x + 0.5, y + 0.5).
+
+    jitter (H, W, 2), in pixels, is added to the centres (uniform in [−0.5, 0.5) covers the pixel).
+    """
+    K = _as_tensor(K)
+    world_from_camera = _as_tensor(world_from_camera, K)
     ys, xs = torch.meshgrid(torch.arange(height, dtype=K.dtype, device=K.device) + 0.5,
                             torch.arange(width, dtype=K.dtype, device=K.device) + 0.5, indexing="ij")
     pixels = torch.stack([xs, ys], -1)
     if jitter is not None:
-        pixels = pixels + jitter
+        pixels = pixels + jitter.to(pixels.dtype)
     cv = torch.cat([pixels, torch.ones_like(pixels[..., :1])], -1) @ torch.linalg.inv(K).T
     dirs = torch.nn.functional.normalize((cv * cv.new_tensor(CV_FROM_BLENDER)) @ world_from_camera[:3, :3].T, dim=-1)
     return world_from_camera[:3, 3].expand_as(dirs), dirs
 
 
-def look_at(eye: np.ndarray, target: np.ndarray, up: np.ndarray = np.array([0.0, 0.0, 1.0])) -> np.ndarray:
-    """world_from_camera (Blender convention) for a camera at eye looking at target."""
-    eye, target = np.asarray(eye, float), np.asarray(target, float)
-    back = eye - target
+def look_at(eye: Any, target: Any, up: Any = (0.0, 0.0, 1.0)) -> Any:
+    """world_from_camera (Blender convention) for a camera at eye looking at target, `up` up in the image.
+
+    numpy in → numpy (float64) out; a tensor eye → a differentiable tensor on its device. When the view
+    is parallel to `up`, world +Y (or +X) stands in for it.
+    """
+    if isinstance(eye, torch.Tensor):
+        eye_t = eye
+        target_t, up_t = _as_tensor(target, eye_t), _as_tensor(up, eye_t)
+        back = torch.nn.functional.normalize(eye_t - target_t, dim=0)
+        if float(torch.linalg.cross(up_t, back).detach().norm()) < 1e-6 * float(up_t.detach().norm()):
+            up_t = _fallback_up(back.detach().cpu().numpy(), eye_t)
+        right = torch.nn.functional.normalize(torch.linalg.cross(up_t, back), dim=0)
+        m = torch.eye(4, dtype=eye_t.dtype, device=eye_t.device)
+        return torch.cat([torch.stack([right, torch.linalg.cross(back, right), back, eye_t], 1),
+                          m[3:]], 0)
+    eye_np, target_np = np.asarray(eye, np.float64), np.asarray(target, np.float64)
+    up_np = np.asarray(up, np.float64)
+    back = eye_np - target_np
     back /= np.linalg.norm(back)
-    right = np.cross(up, back)
+    if np.linalg.norm(np.cross(up_np, back)) < 1e-6 * np.linalg.norm(up_np):
+        up_np = _fallback_up(back).numpy()
+    right = np.cross(up_np, back)
     right /= np.linalg.norm(right)
     m = np.eye(4)
-    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, eye
+    m[:3, 0], m[:3, 1], m[:3, 2], m[:3, 3] = right, np.cross(back, right), back, eye_np
     return m
 
 
-def blender_camera(K: np.ndarray, width: int, height: int, sensor_width: float = SENSOR_WIDTH_MM) -> dict[str, object]:
-    """Blender camera settings reproducing K: HORIZONTAL sensor fit, lens from fx, shift from the principal point.
+def _fallback_up(back: np.ndarray, like: torch.Tensor | None = None) -> torch.Tensor:
+    up = (0.0, 1.0, 0.0) if abs(float(back[1])) < 0.9 else (1.0, 0.0, 0.0)
+    if like is None:
+        return torch.tensor(up, dtype=torch.float64)
+    return torch.tensor(up, dtype=like.dtype, device=like.device)
 
-    Blender's shift is in units of the sensor-fit dimension (the width here): a positive shift_x moves
-    the view right, so the optical axis appears left of the centre (cx = W/2 − shift_x·W); a positive
-    shift_y moves it up (cy = H/2 + shift_y·W, image y pointing down).
+
+def _fit_size(sensor_fit: str, width: int, height: int) -> int:
+    """The image side (pixels) that Blender's sensor and shift refer to."""
+    fit = sensor_fit.upper()
+    if fit not in SENSOR_FITS:
+        raise ValueError(f"sensor_fit must be one of {SENSOR_FITS}, not {sensor_fit!r}")
+    if fit == "AUTO":
+        return max(width, height)
+    return width if fit == "HORIZONTAL" else height
+
+
+def blender_camera(K: Any, width: int, height: int, sensor_width: float = SENSOR_WIDTH_MM,
+                   sensor_fit: str = "HORIZONTAL") -> dict[str, Any]:
+    """Blender camera settings that reproduce K (square pixels, no skew) at resolution width × height.
+
+    Returns lens_mm, sensor_width (mm across the fit side, Blender's `sensor_width`, or its
+    `sensor_height` for VERTICAL fit), sensor_fit, shift_x, shift_y, resolution_x, resolution_y.
     """
-    K = np.asarray(K, float)
-    return {"lens_mm": float(K[0, 0] * sensor_width / width), "sensor_width": float(sensor_width),
-            "sensor_fit": "HORIZONTAL", "shift_x": float((width / 2 - K[0, 2]) / width),
-            "shift_y": float((K[1, 2] - height / 2) / width), "resolution_x": int(width), "resolution_y": int(height),
-            "pixel_aspect": float(K[1, 1] / K[0, 0])}
+    k = np.asarray(K.detach().cpu() if isinstance(K, torch.Tensor) else K, dtype=np.float64)
+    size = _fit_size(sensor_fit, width, height)
+    return {"lens_mm": float(k[0, 0] * sensor_width / size), "sensor_width": float(sensor_width),
+            "sensor_fit": sensor_fit.upper(), "shift_x": float((width / 2.0 - k[0, 2]) / size),
+            "shift_y": float((k[1, 2] - height / 2.0) / size), "resolution_x": int(width), "resolution_y": int(height)}
 
 
-def K_from_blender_camera(lens_mm: float, sensor_width: float, shift_x: float, shift_y: float, width: int, height: int) -> np.ndarray:
-    """Inverse of blender_camera (HORIZONTAL fit, square pixels)."""
-    f = lens_mm * width / sensor_width
-    return np.array([[f, 0.0, width / 2 - shift_x * width], [0.0, f, height / 2 + shift_y * width], [0.0, 0.0, 1.0]])
+def K_from_blender_camera(lens_mm: float, sensor_width: float, shift_x: float, shift_y: float, width: int, height: int,
+                          sensor_fit: str = "HORIZONTAL") -> np.ndarray:
+    """Inverse of blender_camera: K (3×3 float64) of a Blender camera rendered at width × height."""
+    size = _fit_size(sensor_fit, width, height)
+    f = lens_mm * size / sensor_width
+    return np.array([[f, 0.0, width / 2.0 - shift_x * size], [0.0, f, height / 2.0 + shift_y * size], [0.0, 0.0, 1.0]])
+
+
+def rotation_from_axis_angle(v: torch.Tensor) -> torch.Tensor:
+    """Rotation matrices (..., 3, 3) from axis-angle vectors (..., 3) (Rodrigues), smooth through v = 0.
+
+    Pose fits optimise v directly; near 0 the series sin θ/θ ≈ 1 − θ²/6 and
+    (1 − cos θ)/θ² ≈ 1/2 − θ²/24 keep values and gradients exact and finite.
+    """
+    theta2 = (v * v).sum(-1, keepdim=True)[..., None]
+    small = theta2 < 1e-8
+    theta = torch.sqrt(torch.where(small, torch.ones_like(theta2), theta2))
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / torch.where(small, torch.ones_like(theta2), theta2))
+    x, y, z = v.unbind(-1)
+    zero = torch.zeros_like(x)
+    k = torch.stack([torch.stack([zero, -z, y], -1), torch.stack([z, zero, -x], -1), torch.stack([-y, x, zero], -1)], -2)
+    eye = torch.eye(3, dtype=v.dtype, device=v.device).expand_as(k)
+    return eye + a * k + b * (k @ k)
+
+
+def matrix_from_euler_xyz(angles: torch.Tensor) -> torch.Tensor:
+    """Rotation (..., 3, 3) of Blender's XYZ Euler angles (..., 3) in radians: R = Rz(z)·Ry(y)·Rx(x).
+
+    For the head (facing −Y, Z up): x is pitch (nodding, about the ear-to-ear X axis),
+    y is roll (tilting, about the viewing Y axis), z is yaw (turning, about the vertical Z
+    axis); yaw is applied last, about world Z. Same numbers as an object's rotation_euler.
+    """
+    angles = _as_tensor(angles)
+    cx, cy, cz = torch.cos(angles).unbind(-1)
+    sx, sy, sz = torch.sin(angles).unbind(-1)
+    rows = [torch.stack([cy * cz, sx * sy * cz - cx * sz, cx * sy * cz + sx * sz], -1),
+            torch.stack([cy * sz, sx * sy * sz + cx * cz, cx * sy * sz - sx * cz], -1),
+            torch.stack([-sy, sx * cy, cx * cy], -1)]
+    return torch.stack(rows, -2)
+
+
+def euler_xyz_from_matrix(rotation: torch.Tensor) -> torch.Tensor:
+    """Inverse of matrix_from_euler_xyz: XYZ Euler angles (..., 3) with y in [−π/2, π/2].
+
+    At gimbal lock (|y| = π/2) x and z are not separable; z is set to 0 there.
+    """
+    r = _as_tensor(rotation)
+    cos_y = torch.sqrt(r[..., 0, 0] ** 2 + r[..., 1, 0] ** 2)
+    y = torch.atan2(-r[..., 2, 0], cos_y)
+    locked = cos_y < 1e-9
+    x = torch.where(locked, torch.atan2(-r[..., 1, 2], r[..., 1, 1]), torch.atan2(r[..., 2, 1], r[..., 2, 2]))
+    z = torch.where(locked, torch.zeros_like(y), torch.atan2(r[..., 1, 0], r[..., 0, 0]))
+    return torch.stack([x, y, z], -1)
+

@@ -65,12 +65,18 @@ def warp_runtime() -> Any:
 
     @wp.kernel
     def segments_blocked(mesh: wp.uint64, starts: wp.array(dtype=wp.vec3), normals: wp.array(dtype=wp.vec3),
-                         ends: wp.array(dtype=wp.vec3), per_start: wp.int32, eps: wp.float32, offset: wp.int32,
-                         blocked: wp.array(dtype=wp.uint8)):
+                         ends: wp.array(dtype=wp.vec3), shading: wp.array(dtype=wp.vec3),
+                         emitters: wp.array(dtype=wp.vec3), cull: wp.int32, per_start: wp.int32, eps: wp.float32,
+                         offset: wp.int32, blocked: wp.array(dtype=wp.uint8)):
         i = wp.tid() + offset
         k = i / per_start
         n = normals[k]
         d = ends[i] - starts[k]
+        if cull != 0:
+            # no light can travel this segment: below the surface or behind a one-sided emitter
+            if wp.dot(n, d) <= 0.0 or wp.dot(shading[k], d) <= 0.0 or wp.dot(emitters[i % per_start], d) >= 0.0:
+                blocked[i] = wp.uint8(2)
+                return
         side = wp.where(wp.dot(n, d) >= 0.0, 1.0, -1.0)
         o = starts[k] + (side * eps) * n
         d = ends[i] - o
@@ -88,30 +94,37 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facestage-bvh")
 
 
-def launch(kernel: Any, dim: int, inputs: list[Any], outputs: list[Any], device: str, align: int = 1,
-           adj_inputs: list[Any] | None = None, adj_outputs: list[Any] | None = None) -> None:
+def launch(kernel: Any, dim: int, inputs: list[Any], outputs: list[Any], device: str,
+           adj_inputs: list[Any] | None = None, adj_outputs: list[Any] | None = None,
+           private: tuple[int, ...] = ()) -> None:
     """wp.launch (or its adjoint when adj_* are given), split across CPU threads for large CPU launches.
 
-    The kernel's last input is an `offset` added to wp.tid(). Slices start at multiples of `align`,
-    so a kernel whose threads i·align … i·align + align − 1 accumulate into one element (as adjoints
-    of a per-point input do) never shares that element across threads.
+    The kernel's last input is an `offset` added to wp.tid(). Warp's CPU "atomics" are plain adds (a
+    CPU launch is serial), so adjoint arrays that several threads accumulate into — the indices in
+    `private` of adj_inputs — get a zeroed copy per extra CPU thread, summed in afterwards.
     """
     wp, _ = warp_runtime()
     workers = min(torch.get_num_threads(), dim // _MIN_SLICE) if device == "cpu" else 1
     adjoint = adj_inputs is not None
 
-    def run(lo: int, hi: int) -> None:
-        extra = dict(adj_inputs=[*adj_inputs, 0], adj_outputs=adj_outputs, adjoint=True) if adjoint else {}
+    def run(lo: int, hi: int, adj: list[Any] | None) -> None:
+        extra = dict(adj_inputs=[*adj, 0], adj_outputs=adj_outputs, adjoint=True) if adjoint else {}
         wp.launch(kernel, dim=hi - lo, inputs=[*inputs, lo], outputs=outputs, device=device, **extra)
 
     if workers <= 1:
-        run(0, dim)
+        run(0, dim, adj_inputs)
         return
-    blocks = dim // align
-    bounds = [blocks * k // workers * align for k in range(workers)] + [dim]
-    jobs = [_pool(workers).submit(run, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    bounds = [dim * k // workers for k in range(workers + 1)]
+    per_worker = [adj_inputs]
+    for _ in range(1, workers):
+        per_worker.append(None if adj_inputs is None else
+                          [wp.zeros_like(a) if j in private else a for j, a in enumerate(adj_inputs)])
+    jobs = [_pool(workers).submit(run, lo, hi, adj) for lo, hi, adj in zip(bounds[:-1], bounds[1:], per_worker)]
     for job in jobs:
         job.result()
+    for adj in per_worker[1:]:
+        for j in private:
+            wp.to_torch(adj_inputs[j]).add_(wp.to_torch(adj[j]))
 
 
 def wp_device(t: torch.Tensor) -> str:
@@ -207,12 +220,18 @@ class Bvh:
         return blocked.bool()
 
     def segments_occluded(self, starts: torch.Tensor, normals: torch.Tensor, ends: torch.Tensor,
-                          eps: float = 1.0e-4) -> torch.Tensor:
+                          eps: float = 1.0e-4, cull: tuple[torch.Tensor, torch.Tensor] | None = None,
+                          codes: bool = False) -> torch.Tensor:
         """Shadow rays from surface points to targets: starts (M, 3) with geometric normals (M, 3),
         ends (M, K, 3) → bool (M, K), True where the open segment is blocked.
 
         Each ray starts eps off the surface on the side the target lies (along ±normal, so neither the
         start's own triangle nor its neighbours self-hit) and stops eps before the target.
+        With cull = (shading normals (M, 3), emitter normals (K, 3)), segments that cannot carry light
+        — target below the start's geometric or shading tangent plane, or start behind the target's
+        one-sided emitter (the emitter normal points the way light leaves it) — are reported blocked
+        without being traced. With codes=True the result is uint8 (M, K) instead: 0 visible,
+        1 occluded, 2 culled.
         """
         wp, kernels = warp_runtime()
         m, k = ends.shape[0], ends.shape[1]
@@ -220,13 +239,16 @@ class Bvh:
         starts = starts.detach().to(**prep).contiguous()
         normals = normals.detach().to(**prep).contiguous()
         ends = ends.detach().to(**prep).reshape(m * k, 3).contiguous()
+        shading, emitters = (normals, normals[:1]) if cull is None else (
+            cull[0].detach().to(**prep).contiguous(), cull[1].detach().to(**prep).contiguous())
         blocked = torch.empty(m * k, dtype=torch.uint8, device=self.device)
         if m * k:
             launch(kernels["segments_blocked"], m * k,
-                    [self.mesh.id, wp.from_torch(starts, dtype=wp.vec3), wp.from_torch(normals, dtype=wp.vec3),
-                     wp.from_torch(ends, dtype=wp.vec3), k, float(eps)],
-                    [wp.from_torch(blocked)], self._wp_device)
-        return blocked.view(m, k).bool()
+                   [self.mesh.id, wp.from_torch(starts, dtype=wp.vec3), wp.from_torch(normals, dtype=wp.vec3),
+                    wp.from_torch(ends, dtype=wp.vec3), wp.from_torch(shading, dtype=wp.vec3),
+                    wp.from_torch(emitters, dtype=wp.vec3), int(cull is not None), k, float(eps)],
+                   [wp.from_torch(blocked)], self._wp_device)
+        return blocked.view(m, k) if codes else blocked.view(m, k).bool()
 
 
 def reference_intersect(verts: torch.Tensor, faces: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor,

@@ -272,23 +272,24 @@ class _Direct:
 
 @lru_cache(maxsize=1)
 def _light_kernel() -> Any:
-    """Fused per-(point, light sample) kernel: geometry term and BRDF, differentiated by Warp's adjoint.
+    """Fused per-(point, light sample) kernel: geometry term and specular lobe, differentiated by Warp's adjoint.
 
-    The BRDF here must be core.brdf.shade's, clamps included (tests/test_render.py compares both
-    backends, values and gradients): f_d = (1 − E_spec(n·v))/π per unit albedo,
-    f_s = D·G₂·F/(4 (n·l)(n·v)) with GGX D (α = r²), height-correlated Smith G₂, Schlick F
-    (F0 = 0.08·s).
+    The lobe must be core.brdf.shade's, clamps included (tests/test_render.py compares both backends,
+    values and gradients): f_s = D·G₂·F/(4 (n·l)(n·v)), GGX D with α = max(r², ALPHA_MIN),
+    height-correlated Smith G₂, exact dielectric Fresnel at the IOR whose F0 is 0.08·s. Principled's
+    diffuse weight depends on the view only, so it is applied per point in torch (brdf.diffuse_weight).
     """
     wp, _ = warp_runtime()
+    alpha_min, cos_eps, f0_min = float(brdf.ALPHA_MIN), float(brdf.COS_EPS), float(brdf.F0_MIN)
 
     @wp.kernel
     def light_terms(x: wp.array(dtype=wp.vec3), ns: wp.array(dtype=wp.vec3), view: wp.array(dtype=wp.vec3),
                     spec: wp.array(dtype=wp.float32), rough: wp.array(dtype=wp.float32),
                     y: wp.array(dtype=wp.vec3), ng: wp.array(dtype=wp.vec3), nl: wp.array(dtype=wp.vec3),
-                    vis: wp.array(dtype=wp.float32), per: wp.int32, offset: wp.int32,
-                    diffuse: wp.array(dtype=wp.float32), specular: wp.array(dtype=wp.float32),
-                    irradiance: wp.array(dtype=wp.float32), unshadowed: wp.array(dtype=wp.float32)):
-        i = wp.tid() + offset
+                    vis: wp.array(dtype=wp.float32), pairs: wp.array(dtype=wp.int32), per: wp.int32,
+                    offset: wp.int32, specular: wp.array(dtype=wp.float32), irradiance: wp.array(dtype=wp.float32),
+                    unshadowed: wp.array(dtype=wp.float32)):
+        i = pairs[wp.tid() + offset]
         m = i / per
         d = y[i] - x[m]
         r2 = wp.max(wp.dot(d, d), 1.0e-12)
@@ -300,32 +301,30 @@ def _light_kernel() -> Any:
         lit = (cos_l > 0.0) and (cos_x > 0.0) and (wp.dot(l, ng[m]) > 0.0)
         g = wp.where(lit, wp.max(cos_x, 0.0) * wp.max(cos_l, 0.0) / r2, 0.0)
         gv = g * vis[i]
-        # BRDF, as core.brdf.shade computes it (zero unless n·l > 0 and n·v > 0)
         nv = wp.dot(n, v)
-        front = wp.where(nv > 0.0, 1.0, 0.0)
-        nl_c = wp.max(cos_x, 1.0e-6)
-        nv_c = wp.max(nv, 1.0e-6)
-        h = wp.normalize(v + l)
-        nh = wp.max(wp.dot(n, h), 0.0)
-        vh = wp.clamp(wp.dot(v, h), 0.0, 1.0)
-        r = rough[m]
-        alpha = wp.max(r * r, 1.0e-3)
-        a2 = alpha * alpha
-        t = nh * nh * (a2 - 1.0) + 1.0
-        dist = a2 / (wp.pi * t * t)
-        cl = wp.min(nl_c, 1.0)
-        cv = wp.min(nv_c, 1.0)
-        lam_l = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - cl * cl) / (cl * cl)) - 1.0)
-        lam_v = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - cv * cv) / (cv * cv)) - 1.0)
-        g2 = 1.0 / (1.0 + lam_l + lam_v)
-        f0 = 0.08 * spec[m]
-        c = 1.0 - vh
-        c5 = c * c * c * c * c
-        fresnel = f0 + (1.0 - f0) * c5
-        e = 1.0 - wp.clamp(nv, 0.0, 1.0)
-        layer = f0 + (wp.max(1.0 - r, f0) - f0) * e * e * e * e * e
-        diffuse[i] = (1.0 - layer) / wp.pi * gv * front
-        specular[i] = dist * g2 * fresnel / (4.0 * nl_c * nv_c) * gv * front
+        fs = float(0.0)
+        if gv > 0.0 and nv > 0.0:  # unlit, shadowed or back-facing samples skip the lobe, forward and adjoint
+            nl_c = wp.clamp(cos_x, cos_eps, 1.0)
+            nv_c = wp.clamp(nv, cos_eps, 1.0)
+            h = wp.normalize(v + l)
+            nh = wp.clamp(wp.dot(n, h), 0.0, 1.0)
+            vh = wp.clamp(wp.dot(v, h), cos_eps, 1.0)
+            r = rough[m]
+            alpha = wp.max(r * r, alpha_min)
+            a2 = alpha * alpha
+            t = nh * nh * (a2 - 1.0) + 1.0
+            dist = a2 / (wp.pi * t * t)
+            lam_l = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - nl_c * nl_c) / (nl_c * nl_c)) - 1.0)
+            lam_v = 0.5 * (wp.sqrt(1.0 + a2 * (1.0 - nv_c * nv_c) / (nv_c * nv_c)) - 1.0)
+            g2 = 1.0 / (1.0 + lam_l + lam_v)
+            root = wp.sqrt(wp.clamp(0.08 * wp.max(spec[m], 0.0), f0_min, 1.0 - 1.0e-6))
+            eta = (1.0 + root) / (1.0 - root)
+            gg = wp.sqrt(eta * eta - 1.0 + vh * vh)
+            fa = (gg - vh) / (gg + vh)
+            fb = (vh * (gg + vh) - 1.0) / (vh * (gg - vh) + 1.0)
+            fresnel = 0.5 * fa * fa * (1.0 + fb * fb)
+            fs = dist * g2 * fresnel / (4.0 * nl_c * nv_c) * gv
+        specular[i] = fs
         irradiance[i] = gv
         unshadowed[i] = g
 
@@ -333,22 +332,24 @@ def _light_kernel() -> Any:
 
 
 class _LightTerms(torch.autograd.Function):
-    """(M, K) per-sample terms f_d·V·G, f_s·V·G, V·G and G (G = cos_x·cos_l/r²) from the Warp kernel."""
+    """(M, K) per-sample terms f_s·V·G, V·G and G (G = cos_x·cos_l/r²) from the Warp kernel, evaluated only
+    at `pairs` (flat indices of the samples the shadow pass did not cull; zero elsewhere)."""
 
     @staticmethod
-    def forward(ctx, x, ns, view, spec, rough, y, ng, nl, vis):  # type: ignore[override]
+    def forward(ctx, x, ns, view, spec, rough, y, ng, nl, vis, pairs):  # type: ignore[override]
         wp, _ = warp_runtime()
         m, k = y.shape[0], y.shape[1]
         inputs = [t.detach().to(torch.float32).contiguous() for t in (x, ns, view, spec, rough)]
         inputs.append(y.detach().to(torch.float32).reshape(m * k, 3).contiguous())
         consts = [t.detach().to(torch.float32).contiguous() for t in (ng, nl, vis.reshape(m * k))]
-        outs = [torch.empty(m * k, dtype=torch.float32, device=x.device) for _ in range(4)]
+        consts.append(pairs.to(torch.int32).contiguous())
+        outs = [torch.zeros(m * k, dtype=torch.float32, device=x.device) for _ in range(3)]
         ctx.save_for_backward(*inputs, *consts)
         ctx.shape = (m, k)
-        if m * k:
-            launch(_light_kernel(), m * k, _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
-                   wp_device(x), align=k)
-        ctx.mark_non_differentiable(outs[3])
+        if pairs.numel():
+            launch(_light_kernel(), pairs.numel(), _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
+                   wp_device(x))
+        ctx.mark_non_differentiable(outs[2])
         return tuple(o.view(m, k) for o in outs)
 
     @staticmethod
@@ -357,16 +358,17 @@ class _LightTerms(torch.autograd.Function):
         saved = ctx.saved_tensors
         inputs, consts = list(saved[:6]), list(saved[6:])
         m, k = ctx.shape
+        device = inputs[0].device
         adj_in = [torch.zeros_like(t) for t in inputs]
-        adj_out = [(g if g is not None else torch.zeros(m, k, device=inputs[0].device)).to(torch.float32)
+        adj_out = [(g if g is not None else torch.zeros(m, k, device=device)).to(torch.float32)
                    .reshape(m * k).contiguous() for g in grads]
-        outs = [torch.empty(m * k, dtype=torch.float32, device=inputs[0].device) for _ in range(4)]
-        if m * k:
-            launch(_light_kernel(), m * k, _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
-                   wp_device(inputs[0]), align=k, adj_inputs=_wp_args(wp, adj_in) + [None, None, None, 0],
-                   adj_outputs=_wp_args(wp, adj_out))
+        outs = [torch.zeros(m * k, dtype=torch.float32, device=device) for _ in range(3)]
+        if consts[3].numel():
+            launch(_light_kernel(), consts[3].numel(), _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
+                   wp_device(inputs[0]), adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0],
+                   adj_outputs=_wp_args(wp, adj_out), private=(0, 1, 2, 3, 4))
         adj_in[5] = adj_in[5].view(m, k, 3)
-        return (*adj_in, None, None, None)
+        return (*adj_in, None, None, None, None)
 
 
 def _wp_args(wp: Any, tensors: list[torch.Tensor]) -> list[Any]:
@@ -383,26 +385,34 @@ def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tens
         return None
     m, count = surf.x.shape[0], ctx.options.light_samples
     y = _light_points(lights, m, count, generator)  # (M, K, 3), K = J·S
-    blocked = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps)
     n_light = lights.normals.detach().repeat_interleave(count, 0)  # (K, 3)
+    codes = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps, cull=(surf.ns, n_light),
+                                      codes=True)  # 0 visible, 1 occluded, 2 culled (cannot carry light)
     power = lights.power.repeat_interleave(count, 0) / count  # (K, 3)
-    vis = (~blocked).to(surf.x.dtype)
+    vis = (codes == 0).to(surf.x.dtype)
     if ctx.options.backend == "warp":
-        fd, fs, seen, geometry = _LightTerms.apply(surf.x, surf.ns, surf.view, spec[:, 0], rough[:, 0], y,
-                                                   surf.ng, n_light, vis)
-        fd, fs, seen = fd.to(power.dtype), fs.to(power.dtype), seen.to(power.dtype)
+        pairs = torch.nonzero(codes.view(-1) != 2).squeeze(1)
+        fs, seen, geometry = _LightTerms.apply(surf.x, surf.ns, surf.view, spec[:, 0], rough[:, 0], y, surf.ng,
+                                               n_light, vis, pairs)
+        fs, seen = fs.to(power.dtype), seen.to(power.dtype)
+        irradiance = seen @ power
+        n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
+        weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+        diffuse = weight / math.pi * irradiance
     else:
         fd, fs, seen, geometry = _light_terms_torch(surf, spec, rough, y, n_light, vis)
+        irradiance = seen @ power
+        diffuse = fd @ power
     specular = fs @ power if with_specular else torch.zeros_like(surf.x)
     with torch.no_grad():
         unshadowed = (geometry.to(power.dtype) @ power.detach()).sum(-1)
-    return _Direct(fd @ power, specular, seen @ power, unshadowed)
+    return _Direct(diffuse, specular, irradiance, unshadowed)
 
 
 def _light_terms_torch(surf: _Surface, spec: torch.Tensor, rough: torch.Tensor, y: torch.Tensor,
                        n_light: torch.Tensor, vis: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The same (M, K) terms as the Warp kernel, with core.brdf in torch autograd (any dtype)."""
+    """(M, K) terms f_d·V·G, f_s·V·G, V·G and G with core.brdf.shade in torch autograd (any dtype)."""
     to_light = y - surf.x[:, None]
     r2 = (to_light * to_light).sum(-1).clamp_min(1e-12)
     l = to_light * r2.rsqrt()[..., None]

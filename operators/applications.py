@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import bpy
@@ -15,18 +16,20 @@ from ..ui.properties import settings as get_settings
 from . import polls
 from .types import Result
 
+# Identifiers are core.edit.PRESETS' names (listed here so registering never imports torch).
 PRESET_ITEMS = [
-    ("three_point", "Studio Three-Point", "Key, fill and back light"),
+    ("fitted", "Fitted", "The lighting the reconstruction found in the photo"),
+    ("three-point", "Studio Three-Point", "Key, fill and back light"),
     ("rembrandt", "Rembrandt", "Key high to one side: a triangle of light on the far cheek"),
     ("butterfly", "Butterfly", "Key high in front: a butterfly shadow under the nose"),
     ("split", "Split", "Key at 90°: half of the face in shadow"),
-    ("rim", "Rim", "Lights behind the head outline it"),
-    ("soft_box", "Soft Box", "One large soft light in front"),
+    ("rim", "Rim", "Two lights behind the head outline it"),
+    ("soft-box", "Soft Box", "One large soft light in front"),
 ]
 
 
 class FACESTAGE_OT_relight_preset(bpy.types.Operator):
-    """Set the 20 stage lights to a lighting preset (undoable)"""
+    """Set the 20 stage lights and the environment to a lighting preset, or back to the fitted lighting (undoable)"""
 
     bl_idname = "facestage.relight_preset"
     bl_label = "Apply Lighting Preset"
@@ -36,11 +39,48 @@ class FACESTAGE_OT_relight_preset(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        return polls.stage_built(cls, context)
+        return polls.stage_built(cls, context) and polls.dependencies_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> Result:
-        self.report({"ERROR"}, "Lighting presets are not available yet.")
-        return {"CANCELLED"}
+        from ..scene.relight import apply_lighting
+
+        scene = context.scene
+        assert scene is not None
+        try:
+            apply_lighting(scene, self.preset)
+        except FaceStageError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        label = next(item[1] for item in PRESET_ITEMS if item[0] == self.preset)
+        self.report({"INFO"}, f"Stage lights and environment set to {label}; press F12 or Render Shot to see it.")
+        return {"FINISHED"}
+
+
+class FACESTAGE_OT_rotate_environment(bpy.types.Operator):
+    """Turn the fitted environment light around the head (SH rotation, no re-fit); undoable"""
+
+    bl_idname = "facestage.rotate_environment"
+    bl_label = "Rotate Environment"
+    bl_options = {"REGISTER", "UNDO"}
+
+    yaw: FloatProperty(name="Yaw", subtype="ANGLE", default=0.5236, description="Turn about the vertical axis")  # type: ignore[valid-type]
+    pitch: FloatProperty(name="Pitch", subtype="ANGLE", default=0.0, description="Tilt about the left-right axis")  # type: ignore[valid-type]
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return polls.stage_built(cls, context) and polls.dependencies_ready(cls)
+
+    def execute(self, context: bpy.types.Context) -> Result:
+        from ..scene.relight import rotate_environment
+
+        scene = context.scene
+        assert scene is not None
+        try:
+            rotate_environment(scene, math.degrees(self.yaw), math.degrees(self.pitch))
+        except FaceStageError as error:
+            self.report({"ERROR"}, str(error))
+            return {"CANCELLED"}
+        return {"FINISHED"}
 
 
 class FACESTAGE_OT_caricature(bpy.types.Operator):
@@ -96,4 +136,5 @@ class FACESTAGE_OT_setup_passes(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_caricature, FACESTAGE_OT_setup_passes)
+classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_rotate_environment, FACESTAGE_OT_caricature,
+                             FACESTAGE_OT_setup_passes)

@@ -23,7 +23,7 @@ from bpy.props import BoolProperty, StringProperty
 from ..core.errors import Cancelled, FaceStageError
 from ..ui.properties import settings as get_settings
 from . import polls
-from .job import Job, cancel_all, running
+from .job import Job, Work, cancel_all, running
 from .types import Result
 
 KIND = "reconstruct"
@@ -62,7 +62,7 @@ def describe(item: Any, stage_steps: dict[str, int]) -> tuple[float, str]:
     return max(0.0, min(1.0, fraction)), text
 
 
-def reconstruction(photo: str, config: Any, folder: Path) -> Any:
+def reconstruction(photo: str, config: Any, folder: Path) -> Work:
     """The worker's function: core only, no bpy (returns the Result, saved into folder)."""
 
     def work(progress: Any, cancel: threading.Event) -> Any:

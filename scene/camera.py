@@ -28,7 +28,7 @@ def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collec
     data = tx.new(bpy.data.cameras.new(CAMERA), CAMERA)
     data.clip_start, data.clip_end = 0.01, 100.0
     data.sensor_fit = settings["sensor_fit"]
-    data.sensor_width = float(settings["sensor_width"])
+    setattr(data, "sensor_height" if data.sensor_fit == "VERTICAL" else "sensor_width", float(settings["sensor_width"]))
     data.lens = float(settings["lens_mm"])
     data.shift_x, data.shift_y = float(settings["shift_x"]), float(settings["shift_y"])
     photo = packed_image(tx, PHOTO, result.photo_srgb, "sRGB", float_buffer=False)
@@ -42,11 +42,10 @@ def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collec
     collection.objects.link(camera)
     tx.set(scene, "camera", camera)
     render = scene.render
-    aspect = float(settings["pixel_aspect"])  # pixel width / height = fy / fx
     tx.set(render, "resolution_x", int(settings["resolution_x"]))
     tx.set(render, "resolution_y", int(settings["resolution_y"]))
     tx.set(render, "resolution_percentage", 100)
-    tx.set(render, "pixel_aspect_x", max(aspect, 1.0))
-    tx.set(render, "pixel_aspect_y", max(1.0 / aspect, 1.0))
+    tx.set(render, "pixel_aspect_x", 1.0)  # K has square pixels
+    tx.set(render, "pixel_aspect_y", 1.0)
     return camera
 

@@ -60,7 +60,8 @@ def place_light(obj: bpy.types.Object, light: dict[str, Any]) -> None:
     color: Sequence[float] = light["color"]
     data.color = tuple(float(c) for c in color[:3])
     location = Vector(light["position"])
-    # matrix_world sets the transform and the stored matrix, so hidden (unevaluated) lights report it too
+    # matrix_world sets the transform and the evaluated matrix: hidden lights are not evaluated, and this
+    # keeps their matrix_world right after building (after an undo or reload it is stale until shown)
     rotation = Matrix(np.asarray(light["rotation"], dtype=np.float64).tolist())
     obj.matrix_world = Matrix.LocRotScale(location, rotation, None)  # type: ignore[arg-type]
     set_on(obj, data.energy > 0.0)

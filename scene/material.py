@@ -27,20 +27,25 @@ def packed_image(tx: Transaction, name: str, pixels: np.ndarray, colorspace: str
     The colour space is set before the pixels: changing it afterwards
     resets a generated image to black.
     """
+    height, width = np.shape(pixels)[:2]
+    image = tx.new(bpy.data.images.new(name, width, height, alpha=False, float_buffer=float_buffer), name)
+    image.colorspace_settings.name = colorspace
+    write_pixels(image, pixels)
+    return image
+
+
+def write_pixels(image: bpy.types.Image, pixels: np.ndarray) -> None:
+    """Replace an image's pixels with an (H, W[, C]) array (row 0 at the top) and pack it again."""
     pixels = np.asarray(pixels, dtype=np.float32)
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
-    height, width = pixels.shape[:2]
-    rgba = np.ones((height, width, 4), dtype=np.float32)
+    rgba = np.ones((*pixels.shape[:2], 4), dtype=np.float32)
     rgba[..., :3] = pixels[..., :3]
-    image = tx.new(bpy.data.images.new(name, width, height, alpha=False, float_buffer=float_buffer), name)
-    image.colorspace_settings.name = colorspace
     image.pixels.foreach_set(rgba[::-1].ravel())  # type: ignore[arg-type]
     image.update()
     image.pack()
-    return image
 
 
 def node_tree(datablock: bpy.types.Material | bpy.types.World) -> Any:

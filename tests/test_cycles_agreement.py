@@ -71,6 +71,11 @@ settings.color_depth = "32"
 settings.color_mode = "RGBA"
 world = bpy.data.worlds.new("Black")
 world.color = (0.0, 0.0, 0.0)
+if world.node_tree is not None:  # a new world's Background node emits 0.05 grey by default
+    for node in world.node_tree.nodes:
+        if node.type == "BACKGROUND":
+            node.inputs["Color"].default_value = (0.0, 0.0, 0.0, 1.0)
+            node.inputs["Strength"].default_value = 0.0
 scene.world = world
 
 mesh = bpy.data.meshes.new("Face")
@@ -200,5 +205,5 @@ def test_core_render_matches_cycles_on_the_head_with_three_stage_lights(tmp_path
     if os.environ.get("FACESTAGE_KEEP_CYCLES"):
         np.save(Path(os.environ["FACESTAGE_KEEP_CYCLES"]) / "core.npy", np.concatenate([core, out.alpha.numpy()[..., None]], -1))
         np.save(Path(os.environ["FACESTAGE_KEEP_CYCLES"]) / "cycles.npy", cycles)
-    assert np.all(np.abs(ratio - 1) < 0.05), ratio  # same brightness per channel (power/units agree)
+    assert np.all(np.abs(ratio - 1) < 0.03), ratio  # same brightness per channel (power/units agree)
     assert psnr >= 30.0, psnr

@@ -176,6 +176,62 @@ print("FACTS" + json.dumps({"worker_off_main": threads == [False], "cancel_state
     assert facts["status"] == "Reconstruction cancelled; nothing was written."
 
 
+def test_modal_timer_drains_progress_and_esc_cancels(run):
+    facts = run("""
+job_module = importlib.import_module(PKG + ".operators.job")
+reconstruct = importlib.import_module(PKG + ".operators.reconstruct")
+config = importlib.import_module(PKG + ".core.config").preset("fast")
+Operator = reconstruct.FACESTAGE_OT_reconstruct
+started = threading.Event()
+
+def slow(photo, config, progress=None, cancel=None):
+    for step in range(1000):
+        progress(pipeline.Progress("lighting", step + 1, 1000, 0.25))
+        started.set()
+        if cancel.is_set():
+            raise errors.Cancelled()
+        time.sleep(0.01)
+
+class Modal:
+    \"\"\"The operator's own modal(), pump() and finish() on a stand-in instance (no event loop in bpy).\"\"\"
+    modal, pump, finish = Operator.modal, Operator.pump, Operator.finish
+    _timer, _folder = None, work / "results" / "modal"
+    _steps = {"landmarks": 200, "lighting": 60, "maps": 40}
+    reports = []
+    def report(self, kind, message):
+        self.reports.append([sorted(kind), message])
+
+class Event:
+    def __init__(self, type, value="NOTHING"):
+        self.type, self.value = type, value
+
+pipeline.reconstruct = slow
+before = names()
+op = Modal()
+op._job = job_module.Job("reconstruct", reconstruct.reconstruction(str(photo), config, op._folder), "failed")
+op._job.start()
+started.wait(10)
+time.sleep(0.1)
+first = sorted(op.modal(bpy.context, Event("TIMER")))
+status, progress = settings.status, settings.progress
+esc = sorted(op.modal(bpy.context, Event("ESC", "PRESS")))
+states = []
+for _ in range(500):
+    states.append(sorted(op.modal(bpy.context, Event("TIMER"))))
+    if states[-1] != ["PASS_THROUGH"]:
+        break
+    time.sleep(0.01)
+print("FACTS" + json.dumps({"first": first, "status": status, "progress": progress, "esc": esc, "last": states[-1],
+                            "reports": op.reports, "same": names() == before, "running": job_module.running("reconstruct") is not None}))
+""")
+    assert facts["first"] == ["PASS_THROUGH"]
+    assert facts["status"].startswith("Lighting ") and "loss 0.25" in facts["status"]
+    assert 200 / 300 < facts["progress"] < 1.0  # landmarks done, lighting under way
+    assert facts["esc"] == ["RUNNING_MODAL"] and facts["last"] == ["CANCELLED"]
+    assert facts["reports"] == [[["ERROR"], "Reconstruction cancelled; nothing was written."]]
+    assert facts["same"] and not facts["running"]
+
+
 def test_worker_errors_are_one_sentence_and_the_next_run_succeeds(run):
     facts = run("""
 fake = importlib.import_module("blender_helpers").fake_result(package=PKG)
@@ -292,6 +348,63 @@ print("FACTS" + json.dumps({"code": code, "enabled": enabled, "objects": sorted(
     assert facts["code"] == 0 and facts["enabled"]
     assert {"Face", "Eye L", "Eye R", "Light Stage", "FaceStage Camera"} <= set(facts["objects"])
     assert Path(facts["result_dir"]).name == "cli" and facts["packed"]
+
+
+def test_lighting_presets_set_the_stage_and_environment_like_core_and_undo(run):
+    facts = run("""
+import numpy as np, torch
+edit = importlib.import_module(PKG + ".core.edit")
+lightstage = importlib.import_module(PKG + ".core.lightstage")
+result = importlib.import_module(PKG + ".core.result").load(folder)
+applications = importlib.import_module(PKG + ".operators.applications")
+call(bpy.ops.facestage.build_scene, directory=str(folder))
+
+def lights():
+    objects = sorted((o for o in bpy.data.objects if o.get("facestage_light") is not None), key=lambda o: o["facestage_light"])
+    # hidden lights are not evaluated, so their matrix_world is stale after an undo: compose it
+    return [[o.data.energy, *(o.parent.matrix_world @ o.matrix_parent_inverse @ o.matrix_basis).translation,
+             o.hide_render] for o in objects]
+
+def environment():
+    image = bpy.data.images["FaceStage Environment"]
+    pixels = np.empty(len(image.pixels), np.float32)
+    image.pixels.foreach_get(pixels)
+    return pixels.reshape(-1, 4)[:, :3]
+
+fitted = lights()
+fitted_env = environment()
+state = call(bpy.ops.facestage.relight_preset, preset="rembrandt")
+stage, sh = edit.preset_lighting(result.stage, result.sh, "rembrandt")
+expected = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
+preset = lights()
+preset_env = environment()
+env_expected = float(sh[0, 0] * edit.Y00)
+bpy.ops.ed.undo()
+undone = lights()
+call(bpy.ops.facestage.relight_preset, preset="split")
+restored = call(bpy.ops.facestage.relight_preset, preset="fitted")
+back, back_env = lights(), environment()
+world = bpy.context.scene.world
+before = np.asarray(world["facestage_sh"])
+call(bpy.ops.facestage.rotate_environment, yaw=0.5, pitch=0.1)
+rotated = np.abs(np.asarray(world["facestage_sh"]) - edit.rotate_environment(before, np.degrees(0.5), np.degrees(0.1))).max()
+print("FACTS" + json.dumps({
+    "state": state, "restored": restored,
+    "power_error": max(abs(a[0] - b["power_w"]) for a, b in zip(preset, expected)),
+    "position_error": max(float(np.abs(np.array(a[1:4]) - b["position"]).max()) for a, b in zip(preset, expected)),
+    "on": [j for j, light in enumerate(preset) if not light[4]],
+    "env_error": float(np.abs(preset_env - env_expected).max()),
+    "undone": np.allclose(np.array(undone, float), np.array(fitted, float), atol=1e-6), "back": np.allclose(np.array(back, float), np.array(fitted, float), atol=1e-5),
+    "back_env": float(np.abs(back_env - fitted_env).max()), "rotated": float(rotated),
+    "items": [item[0] for item in applications.PRESET_ITEMS], "core": list(edit.PRESETS)}))
+""")
+    assert facts["state"][0] == ["FINISHED"] and facts["restored"][0] == ["FINISHED"]
+    assert facts["power_error"] < 1e-4 and facts["position_error"] < 1e-5
+    assert len(facts["on"]) == 1  # Rembrandt is one key light
+    assert facts["env_error"] < 1e-4
+    assert facts["undone"] and facts["back"] and facts["back_env"] < 1e-6
+    assert facts["rotated"] < 1e-6
+    assert facts["items"] == ["fitted", *facts["core"]]
 
 
 def test_caricature_keys_scale_the_identity_deviation_globally_and_per_region(run):

@@ -15,7 +15,9 @@ class VIEW3D_PT_facestage_applications(FaceStageSubPanel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        layout.operator_menu_enum("facestage.relight_preset", "preset", text="Lighting Preset", icon="LIGHT_AREA")
+        row = layout.row(align=True)
+        row.operator_menu_enum("facestage.relight_preset", "preset", text="Lighting Preset", icon="LIGHT_AREA")
+        row.operator("facestage.rotate_environment", text="", icon="WORLD")
         keys = caricature_keys(face_object())
         if keys:
             column = layout.column(align=True)
