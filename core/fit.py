@@ -119,6 +119,9 @@ class FitOptions:
     fit_focal: bool = True
     identity_bound: float = 3.0
     identity_components: int | None = None  # fit only the leading components (None: all)
+    slide_contour: bool = True  # jaw-line landmarks slide on the occluding contour (else: fixed surface points)
+    group_weights: tuple[tuple[str, float], ...] = tuple(GROUP_WEIGHTS.items())
+    spread_scale_mm: float | None = None  # re-derive landmark weights 1 / (1 + (spread / s)²) (None: the file's)
     tolerance: float = 1e-7  # stop when the relative cost decrease of an accepted step is below this
 
     @classmethod
@@ -260,15 +263,16 @@ def _interpolate(values: np.ndarray, faces: np.ndarray, tri: np.ndarray, bary: n
 _TENSOR_CACHE: dict[tuple[int, int], _Tensors] = {}
 
 
-def _tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
-    key = (id(model), id(embedding))
+def _tensors(model: Any, embedding: LandmarkEmbedding, options: FitOptions | None = None) -> _Tensors:
+    options = options or FitOptions()
+    key = (id(model), id(embedding), options.group_weights, options.spread_scale_mm)
     if key not in _TENSOR_CACHE:
         _TENSOR_CACHE.clear()
-        _TENSOR_CACHE[key] = _build_tensors(model, embedding)
+        _TENSOR_CACHE[key] = _build_tensors(model, embedding, options)
     return _TENSOR_CACHE[key]
 
 
-def _build_tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
+def _build_tensors(model: Any, embedding: LandmarkEmbedding, options: FitOptions) -> _Tensors:
     mean, faces, id_basis, ex_basis = _model_arrays(model)
     if mean.shape[0] != embedding.vertex_count:
         raise FaceStageError(f"The landmark embedding was built for a {embedding.vertex_count}-vertex head, "
@@ -290,8 +294,13 @@ def _build_tensors(model: Any, embedding: LandmarkEmbedding) -> _Tensors:
     oval = list(FACE_OVAL)
     prev = [oval[(oval.index(int(c)) - 1) % len(oval)] for c in embedding.contour]
     nxt = [oval[(oval.index(int(c)) + 1) % len(oval)] for c in embedding.contour]
-    group_weight = np.array([GROUP_WEIGHTS[GROUP_NAMES[g]] for g in embedding.group])
-    weights = embedding.weights * group_weight
+    table = dict(options.group_weights)
+    group_weight = np.array([table[GROUP_NAMES[g]] for g in embedding.group])
+    weights = embedding.weights
+    if options.spread_scale_mm is not None:
+        weights = np.clip(1.0 / (1.0 + (embedding.spread_mm / options.spread_scale_mm) ** 2), 0.02, 1.0)
+        weights[embedding.contour] = 1.0
+    weights = weights * group_weight
     rigid = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (
         np.isin(embedding.group, [GROUP_NAMES.index(g) for g in ("eye", "nose", "brow", "other")]))
     t = (lambda a: torch.as_tensor(np.ascontiguousarray(a)))
@@ -531,6 +540,17 @@ def _point_residuals(problem: _Problem, state: _State, contour: _Contour | None)
     return rows[:2 * n].reshape(n, 2), rows[2 * n:2 * n + c]
 
 
+def _pinned(problem: _Problem, x: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Parameters sitting on a bound that the descent direction pushes further out (frozen for this step)."""
+    k = problem.tensors.n_identity
+    lower = torch.full_like(x, -math.inf)
+    upper = torch.full_like(x, math.inf)
+    lower[6], upper[6] = problem.log_focal_bounds
+    lower[7:7 + k], upper[7:7 + k] = -problem.options.identity_bound, problem.options.identity_bound
+    lower[7 + k:], upper[7 + k:] = 0.0, 1.0
+    return ((x <= lower + 1e-9) & (gradient > 0)) | ((x >= upper - 1e-9) & (gradient < 0))
+
+
 def _lm(problem: _Problem, state: _State, active: torch.Tensor, iterations: int, robust_scales: list[float],
         use: torch.Tensor, sliding: bool, report: Callable[[int, float], None]) -> tuple[_State, float, int]:
     """Levenberg–Marquardt with IRLS weights and contour re-assignment recomputed at every iteration."""
@@ -545,22 +565,23 @@ def _lm(problem: _Problem, state: _State, active: torch.Tensor, iterations: int,
         point_w, contour_w = _weights(problem, point_res, contour_res, contour, robust, use)
         r, jacobian = _linearise(problem, state, contour, point_w, contour_w, with_jacobian=True)
         assert jacobian is not None
-        jacobian = jacobian[:, active]
+        x0 = state.vector()
+        free = active & ~_pinned(problem, x0, jacobian.T @ r)
+        jacobian = jacobian[:, free]
         cost = float(r @ r)
         jtj = jacobian.T @ jacobian
         gradient = jacobian.T @ r
         diagonal = jtj.diagonal().clamp_min(1e-9)
-        x0 = state.vector()
         accepted = False
         for _ in range(10):
             step = torch.linalg.solve(jtj + damping * torch.diag(diagonal), -gradient)
             x = x0.clone()
-            x[active] = x0[active] + step
+            x[free] = x0[free] + step
             trial = _clamp(problem, state.with_vector(x))
             r_new, _ = _linearise(problem, trial, contour, point_w, contour_w, with_jacobian=False)
             new_cost = float(r_new @ r_new)
             if math.isfinite(new_cost) and new_cost < cost:
-                damping = max(damping / 3, 1e-9)
+                damping = max(damping / 3, 1e-12)
                 accepted = True
                 break
             damping = min(damping * 4, 1e9)
@@ -615,7 +636,7 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
         raise ValueError(f"landmarks_px must be a finite ({N_LANDMARKS}, 2) array, got {detected_np.shape}")
     options = options or FitOptions.from_config(config)
     embedding = embedding or load_embedding()
-    tensors = _tensors(model, embedding)
+    tensors = _tensors(model, embedding, options)
     iod = interocular_px(detected_np)
     if iod < 1.0:
         raise FaceStageError("The detected eyes coincide; the landmarks cannot be fitted.")
@@ -654,7 +675,7 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Any,
         full[7 + options.identity_components:7 + k] = False
     schedule = list(np.geomspace(options.robust_scale_start, options.robust_scale, 6))
     state, cost, done_full = _lm(problem, state, full, options.max_iterations, schedule,
-                                 torch.ones(N_LANDMARKS, dtype=dtype), sliding=True, report=report)
+                                 torch.ones(N_LANDMARKS, dtype=dtype), sliding=options.slide_contour, report=report)
     return _result(problem, state, model, embedding, detected_np, width, height, cost, done_rigid + done_full,
                    time.perf_counter() - start)
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+from contextlib import AbstractContextManager, nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -94,6 +95,15 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="facestage-bvh")
 
 
+def torch_stream(device: str) -> AbstractContextManager[Any]:
+    """Run Warp work on torch's current CUDA stream, so it is ordered with the torch kernels that
+    produce and consume the zero-copy arrays (no-op on CPU)."""
+    if not device.startswith("cuda"):
+        return nullcontext()
+    wp, _ = warp_runtime()
+    return wp.ScopedStream(wp.stream_from_torch(torch.cuda.current_stream(torch.device(device))))
+
+
 def launch(kernel: Any, dim: int, inputs: list[Any], outputs: list[Any], device: str,
            adj_inputs: list[Any] | None = None, adj_outputs: list[Any] | None = None,
            private: tuple[int, ...] = ()) -> None:
@@ -112,7 +122,8 @@ def launch(kernel: Any, dim: int, inputs: list[Any], outputs: list[Any], device:
         wp.launch(kernel, dim=hi - lo, inputs=[*inputs, lo], outputs=outputs, device=device, **extra)
 
     if workers <= 1:
-        run(0, dim, adj_inputs)
+        with torch_stream(device):
+            run(0, dim, adj_inputs)
         return
     bounds = [dim * k // workers for k in range(workers + 1)]
     per_worker = [adj_inputs]
@@ -160,8 +171,9 @@ class Bvh:
         self._points = verts.detach().to(torch.float32).contiguous().clone()
         self._indices = faces.detach().to(device=self.device, dtype=torch.int32).reshape(-1).contiguous()
         self.num_faces = int(faces.shape[0])
-        self.mesh = wp.Mesh(points=wp.from_torch(self._points, dtype=wp.vec3),
-                            indices=wp.from_torch(self._indices, dtype=wp.int32))
+        with torch_stream(self._wp_device):
+            self.mesh = wp.Mesh(points=wp.from_torch(self._points, dtype=wp.vec3),
+                                indices=wp.from_torch(self._indices, dtype=wp.int32))
 
     @property
     def verts(self) -> torch.Tensor:
@@ -173,9 +185,8 @@ class Bvh:
         if verts.shape != self._points.shape:
             raise ValueError(f"refit needs {tuple(self._points.shape)} vertices, got {tuple(verts.shape)}")
         self._points.copy_(verts.detach())
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        self.mesh.refit()
+        with torch_stream(self._wp_device):
+            self.mesh.refit()
 
     def _rays(self, origins: torch.Tensor, dirs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dirs = dirs.detach().to(device=self.device, dtype=torch.float32).reshape(-1, 3)

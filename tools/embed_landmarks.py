@@ -52,7 +52,7 @@ SIZE = 512
 FOCAL_MM = 50.0
 YAWS = (-30.0, -15.0, 0.0, 15.0, 30.0)
 EXTRA_PITCHES = (-8.0, 8.0)  # at yaw 0
-N_RANDOM_IDENTITIES = 4
+N_RANDOM_IDENTITIES = 9
 IDENTITY_SEED = 2024
 SPREAD_SCALE_MM = 2.5  # weight = 1 / (1 + (spread / scale)²)
 # Jaw line: the lower face oval, from ear level on one side round the chin to the other.
