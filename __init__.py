@@ -22,6 +22,9 @@ def register() -> None:
     from .cli import main
 
     global _cli_handle
+    import os
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch threads must not spin against Blender's
     deps.activate()
     for module in _blender_modules():
         module.register()

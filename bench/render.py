@@ -7,25 +7,32 @@ maps, every parameter requiring grad (vertices, so edge sampling runs), 1 spp pr
 light, a portrait framing (the head fills about half the frame). Times are medians after warm-up of
 render + L2 loss + backward. BVH throughput is measured separately on the same scene: closest hits of
 the primary rays, any-hit shadow rays from the hit points to every light. CPU always; CUDA when torch
-sees a GPU (else "not measured"). CPU numbers are taken with each torch thread count in --threads
-(on a shared, oversubscribed machine one thread can beat two: OpenMP workers wait on descheduled
-peers); the load average is recorded with them. Prints and writes bench/results/render.json.
+sees a GPU (else "not measured"). CPU numbers are taken with each torch thread count in --threads,
+with the load average recorded alongside (this is often a shared machine).
+
+OMP_WAIT_POLICY defaults to PASSIVE here (set before torch loads; an explicit value in the environment
+wins): with libgomp's default spin-waiting, torch's idle OpenMP worker spins on the second core while
+Warp's CPU kernels and other processes want it, and 2-thread iterations measured 5-10× slower on a
+2-core machine with one other busy process. Prints and writes bench/results/render.json.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import platform
-import statistics
-import sys
-import time
-from pathlib import Path
-from typing import Any, Callable
 
-import numpy as np
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see the docstring)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
@@ -130,8 +137,11 @@ def bench_bvh(device: torch.device, repeats: int, size: int = 512) -> dict[str, 
         normals = torch.nn.functional.normalize(torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), dim=-1)
         normals = torch.where(((normals * dirs[hits.hit]).sum(-1, keepdim=True) > 0), -normals, normals)
         targets = lightstage.centroids(scene.stage).detach()[None].expand(points.shape[0], 20, 3).contiguous()
+        emitters = lightstage.normals(scene.stage).detach()
         shadow, _ = median_s(lambda: bvh.segments_occluded(points, normals, targets), repeats, device)
-        occluded_fraction = float(bvh.segments_occluded(points, normals, targets).float().mean())
+        culled, _ = median_s(lambda: bvh.segments_occluded(points, normals, targets, cull=(normals, emitters)),
+                             repeats, device)
+        codes = bvh.segments_occluded(points, normals, targets, cull=(normals, emitters), codes=True)
         flat_o = (points[:, None] + 1e-4 * normals[:, None]).expand(-1, 20, 3).reshape(-1, 3).contiguous()
         flat_d = (targets - points[:, None]).reshape(-1, 3)
         t_max = flat_d.norm(dim=-1) - 1e-4
@@ -139,14 +149,21 @@ def bench_bvh(device: torch.device, repeats: int, size: int = 512) -> dict[str, 
     n_primary, n_shadow = dirs.shape[0], flat_d.shape[0]
     return {"primary_rays": n_primary, "intersect_rays_per_s": round(n_primary / primary),
             "shadow_rays": n_shadow, "segments_occluded_rays_per_s": round(n_shadow / shadow),
-            "occluded_rays_per_s": round(n_shadow / occluded), "shadow_blocked_fraction": round(occluded_fraction, 3)}
+            "segments_occluded_culled_rays_per_s": round(n_shadow / culled),
+            "occluded_rays_per_s": round(n_shadow / occluded),
+            "shadow_fractions": {"visible": round(float((codes == 0).float().mean()), 3),
+                                 "occluded": round(float((codes == 1).float().mean()), 3),
+                                 "culled": round(float((codes == 2).float().mean()), 3)},
+            "note": "segments_occluded: start offset to the target's side, any-hit; *_culled: as the renderer "
+                    "calls it, segments that cannot carry light (below the surface, behind the emitter) skipped "
+                    "(counted in the rate); occluded: plain any-hit rays from origins offset along the normal"}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, torch.get_num_threads()],
+    parser.add_argument("--threads", type=int, nargs="+", default=sorted({1, torch.get_num_threads()}),
                         help="torch CPU thread counts to measure with")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
                         help="auto: CPU always, CUDA as well when available")
@@ -161,6 +178,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "triangles": int(model.faces.shape[0]), "vertices": int(model.vertices.shape[0]),
         "note": "the head npz has 6388 triangles (the brief's ~20k was an estimate)",
         "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         "targets_s": TARGETS_S, "cpu": {}, "cuda": "not measured (no CUDA device visible to torch)",
     }
     default_threads = torch.get_num_threads()

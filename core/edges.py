@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 
@@ -47,9 +46,11 @@ class EdgeTopology:
     edge_faces: torch.Tensor
 
 
-@lru_cache(maxsize=8)
-def _topology_cached(key: str, faces_bytes: bytes, count: int) -> EdgeTopology:
-    faces = torch.frombuffer(bytearray(faces_bytes), dtype=torch.int64).view(count, 3)
+_TOPOLOGIES: dict[str, EdgeTopology] = {}  # cache: faces digest → topology (CPU), a few meshes at most
+
+
+def _topology(faces: torch.Tensor) -> EdgeTopology:
+    count = faces.shape[0]
     pairs = torch.stack([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]], dim=1).reshape(-1, 2)
     pairs = pairs.sort(dim=1).values
     edges, inverse = torch.unique(pairs, dim=0, return_inverse=True)
@@ -73,8 +74,12 @@ def edge_topology(faces: torch.Tensor) -> EdgeTopology:
     A non-manifold edge (more than two faces) keeps its first two faces.
     """
     flat = faces.detach().to("cpu", torch.int64).contiguous()
-    data = flat.numpy().tobytes()
-    topo = _topology_cached(hashlib.blake2b(data, digest_size=16).hexdigest(), data, flat.shape[0])
+    key = hashlib.blake2b(flat.numpy().tobytes(), digest_size=16).hexdigest()
+    if key not in _TOPOLOGIES:
+        if len(_TOPOLOGIES) >= 8:
+            _TOPOLOGIES.pop(next(iter(_TOPOLOGIES)))
+        _TOPOLOGIES[key] = _topology(flat)
+    topo = _TOPOLOGIES[key]
     return EdgeTopology(topo.edges.to(faces.device), topo.edge_faces.to(faces.device))
 
 

@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import camera
 from .config import ReconstructConfig
 from .errors import Cancelled, FaceStageError
 
@@ -50,7 +51,7 @@ log = logging.getLogger(__name__)
 
 EMBEDDING_PATH = Path(__file__).resolve().parent / "data" / "landmarks_hm08.npz"
 N_LANDMARKS = 478
-SENSOR_MM = 36.0
+SENSOR_MM = camera.SENSOR_WIDTH_MM
 DEFAULT_FOCAL_MM = 50.0
 FOCAL_RANGE_MM = (12.0, 400.0)
 
@@ -105,19 +106,26 @@ def _load_embedding(path: str) -> LandmarkEmbedding:
 
 @dataclass(frozen=True)
 class FitOptions:
-    """Numbers of the stage-0 solver; `from_config` maps the user-facing config onto them."""
+    """Numbers of the stage-0 solver; `from_config` maps the user-facing config onto them.
 
-    max_iterations: int = 60  # LM iterations of the full stage (pose-only warm-up adds up to `rigid_iterations`)
+    Cost = mean over landmarks of weight × robust(residual / 1 % of the inter-ocular distance)²
+         + w_identity Σ identity² + w_expression Σ (expression + expression²) + w_focal (log f − log f_guess)².
+    Landmarks cannot tell focal length from face depth (an identity with a deeper face at a longer distance
+    projects almost identically), so the focal prior is what keeps f plausible; the data move it only
+    when the perspective cue is strong.
+    """
+
+    max_iterations: int = 60  # LM iterations of the full stage (the pose-only warm-up adds `rigid_iterations`)
     rigid_iterations: int = 12
-    w_identity: float = 1e-3  # × Σ identity² (coefficients in standard deviations)
-    w_expression: float = 1e-3  # × Σ expression (L1, weights ≥ 0) ...
-    w_expression_l2: float = 1e-3  # ... + × Σ expression²
-    w_focal: float = 1e-3  # × (log f − log f_guess)²
+    w_identity: float = 0.1
+    w_expression: float = 0.01  # L1 part (weights are ≥ 0) ...
+    w_expression_l2: float = 0.01  # ... and L2 part
+    w_focal: float = 1.0
     robust_scale: float = 4.0  # Geman–McClure scale, % of the inter-ocular distance
-    robust_scale_start: float = 12.0
-    focal_mm: float = DEFAULT_FOCAL_MM  # initial guess (35 mm equivalent)
+    robust_scale_start: float = 12.0  # graduated non-convexity: the scale shrinks to robust_scale
+    focal_mm: float = DEFAULT_FOCAL_MM  # guess and prior centre (35 mm equivalent)
     fit_focal: bool = True
-    identity_bound: float = 3.0
+    identity_bound: float = 3.0  # |coefficient| in standard deviations
     identity_components: int | None = None  # fit only the leading components (None: all)
     slide_contour: bool = True  # jaw-line landmarks slide on the occluding contour (else: fixed surface points)
     group_weights: tuple[tuple[str, float], ...] = tuple(GROUP_WEIGHTS.items())
@@ -126,11 +134,15 @@ class FitOptions:
 
     @classmethod
     def from_config(cls, config: ReconstructConfig | None) -> FitOptions:
+        """Config prior weights act as multipliers relative to the config defaults; steps cap the iterations."""
         if config is None:
             return cls()
-        scale = config.w_landmarks if config.w_landmarks > 0 else 1.0
-        return cls(max_iterations=max(10, min(config.steps.landmarks, 200)), w_identity=config.w_identity / scale,
-                   w_expression=config.w_expression / scale, w_expression_l2=config.w_expression / scale)
+        base, defaults = cls(), ReconstructConfig()
+        data = config.w_landmarks if config.w_landmarks > 0 else 1.0
+        id_scale = config.w_identity / defaults.w_identity / data
+        ex_scale = config.w_expression / defaults.w_expression / data
+        return cls(max_iterations=max(10, min(config.steps.landmarks // 5, 100)), w_identity=base.w_identity * id_scale,
+                   w_expression=base.w_expression * ex_scale, w_expression_l2=base.w_expression_l2 * ex_scale)
 
 
 @dataclass
@@ -187,12 +199,12 @@ def rotation_from_yaw_pitch_roll(yaw: float, pitch: float, roll: float) -> np.nd
 
 
 def focal_px_from_mm(focal_mm: float, width: int, height: int) -> float:
-    return focal_mm * max(width, height) / SENSOR_MM
+    return float(camera.focal_from_35mm(focal_mm, width, height))
 
 
 def intrinsics(focal_px: float, width: int, height: int) -> np.ndarray:
     """Pinhole K with square pixels and the principal point at the image centre."""
-    return np.array([[focal_px, 0.0, width / 2.0], [0.0, focal_px, height / 2.0], [0.0, 0.0, 1.0]])
+    return np.asarray(camera.intrinsics(float(focal_px), width, height))
 
 
 def world_pose(camera_from_model: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -370,8 +382,8 @@ def _shape(mean: torch.Tensor, basis: torch.Tensor, state: _State) -> torch.Tens
 
 def _project(points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor,
              centre: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    camera = points @ rotation.T + translation
-    return focal * camera[:, :2] / camera[:, 2:3] + centre, camera
+    in_camera = points @ rotation.T + translation
+    return focal * in_camera[:, :2] / in_camera[:, 2:3] + centre, in_camera
 
 
 def _vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
@@ -398,14 +410,14 @@ def _find_contour(tensors: _Tensors, state: _State, centre: torch.Tensor, detect
     """Slide every contour landmark to the nearest point of the posed band's occluding contour."""
     with torch.no_grad():
         verts = _shape(tensors.band_mean, tensors.band_basis, state)
-        camera = verts @ state.rotation().T + state.translation()
-        normals = _vertex_normals(camera, tensors.band_faces)
-        facing = (normals * camera).sum(1) / camera.norm(dim=1)
+        in_camera = verts @ state.rotation().T + state.translation()
+        normals = _vertex_normals(in_camera, tensors.band_faces)
+        facing = (normals * in_camera).sum(1) / in_camera.norm(dim=1)
         ea, eb = tensors.band_edges[:, 0], tensors.band_edges[:, 1]
         sa, sb = facing[ea], facing[eb]
         crossing = sa * sb < 0
         t = (sa / (sa - sb)).clamp(0, 1)
-        point = camera[ea] + t[:, None] * (camera[eb] - camera[ea])
+        point = in_camera[ea] + t[:, None] * (in_camera[eb] - in_camera[ea])
         pixels = torch.exp(state.log_focal) * point[:, :2] / point[:, 2:3] + centre
         side = tensors.band_side[ea]
         targets = detected[tensors.contour]
@@ -451,9 +463,9 @@ def _pixels_and_jacobian(points: torch.Tensor, basis: torch.Tensor, state: _Stat
     """
     rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
     rotated = points @ rotation.T
-    camera = rotated + translation
-    z = camera[:, 2:3]
-    pixels = focal * camera[:, :2] / z + centre
+    in_camera = rotated + translation
+    z = in_camera[:, 2:3]
+    pixels = focal * in_camera[:, :2] / z + centre
     if not with_jacobian:
         return pixels, None
     n, m = points.shape[0], basis.shape[0]
@@ -463,7 +475,7 @@ def _pixels_and_jacobian(points: torch.Tensor, basis: torch.Tensor, state: _Stat
     d_camera[:, 1, 4] = translation[2]
     d_camera[:, :, 5] = translation
     d_camera[:, :, 7:] = torch.einsum("ij,mnj->nim", rotation, basis)
-    x, y = camera[:, 0] / z[:, 0], camera[:, 1] / z[:, 0]
+    x, y = in_camera[:, 0] / z[:, 0], in_camera[:, 1] / z[:, 0]
     zero, one = torch.zeros_like(x), torch.ones_like(x)
     d_pixel = (focal / z)[:, :, None] * torch.stack([torch.stack([one, zero, -x], 1), torch.stack([zero, one, -y], 1)], 1)
     jacobian = d_pixel @ d_camera
@@ -765,10 +777,10 @@ def _posed_vertices(model: Any, identity: np.ndarray, expression: np.ndarray) ->
 
 
 def project_points(points_world: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
-    """Pixel coordinates (N, 2) of world points seen by a Blender-convention camera."""
-    camera_from_world = np.linalg.inv(world_from_camera)
-    camera = (points_world @ camera_from_world[:3, :3].T + camera_from_world[:3, 3]) @ CV_FROM_BLENDER_CAMERA.T
-    return (camera[:, :2] / camera[:, 2:3]) * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]
+    """Pixel coordinates (N, 2) of world points seen by a Blender-convention camera (core.camera.project)."""
+    pixels, _ = camera.project(torch.as_tensor(np.asarray(points_world, np.float64)), torch.as_tensor(np.asarray(K, np.float64)),
+                               torch.as_tensor(np.asarray(world_from_camera, np.float64)))
+    return pixels.numpy()
 
 
 def draw_landmarks(photo_srgb: np.ndarray, detected: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:

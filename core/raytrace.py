@@ -41,6 +41,7 @@ def warp_runtime() -> Any:
     wp.config.quiet = True
     wp.config.log_level = wp.LOG_WARNING
     wp.init()
+    log.debug("Warp %s initialised, devices %s", wp.__version__, [str(d) for d in wp.get_devices()])
 
     @wp.kernel
     def closest_hit(mesh: wp.uint64, origins: wp.array(dtype=wp.vec3), dirs: wp.array(dtype=wp.vec3),

@@ -16,6 +16,13 @@ would absorb into the albedo. The split between what is differentiable and what 
 A pixel is the box-filtered integral of radiance over its square (what Cycles computes with a
 1 px box filter), estimated with `spp` jittered (stratified when spp is a square) rays.
 
+Direct light: every stage light is sampled on its triangle (`light_samples` stratified points per
+shading point, weight L·A/S), one shadow ray each; segments that cannot carry light (below the
+surface, behind the one-sided emitter) are culled before tracing. The per-sample geometry term and
+GGX lobe run in one fused Warp kernel whose adjoint Warp generates (backend "warp", float32, the
+default); backend "torch" evaluates core.brdf.shade in autograd instead (any dtype) and is the
+reference the Warp kernel is tested against.
+
 Passes and composition (exact, per pixel): with alpha the covered fraction of the pixel,
     surface = albedo · (diffuse + ambient) + specular
     image   = alpha · surface + (1 − alpha) · background
@@ -69,18 +76,19 @@ class RenderScene:
     width: int
     height: int
     sh: torch.Tensor | None = None  # (3, n) environment radiance coefficients
-    stage: Any = None  # core.lightstage.LightStage or None
+    stage: lightstage.LightStage | None = None
     background: torch.Tensor | None = None  # (3,) or (H, W, 3) linear; None = black
     ambient_occlusion: torch.Tensor | None = None  # (V,) per-vertex SH visibility in [0, 1]
 
 
 @dataclass
 class RenderOptions:
-    """How to sample. Defaults are the fit's: 1 spp, 1 shadow ray per light, edge sampling on."""
+    """How to sample. Defaults are the fit's: 1 spp, 1 shadow ray per light, edge sampling on (it runs
+    only when grad mode is on and the vertices, K or world_from_camera require grad)."""
 
     spp: int = 1  # primary rays per pixel (stratified when a square)
     light_samples: int = 1  # shadow rays per light per shading point (stratified when a square)
-    bounces: int = 1  # 1 = direct light; 2 = plus one diffuse bounce of the stage light
+    bounces: int = 1  # 1 = direct light; 2 = plus one diffuse bounce (stage + SH light at the 2nd hit)
     jitter: bool = True  # False: rays through pixel centres (aliased, no pixel integral)
     edge_sampling: bool = True  # silhouette gradients (Li et al. 2018)
     edge_samples: int = 0  # 0 = 4·(W + H)
@@ -114,7 +122,7 @@ def pixel_rays(K: torch.Tensor, world_from_camera: torch.Tensor, pixels: torch.T
     """
     ones = torch.ones_like(pixels[:, :1])
     cv = torch.cat([pixels, ones], dim=-1) @ torch.linalg.inv(K).T.to(pixels.dtype)
-    cam = cv * cv.new_tensor([1.0, -1.0, -1.0])
+    cam = cv * cv.new_tensor(camera_mod.CV_FROM_BLENDER)
     dirs = cam @ world_from_camera[:3, :3].T.to(pixels.dtype)
     return world_from_camera[:3, 3], F.normalize(dirs, dim=-1)
 
@@ -170,7 +178,9 @@ class _Context:
     background: torch.Tensor
 
 
-def _stage_lights(stage: Any) -> _Lights | None:
+def _stage_lights(stage: lightstage.LightStage | None, dtype: torch.dtype, device: torch.device) -> _Lights | None:
+    """The lights to sample (in the scene's dtype and device): all of them while i is optimised, else only
+    those with i ≠ 0."""
     if stage is None:
         return None
     radiance = lightstage.radiance(stage)
@@ -182,7 +192,8 @@ def _stage_lights(stage: Any) -> _Lights | None:
     idx = torch.nonzero(keep).squeeze(1)
     if idx.numel() == 0:
         return None
-    return _Lights(lightstage.triangles(stage)[idx], lightstage.normals(stage)[idx], power[idx], idx, power.shape[0])
+    return _Lights(lightstage.triangles(stage)[idx].to(device, dtype), lightstage.normals(stage)[idx].to(device, dtype),
+                   power[idx].to(device, dtype), idx.to(device), power.shape[0])
 
 
 def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generator | None) -> torch.Tensor:
@@ -481,28 +492,33 @@ def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: 
                                                      direct.unshadowed)
     ambient = _ambient(ctx, surf)
     ambient = zeros if ambient is None else ambient
-    if ctx.options.bounces >= 2 and ctx.lights is not None:
-        diffuse = diffuse + _bounce(ctx, surf, generator)
+    if ctx.options.bounces >= 2:
+        diffuse = diffuse + _bounce(ctx, surf, spec, rough, generator)
     hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
     hit[surf.index] = True
     return _Shaded(hit, surf, albedo, diffuse, ambient, specular, irradiance, unshadowed)
 
 
-def _bounce(ctx: _Context, surf: _Surface, generator: torch.Generator | None) -> torch.Tensor:
-    """One diffuse bounce (M, 3), without the albedo at the first hit: the radiance ρ_y·(D_y + A_y) of
-    the surface seen along a cosine-sampled direction (estimator π·f·L/pdf = L for Lambert).
-    Rays that escape add nothing: the SH ambient term already integrates the environment."""
+def _bounce(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
+            generator: torch.Generator | None) -> torch.Tensor:
+    """One diffuse bounce (M, 3), without the albedo at the first hit: w(n·v)·L_y, L_y = ρ_y·(D_y + A_y) the
+    diffuse radiance of the surface seen along a cosine-sampled direction (the estimator of
+    ∫ w·ρ/π·L·cos dω with pdf cos/π), w Principled's diffuse weight at the first hit. Rays that
+    escape add nothing: the SH ambient term already integrates the environment."""
     dirs = _cosine_directions(surf.ns, generator)
     start = surf.x + ctx.options.shadow_eps * surf.ng
     second = _surface(ctx, start, dirs)
-    albedo, spec, rough, _ = _attributes(ctx, second)
-    direct = _direct(ctx, second, spec, rough, generator, with_specular=False)
-    radiance = torch.zeros_like(surf.x)
+    albedo, spec_y, rough_y, _ = _attributes(ctx, second)
+    direct = _direct(ctx, second, spec_y, rough_y, generator, with_specular=False)
     light = albedo * (direct.diffuse if direct is not None else torch.zeros_like(albedo))
     ambient = _ambient(ctx, second)
     if ambient is not None:
         light = light + albedo * ambient
-    return radiance.index_add(0, second.index, light)
+    # a direction below the geometric surface (smooth normals allow it) would see the surface's own back
+    above = ((dirs[second.index] * surf.ng[second.index]).sum(-1, keepdim=True) > 0).to(light.dtype)
+    n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
+    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+    return torch.zeros_like(surf.x).index_add(0, second.index, light * above) * weight
 
 
 def _background(scene: RenderScene, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
@@ -524,6 +540,10 @@ def _check(scene: RenderScene, options: RenderOptions) -> None:
         raise FaceStageError("The render needs at least one sample per pixel and per light.")
     if options.bounces not in (1, 2):
         raise FaceStageError("The render supports 1 or 2 bounces.")
+    if options.backend not in ("warp", "torch"):
+        raise FaceStageError(f"Unknown render backend {options.backend!r}; use 'warp' or 'torch'.")
+    if options.backend == "warp" and scene.verts.dtype != torch.float32:
+        raise FaceStageError("The 'warp' render backend needs float32 vertices; use backend='torch' for others.")
 
 
 def render(scene: RenderScene, options: RenderOptions | None = None, generator: torch.Generator | None = None,
@@ -543,14 +563,17 @@ def render(scene: RenderScene, options: RenderOptions | None = None, generator: 
         bvh = Bvh(scene.verts, faces)
     else:
         bvh.refit(scene.verts)
-    ctx = _Context(scene, options, bvh, faces, vertex_normals(scene.verts, faces), _stage_lights(scene.stage),
-                   sh_mod.irradiance_coeffs(scene.sh) if scene.sh is not None else None,
+    ctx = _Context(scene, options, bvh, faces, vertex_normals(scene.verts, faces),
+                   _stage_lights(scene.stage, dtype, device),
+                   sh_mod.irradiance_coeffs(scene.sh.to(device, dtype)) if scene.sh is not None else None,
                    _background(scene, device, dtype))
 
     pixels = _pixel_samples(height, width, spp, options.jitter, generator, device)
     origin, dirs = pixel_rays(scene.K, scene.world_from_camera, pixels.reshape(-1, 2).to(dtype))
     shaded = _shade(ctx, origin, dirs, generator)
     n = dirs.shape[0]
+    log.debug("render %dx%d, %d rays, %d hits, %d lights × %d samples", width, height, n,
+              shaded.surf.index.numel(), 0 if ctx.lights is None else ctx.lights.index.numel(), options.light_samples)
     index = shaded.surf.index
     radiance = torch.zeros(n, 3, device=device, dtype=dtype).index_put((index,), shaded.radiance)
     hit = shaded.hit.to(dtype)

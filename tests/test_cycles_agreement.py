@@ -171,10 +171,10 @@ def test_core_render_matches_cycles_on_the_head_with_three_stage_lights(tmp_path
     K[1, 2] -= 2.0
     wfc = camera.look_at(np.array([0.12, -0.6, 0.06]), np.array([0.0, 0.0, 0.0]))
     probe = stage_with({0: (1.0, 1.0, 1.0)})
-    lit = {facing_light(probe, (0.6, -1.0, 0.5)): (1.6, 1.5, 1.35),
-           facing_light(probe, (-0.9, -0.7, 0.0)): (0.5, 0.55, 0.7),
-           facing_light(probe, (0.0, -0.3, 1.0)): (0.6, 0.55, 0.5)}
-    assert len(lit) == 3
+    key = facing_light(probe, (0.6, -1.0, 0.5))
+    fill = facing_light(probe, (-0.9, -0.7, 0.0), exclude=(key,))
+    top = facing_light(probe, (0.0, -0.3, 1.0), exclude=(key, fill))
+    lit = {key: (1.6, 1.5, 1.35), fill: (0.5, 0.55, 0.7), top: (0.6, 0.55, 0.5)}
     stage = stage_with(lit, d=1.2, a=0.1)
 
     spec = {"samples": CYCLES_SAMPLES, "width": SIZE, "height": SIZE, "camera": camera.blender_camera(K, SIZE, SIZE),

@@ -95,11 +95,13 @@ def stage_with(lit: dict[int, tuple[float, float, float]], centre=(0.0, 0.0, 0.0
                                  i=i, centre=stage.centre.float())
 
 
-def facing_light(stage, direction) -> int:  # type: ignore[no-untyped-def]
-    """Index of the stage light whose centroid is closest to `direction` from the centre."""
+def facing_light(stage, direction, exclude=()) -> int:  # type: ignore[no-untyped-def]
+    """Index of the stage light (not in `exclude`) whose centroid is closest to `direction` from the centre."""
     c = lightstage.centroids(stage) - stage.centre
-    return int((torch.nn.functional.normalize(c, dim=-1) @ torch.nn.functional.normalize(
-        torch.as_tensor(direction, dtype=torch.float32), dim=0)).argmax())
+    score = torch.nn.functional.normalize(c, dim=-1) @ torch.nn.functional.normalize(
+        torch.as_tensor(direction, dtype=torch.float32), dim=0)
+    score[list(exclude)] = -2.0
+    return int(score.argmax())
 
 
 def scene_of(verts, faces, uvs=None, face_uvs=None, *, size=(32, 32), focal=60.0, distance=0.5, sh=None,

@@ -170,17 +170,18 @@ def eye_material(gaze: np.ndarray, iris_colour: tuple[float, float, float]) -> A
 
 
 def add_camera(K: np.ndarray, world_from_camera: np.ndarray, width: int, height: int) -> Any:
-    """A Blender camera reproducing pinhole K (sensor fit on the longer side, shift from the principal point)."""
+    """A Blender camera reproducing pinhole K (core.camera.blender_camera: lens, sensor fit, shift)."""
     bpy = _bpy()
     from mathutils import Matrix
 
+    from facestage.core.camera import blender_camera
+
+    settings = blender_camera(K, width, height, sensor_fit="AUTO")
     data = bpy.data.cameras.new("Camera")
-    longer = max(width, height)
-    data.sensor_fit = "HORIZONTAL" if width >= height else "VERTICAL"
-    data.sensor_width = data.sensor_height = 36.0
-    data.lens = float(K[0][0]) * 36.0 / longer
-    data.shift_x = (width / 2 - float(K[0][2])) / longer
-    data.shift_y = (float(K[1][2]) - height / 2) / longer
+    data.sensor_fit = settings["sensor_fit"]
+    data.sensor_width = settings["sensor_width"]
+    data.lens = settings["lens_mm"]
+    data.shift_x, data.shift_y = settings["shift_x"], settings["shift_y"]
     data.clip_start, data.clip_end = 0.01, 100.0
     obj = bpy.data.objects.new("Camera", data)
     obj.matrix_world = Matrix(np.asarray(world_from_camera).tolist())
