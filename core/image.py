@@ -68,14 +68,20 @@ def _open(path: Path) -> Image.Image:
         raise FaceStageError(f"Cannot read photo {path}: the file is empty.")
     if not os.access(path, os.R_OK):
         raise FaceStageError(f"Cannot read photo {path}: permission denied.")
+    limit = Image.MAX_IMAGE_PIXELS
     try:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow errors at twice this; we check the size ourselves
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except (UnidentifiedImageError, Image.DecompressionBombWarning, Image.DecompressionBombError):
+    except UnidentifiedImageError:
         raise FaceStageError(f"Cannot read photo {path}: it is not an image FaceStage can read.") from None
+    except Image.DecompressionBombError:
+        raise FaceStageError(f"Cannot read photo {path}: it has more than {MAX_PIXELS // 1_000_000} megapixels.") from None
     except OSError:
         raise FaceStageError(f"Cannot read photo {path}: the file is damaged or truncated.") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     if image.format not in SUPPORTED_FORMATS:
         raise FaceStageError(
             f"Cannot read photo {path}: {image.format or 'this'} images are not supported "
