@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any, Callable
 
 import bpy
 from bpy.props import EnumProperty, FloatProperty, StringProperty
@@ -15,6 +16,18 @@ from ..scene.query import face_object
 from ..ui.properties import settings as get_settings
 from . import polls
 from .types import Result
+
+
+FAILED = object()
+
+
+def _attempt(operator: bpy.types.Operator, action: Callable[[], Any]) -> Any:
+    """Run a scene edit; a FaceStageError becomes the operator's error report (and FAILED), not a traceback."""
+    try:
+        return action()
+    except FaceStageError as error:
+        operator.report({"ERROR"}, str(error))
+        return FAILED
 
 # Identifiers are core.edit.PRESETS' names (listed here so registering never imports torch).
 PRESET_ITEMS = [
@@ -46,10 +59,7 @@ class FACESTAGE_OT_relight_preset(bpy.types.Operator):
 
         scene = context.scene
         assert scene is not None
-        try:
-            apply_lighting(scene, self.preset)
-        except FaceStageError as error:
-            self.report({"ERROR"}, str(error))
+        if _attempt(self, lambda: apply_lighting(scene, self.preset)) is FAILED:
             return {"CANCELLED"}
         label = next(item[1] for item in PRESET_ITEMS if item[0] == self.preset)
         self.report({"INFO"}, f"Stage lights and environment set to {label}; press F12 or Render Shot to see it.")
@@ -75,12 +85,8 @@ class FACESTAGE_OT_rotate_environment(bpy.types.Operator):
 
         scene = context.scene
         assert scene is not None
-        try:
-            rotate_environment(scene, math.degrees(self.yaw), math.degrees(self.pitch))
-        except FaceStageError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
-        return {"FINISHED"}
+        rotated = _attempt(self, lambda: rotate_environment(scene, math.degrees(self.yaw), math.degrees(self.pitch)))
+        return {"CANCELLED"} if rotated is FAILED else {"FINISHED"}
 
 
 class FACESTAGE_OT_caricature(bpy.types.Operator):
@@ -102,10 +108,8 @@ class FACESTAGE_OT_caricature(bpy.types.Operator):
 
         face = face_object()
         assert face is not None
-        try:
-            keys = add_caricature(face, load_head_model())
-        except FaceStageError as error:
-            self.report({"ERROR"}, str(error))
+        keys = _attempt(self, lambda: add_caricature(face, load_head_model()))
+        if keys is FAILED:
             return {"CANCELLED"}
         keys[0].value = self.factor - 1.0
         self.report({"INFO"}, f"Added {len(keys)} caricature shape keys to {face.name}.")

@@ -17,17 +17,16 @@ from facestage.core.head import HeadModel, load_head_model, posed, vertex_normal
 ROOT = Path(__file__).resolve().parents[1]
 NPZ = ROOT / "core" / "data" / "head_hm08.npz"
 TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
-ARKIT = [
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel",
-    "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
-    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft",
-    "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
-    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-]
+LR = ("Left", "Right")
+ARKIT = (  # Apple's 52 ARKit blend shapes, in ARKit's order
+    [f"eye{unit}{side}" for side in LR for unit in ("Blink", "LookDown", "LookIn", "LookOut", "LookUp", "Squint", "Wide")]
+    + ["jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight"]
+    + [f"mouth{unit}{side}" for unit in ("Smile", "Frown", "Dimple", "Stretch") for side in LR]
+    + ["mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper"]
+    + [f"mouth{unit}{side}" for unit in ("Press", "LowerDown", "UpperUp") for side in LR]
+    + ["browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff",
+       "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut"]
+)
 REGIONS = ["nose", "mouth", "eyes", "brows", "forehead", "cheeks", "jaw", "chin", "ears", "scalp", "neck"]
 
 

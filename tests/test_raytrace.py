@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from facestage.core.raytrace import Bvh, reference_intersect
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_render import sphere  # noqa: E402
 
 
 def _random_mesh(seed: int, triangles: int = 100) -> tuple[torch.Tensor, torch.Tensor]:
@@ -24,32 +28,6 @@ def _random_rays(seed: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     origins = torch.rand(n, 3, generator=g) * 3 - 1
     targets = torch.rand(n, 3, generator=g)
     return origins, targets - origins
-
-
-def _sphere(subdivisions: int = 3) -> tuple[torch.Tensor, torch.Tensor]:
-    """An icosphere of radius 1 (convex, closed)."""
-    t = (1 + math.sqrt(5)) / 2
-    verts = torch.tensor([[-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0], [0, -1, t], [0, 1, t], [0, -1, -t],
-                          [0, 1, -t], [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1]], dtype=torch.float64)
-    faces = [[0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11], [1, 5, 9], [5, 11, 4], [11, 10, 2],
-             [10, 7, 6], [7, 1, 8], [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9], [4, 9, 5], [2, 4, 11],
-             [6, 2, 10], [8, 6, 7], [9, 8, 1]]
-    vs = [v / v.norm() for v in verts]
-    for _ in range(subdivisions):
-        cache: dict[tuple[int, int], int] = {}
-
-        def mid(a: int, b: int) -> int:
-            key = (min(a, b), max(a, b))
-            if key not in cache:
-                m = vs[a] + vs[b]
-                vs.append(m / m.norm())
-                cache[key] = len(vs) - 1
-            return cache[key]
-
-        faces = [f for a, b, c in faces for f in
-                 ([a, mid(a, b), mid(c, a)], [b, mid(b, c), mid(a, b)], [c, mid(c, a), mid(b, c)],
-                  [mid(a, b), mid(b, c), mid(c, a)])]
-    return torch.stack(vs).float(), torch.tensor(faces)
 
 
 def test_warp_closest_hits_match_brute_force_reference():
@@ -108,7 +86,7 @@ def test_occluded_matches_reference_any_hit():
 
 
 def test_segments_from_a_convex_surface_to_outside_points_are_never_blocked():
-    verts, faces = _sphere(3)
+    verts, faces = sphere(radius=1.0, subdivisions=3)
     normals = verts  # unit sphere
     g = torch.Generator().manual_seed(9)
     ends = verts[:, None] + 0.5 * torch.nn.functional.normalize(
