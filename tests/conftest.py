@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
+from types import ModuleType
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see cli.py)
@@ -39,3 +41,33 @@ def reconstructed_stub():
     from blender_helpers import fake_result
 
     return fake_result()
+
+
+def _load_tool(name: str) -> ModuleType:
+    """A script from tools/ as a module (tools/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def model():  # type: ignore[no-untyped-def]
+    from facestage.core.head import load_head_model
+
+    return load_head_model()
+
+
+@pytest.fixture(scope="session")
+def scenes(model):  # type: ignore[no-untyped-def]
+    """Eight synthetic heads with known answers, rendered once and cached by tools/synthetic.py."""
+    from facestage.core.synthetic import load_scene
+
+    return [load_scene(folder) for folder in _load_tool("synthetic").ensure_scenes(list(range(8)))]
+
+
+@pytest.fixture(scope="session")
+def load_tool():  # type: ignore[no-untyped-def]
+    return _load_tool

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,35 +10,10 @@ import pytest
 from facestage.core import fit
 from facestage.core.errors import Cancelled
 
-ROOT = Path(__file__).resolve().parents[1]
-SEEDS = list(range(8))
-
-
-def _tool(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-@pytest.fixture(scope="session")
-def model():  # type: ignore[no-untyped-def]
-    from facestage.core.head import load_head_model
-
-    return load_head_model()
-
 
 @pytest.fixture(scope="session")
 def embedding() -> fit.LandmarkEmbedding:
     return fit.load_embedding()
-
-
-@pytest.fixture(scope="session")
-def scenes(model):  # type: ignore[no-untyped-def]
-    from facestage.core.synthetic import load_scene
-
-    return [load_scene(folder) for folder in _tool("synthetic").ensure_scenes(SEEDS)]
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,29 +14,6 @@ from facestage.core.errors import FaceStageError
 from facestage.core.landmarks import detect
 
 ROOT = Path(__file__).resolve().parents[1]
-SEEDS = list(range(8))
-
-
-def _tool(name: str):  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-@pytest.fixture(scope="session")
-def model():  # type: ignore[no-untyped-def]
-    from facestage.core.head import load_head_model
-
-    return load_head_model()
-
-
-@pytest.fixture(scope="session")
-def scenes(model):  # type: ignore[no-untyped-def]
-    from facestage.core.synthetic import load_scene
-
-    return [load_scene(folder) for folder in _tool("synthetic").ensure_scenes(SEEDS)]
 
 
 def _truth_px(loaded, model, embedding: fit.LandmarkEmbedding) -> np.ndarray:  # type: ignore[no-untyped-def]
@@ -126,8 +101,8 @@ def test_detection_is_deterministic(scenes) -> None:  # type: ignore[no-untyped-
     assert np.array_equal(a, b)
 
 
-def test_backprojection_helpers_find_first_hits_and_closest_points() -> None:
-    tool = _tool("embed_landmarks")
+def test_backprojection_helpers_find_first_hits_and_closest_points(load_tool) -> None:  # type: ignore[no-untyped-def]
+    tool = load_tool("embed_landmarks")
     triangles = np.array([[[0, 0, 1.0], [1, 0, 1], [0, 1, 1]], [[0, 0, 2.0], [1, 0, 2], [0, 1, 2]]])
     t, f, bary = tool.ray_mesh(np.zeros((1, 3)), np.array([[0.2, 0.2, 1.0]]) / np.linalg.norm([0.2, 0.2, 1.0]), triangles)
     assert f[0] == 0 and np.isclose(t[0], np.linalg.norm([0.2, 0.2, 1.0]))
