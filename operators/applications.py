@@ -29,6 +29,17 @@ def _attempt(operator: bpy.types.Operator, action: Callable[[], Any]) -> Any:
         operator.report({"ERROR"}, str(error))
         return FAILED
 
+
+class _StageEdit(bpy.types.Operator):
+    """Shared by operators that edit the built light stage and environment (undoable; need the core's torch)."""
+
+    bl_options = {"REGISTER", "UNDO"}
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return polls.stage_built(cls, context) and polls.dependencies_ready(cls)
+
+
 # Identifiers are core.edit.PRESETS' names (listed here so registering never imports torch).
 PRESET_ITEMS = [
     ("fitted", "Fitted", "The lighting the reconstruction found in the photo"),
@@ -41,18 +52,13 @@ PRESET_ITEMS = [
 ]
 
 
-class FACESTAGE_OT_relight_preset(bpy.types.Operator):
+class FACESTAGE_OT_relight_preset(_StageEdit):
     """Set the 20 stage lights and the environment to a lighting preset, or back to the fitted lighting (undoable)"""
 
     bl_idname = "facestage.relight_preset"
     bl_label = "Apply Lighting Preset"
-    bl_options = {"REGISTER", "UNDO"}
 
     preset: EnumProperty(name="Preset", items=PRESET_ITEMS)  # type: ignore[valid-type]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return polls.stage_built(cls, context) and polls.dependencies_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> Result:
         from ..scene.relight import apply_lighting
@@ -66,19 +72,14 @@ class FACESTAGE_OT_relight_preset(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESTAGE_OT_rotate_environment(bpy.types.Operator):
+class FACESTAGE_OT_rotate_environment(_StageEdit):
     """Turn the fitted environment light around the head (SH rotation, no re-fit); undoable"""
 
     bl_idname = "facestage.rotate_environment"
     bl_label = "Rotate Environment"
-    bl_options = {"REGISTER", "UNDO"}
 
     yaw: FloatProperty(name="Yaw", subtype="ANGLE", default=0.5236, description="Turn about the vertical axis")  # type: ignore[valid-type]
     pitch: FloatProperty(name="Pitch", subtype="ANGLE", default=0.0, description="Tilt about the left-right axis")  # type: ignore[valid-type]
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return polls.stage_built(cls, context) and polls.dependencies_ready(cls)
 
     def execute(self, context: bpy.types.Context) -> Result:
         from ..scene.relight import rotate_environment
