@@ -5,7 +5,7 @@ TYPES_PY ?= $(firstword $(shell for p in python3.13 python3.12; do $$p -c '' 2>/
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo extension typecheck bench clean
+.PHONY: venv test demo extension typecheck bench accuracy clean
 
 venv: $(VENV)/.stamp
 
@@ -38,7 +38,11 @@ demo: venv
 	@echo "Done: open out/sample/report.png (then relit.png, face.blend, and out/sample-caricature/render.png)."
 
 bench: venv
-	for b in bench/*.py; do case $$b in */_*|*reference*) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+	for b in bench/*.py; do case $$b in */_*|*reference*|*/cuda.py|*/accuracy.py) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+
+# Ground-truth accuracy on 12 Cycles scenes (about 30 min on 2 CPU cores); table in bench/results/accuracy.md.
+accuracy: venv
+	$(BIN)/python bench/accuracy.py
 
 clean:
 	rm -rf dist out .typecheck .mypy_cache .pytest_cache

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 
 from .errors import FaceStageError
@@ -25,3 +29,23 @@ def describe(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+@contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """Deterministic torch kernels while a CUDA reconstruction runs (CPU kernels already are).
+
+    CUDA's index_add/scatter backward use atomics whose order varies run to run; torch's deterministic
+    mode swaps in sorted reductions. cuBLAS needs a fixed workspace for the same reason. The previous
+    mode is restored, so a host application's setting survives.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    previous, previous_warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)

@@ -101,7 +101,7 @@ def _load_embedding(path: str) -> LandmarkEmbedding:
             faces=data["faces"].astype(np.int64), bary=data["bary"].astype(np.float64),
             weights=data["weights"].astype(np.float64), spread_mm=data["spread_mm"].astype(np.float64),
             group=data["group"].astype(np.int64), contour=data["contour"].astype(np.int64),
-            band_vertices=data["band_vertices"].astype(np.int64), vertex_count=int(data["vertex_count"]))
+            band_vertices=data["band_vertices"].astype(np.int64), vertex_count=int(data["vertex_count"].reshape(-1)[0]))
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ def _rodrigues(omega: torch.Tensor) -> torch.Tensor:
     zero = torch.zeros_like(omega[0])
     k = torch.stack([torch.stack([zero, -omega[2], omega[1]]), torch.stack([omega[2], zero, -omega[0]]),
                      torch.stack([-omega[1], omega[0], zero])])
-    return torch.eye(3, dtype=omega.dtype) + a * k + b * (k @ k)
+    return torch.eye(3, dtype=omega.dtype, device=omega.device) + a * k + b * (k @ k)
 
 
 @dataclass

@@ -32,7 +32,7 @@ import torch
 
 from . import lightstage, skin, uvmaps
 from .config import ReconstructConfig
-from .device import pick
+from .device import deterministic, pick
 from .errors import Cancelled, FaceStageError
 from .head import load_head_model
 from .image import Photo, linear_to_srgb, load_photo, srgb_to_linear
@@ -461,6 +461,12 @@ def _result(run: Reconstruction, fit0, points: np.ndarray, maps: tuple[torch.Ten
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None) -> Result:
     """Reconstruct one photo; raises FaceStageError (incl. Cancelled) on user-facing problems. Writes nothing."""
+    with deterministic(pick(config.device)):
+        return _reconstruct(photo_path, config, progress, cancel)
+
+
+def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None,
+                 cancel: threading.Event | None) -> Result:
     from . import fit, landmarks
 
     start = time.perf_counter()

@@ -54,6 +54,7 @@ from .edges import edge_gradient, edge_topology, sample_edges, silhouette_edges,
 from .errors import FaceStageError
 from .head import vertex_normals
 from .raytrace import Bvh, launch, warp_runtime, wp_device
+from .uvmaps import sample_texture
 
 log = logging.getLogger(__name__)
 
@@ -214,15 +215,6 @@ def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generato
     return points.reshape(m, j * count, 3)
 
 
-def _texture(tex: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear look-up (M, C) of tex (Ht, Wt, C) at uv (M, 2): x = u·W − 0.5, y = (1 − v)·H − 0.5,
-    clamped to the border (grid_sample with align_corners=False maps exactly that)."""
-    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], dim=-1).to(tex.dtype)
-    out = F.grid_sample(tex.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
-                        padding_mode="border", align_corners=False)
-    return out[0, :, 0].T
-
-
 @dataclass
 class _Surface:
     """Shading points of the rays that hit (M of them)."""
@@ -270,7 +262,7 @@ def _attributes(ctx: _Context, surf: _Surface) -> tuple[torch.Tensor, torch.Tens
     uvs = scene.uvs
     uv = (surf.bary[:, :1] * uvs[corners[:, 0]] + surf.bary[:, 1:2] * uvs[corners[:, 1]]
           + surf.bary[:, 2:] * uvs[corners[:, 2]])
-    return _texture(scene.diffuse, uv), _texture(scene.specular, uv), _texture(scene.roughness, uv), uv
+    return sample_texture(scene.diffuse, uv), sample_texture(scene.specular, uv), sample_texture(scene.roughness, uv), uv
 
 
 @dataclass
@@ -298,10 +290,12 @@ def _light_kernel() -> Any:
                     spec: wp.array(dtype=wp.float32), rough: wp.array(dtype=wp.float32),
                     y: wp.array(dtype=wp.vec3), ng: wp.array(dtype=wp.vec3), nl: wp.array(dtype=wp.vec3),
                     vis: wp.array(dtype=wp.float32), pairs: wp.array(dtype=wp.int32), per: wp.int32,
-                    offset: wp.int32, specular: wp.array(dtype=wp.float32), irradiance: wp.array(dtype=wp.float32),
+                    expanded: wp.int32, offset: wp.int32, specular: wp.array(dtype=wp.float32), irradiance: wp.array(dtype=wp.float32),
                     unshadowed: wp.array(dtype=wp.float32)):
         i = pairs[wp.tid() + offset]
         m = i / per
+        if expanded != 0:  # per-point arrays repeated per sample (deterministic CUDA adjoint)
+            m = i
         d = y[i] - x[m]
         r2 = wp.max(wp.dot(d, d), 1.0e-12)
         l = d / wp.sqrt(r2)
@@ -358,7 +352,7 @@ class _LightTerms(torch.autograd.Function):
         ctx.save_for_backward(*inputs, *consts)
         ctx.shape = (m, k)
         if pairs.numel():
-            launch(_light_kernel(), pairs.numel(), _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
+            launch(_light_kernel(), pairs.numel(), _wp_args(wp, [*inputs, *consts]) + [k, 0], _wp_args(wp, outs),
                    wp_device(x))
         ctx.mark_non_differentiable(outs[2])
         return tuple(o.view(m, k) for o in outs)
@@ -370,14 +364,23 @@ class _LightTerms(torch.autograd.Function):
         inputs, consts = list(saved[:6]), list(saved[6:])
         m, k = ctx.shape
         device = inputs[0].device
+        # CUDA adds the K samples of a point into its gradient with atomics in no fixed order; repeating the
+        # per-point arrays per sample gives each sample its own slot, summed afterwards in a fixed order.
+        expand = device.type == "cuda"
+        if expand:
+            repeat = torch.arange(m, device=device).repeat_interleave(k)
+            inputs[:5] = [t[repeat].contiguous() for t in inputs[:5]]
+            consts[0] = consts[0][repeat].contiguous()
         adj_in = [torch.zeros_like(t) for t in inputs]
         adj_out = [(g if g is not None else torch.zeros(m, k, device=device)).to(torch.float32)
                    .reshape(m * k).contiguous() for g in grads]
         outs = [torch.zeros(m * k, dtype=torch.float32, device=device) for _ in range(3)]
         if consts[3].numel():
-            launch(_light_kernel(), consts[3].numel(), _wp_args(wp, [*inputs, *consts]) + [k], _wp_args(wp, outs),
-                   wp_device(inputs[0]), adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0],
+            launch(_light_kernel(), consts[3].numel(), _wp_args(wp, [*inputs, *consts]) + [k, int(expand)],
+                   _wp_args(wp, outs), wp_device(inputs[0]), adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0, 0],
                    adj_outputs=_wp_args(wp, adj_out), private=(0, 1, 2, 3, 4))
+        if expand:
+            adj_in[:5] = [a.view(m, k, *a.shape[1:]).sum(1) for a in adj_in[:5]]
         adj_in[5] = adj_in[5].view(m, k, 3)
         return (*adj_in, None, None, None, None)
 

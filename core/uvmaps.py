@@ -81,11 +81,27 @@ def mirror_uv(raster: UvRaster, faces: np.ndarray, uvs: np.ndarray, face_uvs: np
 
 
 def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
-    """Bilinear lookup of (S, S, C) at UV (..., 2), same texel convention as the renderer."""
-    grid = torch.stack([uv[..., 0] * 2 - 1, 1 - uv[..., 1] * 2], -1).reshape(1, -1, 1, 2)
-    image = texture.permute(2, 0, 1)[None]
-    values = torch.nn.functional.grid_sample(image, grid.to(texture.dtype), mode="bilinear", padding_mode="border", align_corners=False)
-    return values[0, :, :, 0].T.reshape(*uv.shape[:-1], texture.shape[-1])
+    """Bilinear lookup of (S, S, C) at UV (..., 2): x = u·S − 0.5, y = (1 − v)·S − 0.5, clamped to the border.
+
+    The same as grid_sample(align_corners=False, padding_mode="border"), written as four gathers because
+    grid_sample's CUDA backward adds with atomics in no fixed order (results vary run to run), while a
+    gather's backward is deterministic under torch's deterministic mode (core.device.deterministic).
+    """
+    h, w, channels = texture.shape
+    x = (uv[..., 0] * w - 0.5).clamp(0, w - 1).to(texture.dtype)
+    y = ((1 - uv[..., 1]) * h - 0.5).clamp(0, h - 1).to(texture.dtype)
+    x0 = x.detach().floor().clamp(max=max(w - 2, 0))
+    y0 = y.detach().floor().clamp(max=max(h - 2, 0))
+    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    x0i, y0i = x0.long(), y0.long()
+    x1i, y1i = (x0i + 1).clamp(max=w - 1), (y0i + 1).clamp(max=h - 1)
+    flat = texture.reshape(-1, channels)
+
+    def at(yi: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+        return flat.index_select(0, (yi * w + xi).reshape(-1)).reshape(*uv.shape[:-1], channels)
+
+    return ((1 - fy) * ((1 - fx) * at(y0i, x0i) + fx * at(y0i, x1i))
+            + fy * ((1 - fx) * at(y1i, x0i) + fx * at(y1i, x1i)))
 
 
 def dilate_into_gutter(texture: np.ndarray, valid: np.ndarray) -> np.ndarray:

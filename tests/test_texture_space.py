@@ -83,3 +83,17 @@ def test_skin_mask_excludes_eyes_and_mouth_inside_the_oval():
     mask = masks.skin_mask(points, 100, 100)
     assert mask[55, 50] == 1.0 and mask[40, 65] == 0.0 and mask[75, 50] == 0.0 and mask[2, 2] == 0.0
     assert mask.sum() == pytest.approx(np.pi * 40 * 45 * 0.85, rel=0.12)
+
+
+def test_sample_texture_matches_grid_sample_values_and_gradients() -> None:
+    """The hand-written lookup (deterministic on CUDA) must be grid_sample(border, align_corners=False) exactly."""
+    g = torch.Generator().manual_seed(0)
+    tex = torch.rand(37, 53, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    uv = (torch.rand(1000, 2, generator=g, dtype=torch.float64) * 1.2 - 0.1).requires_grad_()  # some off the map
+    ours = uvmaps.sample_texture(tex, uv)
+    grid = torch.stack([2 * uv[:, 0] - 1, 1 - 2 * uv[:, 1]], -1)
+    theirs = torch.nn.functional.grid_sample(tex.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
+                                             padding_mode="border", align_corners=False)[0, :, 0].T
+    assert (ours - theirs).abs().max() < 1e-12
+    for a, b in zip(torch.autograd.grad((ours ** 2).sum(), (tex, uv)), torch.autograd.grad((theirs ** 2).sum(), (tex, uv))):
+        assert (a - b).abs().max() < 1e-9

@@ -1,0 +1,291 @@
+"""Benchmark: reconstruction accuracy on Cycles-rendered heads with known geometry, skin, lights and camera.
+
+    python bench/accuracy.py [--scenes 12] [--quality default] [--label TEXT]   (or: make accuracy)
+
+Scenes come from core/synthetic.py (identity from the model prior, mild expressions, focal 35–85 mm) with
+yaw within ±35°, one to four lights (every third scene a small hard key that casts nose and cheek
+shadows) and skin whose mean ITA angle walks Fitzpatrick types I–VI evenly. Each is rendered once with
+the bpy module (cached in the temp folder), reconstructed with `python -m facestage reconstruct`, and
+measured against its ground truth. Appends a run to bench/results/accuracy.json (earlier runs are kept
+as the history) and writes bench/results/accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+# Chardon's ITA bands of Fitzpatrick types I..VI; each scene aims at a band's middle.
+ITA_TARGETS = (62.0, 48.0, 34.0, 19.0, -10.0, -40.0)
+HARD_KEY_SIZE_M = 0.03
+TARGETS = {"vertex_error_mm": 1.5, "vertex_error_vs_mean_head": 0.5, "psnr_masked_db": 32.0, "light_angle_deg": 10.0,
+           "shadow_lit_error_ratio": 1.2, "albedo_rmse_scale_invariant": 0.04, "ita_error_deg_per_type": 5.0}
+
+
+def _tool(name: str) -> Any:
+    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def ita_deg(linear_rgb: np.ndarray) -> float:
+    """Individual typology angle, atan((L* − 50) / b*) in degrees, of one linear sRGB colour (D65)."""
+    rgb = np.clip(np.asarray(linear_rgb, np.float64), 0, 1)
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
+    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    lightness, b = 116 * f[1] - 16, 200 * (f[1] - f[2])
+    return math.degrees(math.atan2(lightness - 50, b))
+
+
+def melanin_for_ita(target: float, haemoglobin: float) -> float:
+    """Base melanin whose plain skin albedo has the target ITA (the map's mottling, lips and brows shift it a little)."""
+    from facestage.core.skin import skin_albedo
+
+    grid = np.linspace(0.0, 3.0, 601)
+    albedo = skin_albedo(torch.as_tensor(grid), torch.full((len(grid),), haemoglobin, dtype=torch.float64)).numpy()
+    itas = np.array([ita_deg(a) for a in albedo])  # falls as melanin grows
+    return float(np.interp(-target, -itas, grid))
+
+
+def make_scene(model: Any, index: int) -> Any:
+    """Scene `index` of the set: the synthetic sampler's draw, then the set's light and skin-tone rules."""
+    from facestage.core.synthetic import Light, sample_scene
+
+    seed = 1000 + index
+    scene = sample_scene(model, seed, 512, 512, samples=16, yaw_limit=35.0)
+    rng = np.random.Generator(np.random.PCG64(seed + 17))
+    count = 1 + index % 4
+    while len(scene.lights) < count:  # weak fills from random directions in front
+        azimuth, elevation = math.radians(rng.uniform(-80, 80)), math.radians(rng.uniform(-10, 40))
+        d = rng.uniform(1.0, 2.0)
+        direction = [math.sin(azimuth) * math.cos(elevation), -math.cos(azimuth) * math.cos(elevation), math.sin(elevation)]
+        scene.lights.append(Light(position=[d * c for c in direction], size=float(rng.uniform(0.3, 1.0)),
+                                  power_w=float(rng.uniform(1.5, 3.0) * d * d), color=[1.0, 1.0, 1.0]))
+    scene.lights = scene.lights[:count]
+    if index % 3 == 0:
+        scene.lights[0].size = HARD_KEY_SIZE_M
+    fitzpatrick = index % 6
+    scene.melanin = melanin_for_ita(ITA_TARGETS[fitzpatrick], scene.haemoglobin)
+    scene.extra = {"fitzpatrick": fitzpatrick + 1, "hard_key": index % 3 == 0}
+    return scene
+
+
+def render_scenes(count: int, folder: Path) -> list[Path]:
+    """Render the scenes not yet in the cache (bpy Cycles, in this process)."""
+    from facestage.core.head import load_head_model
+
+    synthetic = _tool("synthetic")
+    model = load_head_model()
+    folders = []
+    for index in range(count):
+        scene, target = make_scene(model, index), folder / f"scene_{index:03d}"
+        if not synthetic.is_rendered(target, scene):
+            synthetic.render_scene(target, scene, model)
+        folders.append(target)
+    return folders
+
+
+def _texels(loaded: Any, model: Any, size: int) -> dict[str, np.ndarray]:
+    """Face-region texels seen by the camera, and which of them lie in a cast shadow of the key light."""
+    from facestage.core.raytrace import Bvh
+    from facestage.core.synthetic import face_region_mask
+    from facestage.core.uvmaps import rasterize_uv
+
+    faces = np.asarray(model.faces, np.int64)
+    raster = rasterize_uv(np.asarray(model.uvs), np.asarray(model.face_uvs, np.int64), size)
+    region = face_region_mask(model)[faces].all(1)
+    ys, xs = np.nonzero(raster.inside & region[np.maximum(raster.face, 0)])
+    face = raster.face[ys, xs]
+    corners = loaded.vertices.astype(np.float64)[faces[face]]
+    points = (corners * raster.bary[ys, xs][..., None]).sum(1)
+    normal = np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    bvh = Bvh(torch.as_tensor(loaded.vertices, dtype=torch.float32), torch.as_tensor(faces, dtype=torch.int32))
+
+    def blocked(targets: np.ndarray) -> np.ndarray:
+        ray = targets - points
+        dist = np.linalg.norm(ray, axis=1)
+        ray /= dist[:, None]
+        origins = torch.as_tensor(points + 2e-4 * ray, dtype=torch.float32)
+        return bvh.occluded(origins, torch.as_tensor(ray, dtype=torch.float32),
+                            torch.as_tensor(dist - 4e-4, dtype=torch.float32)).numpy().astype(bool)
+
+    eye = np.asarray(loaded.scene.world_from_camera)[:3, 3]
+    to_eye = eye - points
+    normal *= np.sign((normal * to_eye).sum(1, keepdims=True))  # the seen side
+    seen = ~blocked(np.broadcast_to(eye, points.shape).copy())
+    key = max(loaded.scene.lights, key=lambda light: light.power_w / float(np.dot(light.position, light.position)))
+    to_key = np.asarray(key.position) - points
+    shadow = ((normal * to_key).sum(1) > 0) & blocked(np.broadcast_to(np.asarray(key.position), points.shape).copy())
+    return {"ys": ys[seen], "xs": xs[seen], "shadow": shadow[seen]}
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    if image.shape[0] == size:
+        return image
+    tensor = torch.as_tensor(np.ascontiguousarray(image, np.float32)).permute(2, 0, 1)[None]
+    return torch.nn.functional.interpolate(tensor, size=(size, size), mode="bilinear")[0].permute(1, 2, 0).numpy()
+
+
+def _dominant_direction_camera(positions: np.ndarray, powers: np.ndarray, centre: np.ndarray,
+                               world_from_camera: np.ndarray) -> np.ndarray:
+    """Camera-frame direction from the head centre to the light giving the most irradiance there."""
+    offsets = positions - centre
+    brightest = int(np.argmax(powers / (offsets ** 2).sum(1)))
+    direction = offsets[brightest] / np.linalg.norm(offsets[brightest])
+    return np.asarray(world_from_camera)[:3, :3].T @ direction
+
+
+def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
+    from facestage.core import fit
+    from facestage.core.head import load_head_model
+    from facestage.core.result import load
+    from facestage.core.synthetic import _mean_vertices, aligned_error, face_region_mask, load_scene
+
+    model, embedding = load_head_model(), fit.load_embedding()
+    loaded, result = load_scene(folder), load(out)
+    scene = loaded.scene
+    mask = face_region_mask(model)
+    truth = loaded.vertices.astype(np.float64)
+    faces = np.asarray(model.faces, np.int64)
+
+    def landmarks(vertices: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
+        points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
+        return fit.project_points(points, K, world_from_camera)
+
+    true_px = landmarks(truth, np.asarray(scene.K), np.asarray(scene.world_from_camera))
+    fitted_px = landmarks(np.asarray(result.vertices, np.float64), result.K, result.world_from_camera)
+    iod = np.linalg.norm(true_px[list(fit.RIGHT_EYE_CORNERS)].mean(0) - true_px[list(fit.LEFT_EYE_CORNERS)].mean(0))
+    fixed = (embedding.weights > 0) & np.isin(np.arange(len(true_px)), embedding.contour, invert=True)
+
+    size = loaded.diffuse.shape[0]
+    texels = _texels(loaded, model, size)
+    ys, xs, shadow = texels["ys"], texels["xs"], texels["shadow"]
+    true_albedo, albedo = loaded.diffuse[ys, xs].astype(np.float64), _resized(result.diffuse, size)[ys, xs].astype(np.float64)
+    scale = float((true_albedo * albedo).sum() / max((albedo * albedo).sum(), 1e-12))
+    error = np.abs(scale * albedo - true_albedo).mean(1)
+    ratio = float(error[shadow].mean() / error[~shadow].mean()) if shadow.sum() >= 100 else None
+
+    true_dir = _dominant_direction_camera(np.array([light.position for light in scene.lights]),
+                                          np.array([light.power_w for light in scene.lights]), np.zeros(3),
+                                          np.asarray(scene.world_from_camera))
+    lit = [light for light in result.lights if light["power_w"] > 0]
+    fitted_dir = _dominant_direction_camera(np.array([light["position"] for light in lit]),
+                                            np.array([light["power_w"] for light in lit]),
+                                            np.asarray(result.stage["centre"]), result.world_from_camera)
+    true_ita, fitted_ita = ita_deg(true_albedo.mean(0)), ita_deg(albedo.mean(0))
+    return {
+        "scene": folder.name, "fitzpatrick": scene.extra["fitzpatrick"], "hard_key": scene.extra["hard_key"],
+        "lights": len(scene.lights), "yaw_deg": round(scene.yaw_pitch_roll_deg[0], 1), "focal_mm": round(scene.focal_mm, 1),
+        "vertex_error_mm": 1000 * float(aligned_error(np.asarray(result.vertices, np.float64), truth, mask).mean()),
+        "mean_head_error_mm": 1000 * float(aligned_error(_mean_vertices(model), truth, mask).mean()),
+        "reprojection_px": float(np.median(np.linalg.norm(fitted_px - true_px, axis=1)[fixed])),
+        "reprojection_pct_iod": float(100 * np.median(np.linalg.norm(fitted_px - true_px, axis=1)[fixed]) / iod),
+        "psnr_masked_db": float(result.metrics["psnr_masked"]),
+        "albedo_rmse_scale_invariant": float(np.sqrt(((scale * albedo - true_albedo) ** 2).mean())),
+        "albedo_scale": scale, "shadow_texels": int(shadow.sum()), "shadow_lit_error_ratio": ratio,
+        "true_ita_deg": true_ita, "ita_error_deg": fitted_ita - true_ita,
+        "light_angle_deg": math.degrees(math.acos(float(np.clip(true_dir @ fitted_dir, -1, 1)))),
+        "seconds": seconds,
+    }
+
+
+def summarise(scenes: list[dict[str, Any]]) -> dict[str, Any]:
+    def mean(key: str) -> float | None:
+        values = [s[key] for s in scenes if s.get(key) is not None]
+        return float(np.mean(values)) if values else None
+
+    keys = ("vertex_error_mm", "mean_head_error_mm", "reprojection_px", "reprojection_pct_iod", "psnr_masked_db",
+            "albedo_rmse_scale_invariant", "shadow_lit_error_ratio", "light_angle_deg", "seconds")
+    summary: dict[str, Any] = {key: mean(key) for key in keys}
+    summary["vertex_error_vs_mean_head"] = summary["vertex_error_mm"] / summary["mean_head_error_mm"]
+    per_type = {t: float(np.mean([s["ita_error_deg"] for s in scenes if s["fitzpatrick"] == t]))
+                for t in sorted({s["fitzpatrick"] for s in scenes})}
+    summary["ita_error_deg_per_type"] = per_type
+    worst_ita = max(abs(v) for v in per_type.values())
+    summary["met"] = {
+        "vertex_error_mm": summary["vertex_error_mm"] <= TARGETS["vertex_error_mm"],
+        "vertex_error_vs_mean_head": summary["vertex_error_vs_mean_head"] <= TARGETS["vertex_error_vs_mean_head"],
+        "psnr_masked_db": summary["psnr_masked_db"] >= TARGETS["psnr_masked_db"],
+        "light_angle_deg": summary["light_angle_deg"] <= TARGETS["light_angle_deg"],
+        "shadow_lit_error_ratio": summary["shadow_lit_error_ratio"] is not None
+        and summary["shadow_lit_error_ratio"] <= TARGETS["shadow_lit_error_ratio"],
+        "albedo_rmse_scale_invariant": summary["albedo_rmse_scale_invariant"] <= TARGETS["albedo_rmse_scale_invariant"],
+        "ita_error_deg_per_type": worst_ita <= TARGETS["ita_error_deg_per_type"],
+    }
+    return summary
+
+
+COLUMNS = (("scene", "scene", "{}"), ("fitzpatrick", "type", "{}"), ("lights", "lights", "{}"),
+           ("hard_key", "hard key", "{}"), ("vertex_error_mm", "vertex mm", "{:.2f}"),
+           ("mean_head_error_mm", "mean head mm", "{:.2f}"), ("reprojection_pct_iod", "reproj % IOD", "{:.2f}"),
+           ("psnr_masked_db", "PSNR dB", "{:.1f}"), ("albedo_rmse_scale_invariant", "albedo si-RMSE", "{:.3f}"),
+           ("shadow_lit_error_ratio", "shadow/lit", "{:.2f}"), ("ita_error_deg", "ITA err °", "{:+.1f}"),
+           ("light_angle_deg", "light °", "{:.1f}"), ("seconds", "time s", "{:.0f}"))
+
+
+def markdown(run: dict[str, Any]) -> str:
+    def cell(value: Any, fmt: str) -> str:
+        return "–" if value is None else fmt.format(value)
+
+    lines = ["| " + " | ".join(title for _, title, _ in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cell(s.get(key), fmt) for key, _, fmt in COLUMNS) + " |" for s in run["scenes"]]
+    summary = run["summary"]
+    lines.append("| **mean** | | | | " + " | ".join(cell(summary.get(key), fmt) for key, _, fmt in COLUMNS[4:10])
+                 + " | " + ", ".join(f"{t}: {v:+.1f}" for t, v in summary["ita_error_deg_per_type"].items())
+                 + " | " + cell(summary["light_angle_deg"], "{:.1f}") + " | " + cell(summary["seconds"], "{:.0f}") + " |")
+    met = ", ".join(f"{k} {'✓' if v else '✗'}" for k, v in summary["met"].items())
+    return (f"Run `{run['label']}` ({run['date']}, quality {run['quality']}, {len(run['scenes'])} scenes, "
+            f"{run['machine']}). Targets: {met}.\n\n" + "\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=12)
+    parser.add_argument("--quality", default="default")
+    parser.add_argument("--label", default="current")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "facestage-accuracy")
+    args = parser.parse_args()
+    folders = render_scenes(args.scenes, args.cache)
+    history_path = RESULTS / "accuracy.json"
+    history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    run: dict[str, Any] = {"label": args.label, "commit": commit, "date": datetime.date.today().isoformat(),
+                           "quality": args.quality, "machine": f"{__import__('platform').machine()}, "
+                           f"{__import__('os').cpu_count()} cpus", "targets": TARGETS, "scenes": []}
+    for folder in folders:
+        out = folder / f"reconstruction_{args.quality}"
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(folder / "image.png"), "-o", str(out),
+                               "--quality", args.quality, "--seed", "0", "--no-blend", "--force"],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"{folder.name}: reconstruction failed: {done.stderr.strip().splitlines()[-1:]}")
+        run["scenes"].append(measure(folder, out, time.perf_counter() - start))
+        print(json.dumps(run["scenes"][-1]), flush=True)
+        run["summary"] = summarise(run["scenes"])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        history_path.write_text(json.dumps({"runs": [*history["runs"], run]}, indent=1) + "\n")
+        (RESULTS / "accuracy.md").write_text(markdown(run))
+    print(markdown(run))
+
+
+if __name__ == "__main__":
+    main()
