@@ -67,15 +67,27 @@ def _blend_writer(no_blend: bool):  # type: ignore[no-untyped-def]
 def run_reconstruct(photo: str, output: str, args: argparse.Namespace, progress: object = None,
                     cancel: threading.Event | None = None) -> Path:
     """Reconstruct one photo into ``output`` (shared by `reconstruct` and `batch`)."""
+    return _commit(_compute(photo, output, args, progress, cancel), output, args)
+
+
+def _compute(photo: str, output: str, args: argparse.Namespace, progress: object = None,
+             cancel: threading.Event | None = None) -> object:
+    """The reconstruction, after checking that ``output`` may be written (no bpy: safe off the main thread)."""
     from .core import config as config_module
     from .core import pipeline, result
 
-    out = Path(output)
-    result.check_output_dir(out, args.force)
+    result.check_output_dir(Path(output), args.force)
     config = config_module.preset(args.quality, device=args.device, seed=args.seed, face_index=args.face_index,
                                   stages=args.stages)
-    res = pipeline.reconstruct(photo, config, progress=progress, cancel=cancel)  # type: ignore[arg-type]
-    return result.save(res, out, force=args.force, before_commit=_blend_writer(getattr(args, "no_blend", False)))
+    return pipeline.reconstruct(photo, config, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+
+
+def _commit(res: object, output: str, args: argparse.Namespace) -> Path:
+    """Write the result folder atomically (and face.blend through bpy: main thread only)."""
+    from .core import result
+
+    return result.save(res, Path(output), force=args.force,  # type: ignore[arg-type]
+                       before_commit=_blend_writer(getattr(args, "no_blend", False)))
 
 
 def reconstruct(args: argparse.Namespace) -> int:
@@ -92,7 +104,14 @@ def _photos(folder: Path) -> list[Path]:
 
 
 def batch(args: argparse.Namespace) -> int:
-    """One sub-folder per photo; carries on past failures; --resume skips finished photos."""
+    """One sub-folder per photo; carries on past failures; --resume skips finished photos.
+
+    --jobs N runs N photos at once in threads (torch and Warp release the GIL in their kernels), each
+    with its share of the CPU threads; the summary is rewritten after every photo, in photo order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
     from tqdm import tqdm
 
     photos = _photos(Path(args.input_dir))
@@ -102,26 +121,58 @@ def batch(args: argparse.Namespace) -> int:
     out_root.mkdir(parents=True, exist_ok=True)
     summary_path = out_root / "summary.json"
     previous = {row["photo"]: row for row in json.loads(summary_path.read_text())} if summary_path.exists() else {}
-    rows = []
-    for photo in tqdm(photos, desc="batch", unit="photo"):
-        target = out_root / photo.stem
-        done = (target / "scene.json").is_file()
-        if args.resume and done:
-            rows.append(previous.get(photo.name, {"photo": photo.name, "status": "ok", "error": "", "seconds": 0.0, "psnr": None}))
-            continue
-        start = time.perf_counter()
-        try:
-            run_reconstruct(str(photo), str(target), argparse.Namespace(**{**vars(args), "force": args.force or not done}))
-            metrics = json.loads((target / "scene.json").read_text()).get("metrics", {})
-            rows.append({"photo": photo.name, "status": "ok", "error": "", "seconds": round(time.perf_counter() - start, 2),
-                         "psnr": metrics.get("psnr_masked")})
-        except FaceStageError as error:
-            rows.append({"photo": photo.name, "status": "failed", "error": str(error),
-                         "seconds": round(time.perf_counter() - start, 2), "psnr": None})
-        _write_summary(out_root, rows)
-    failed = sum(row["status"] != "ok" for row in rows)
+    rows: dict[str, dict[str, object]] = {}
+    todo = []
+    for photo in photos:
+        if args.resume and (out_root / photo.stem / "scene.json").is_file():
+            rows[photo.name] = previous.get(photo.name, {"photo": photo.name, "status": "ok", "error": "", "seconds": 0.0,
+                                                         "psnr": None})
+        else:
+            todo.append(photo)
+    jobs = max(1, min(getattr(args, "jobs", 1), len(todo)))
+    threads = torch.get_num_threads()
+    if jobs > 1:
+        torch.set_num_threads(max(1, threads // jobs))
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(todo), desc="batch", unit="photo") as bar:
+            work = pool.map if jobs > 1 else map  # one job: compute on this thread (Ctrl-C stops it at once)
+            for photo, outcome, seconds in work(lambda photo: _batch_compute(photo, out_root, args), todo):
+                rows[photo.name] = _batch_commit(photo, outcome, seconds, out_root, args)
+                _write_summary(out_root, [rows[p.name] for p in photos if p.name in rows])
+                bar.update()
+    finally:
+        torch.set_num_threads(threads)
+    failed = sum(row["status"] != "ok" for row in rows.values())
     print(f"{len(rows) - failed} of {len(rows)} photos reconstructed; summary in {summary_path}.")
     return 0 if failed == 0 else 1
+
+
+def _batch_args(photo: Path, out_root: Path, args: argparse.Namespace) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "force": args.force or not (out_root / photo.stem / "scene.json").is_file()})
+
+
+def _batch_compute(photo: Path, out_root: Path, args: argparse.Namespace) -> tuple[Path, object, float]:
+    """Worker thread: (photo, Result or FaceStageError, seconds)."""
+    start = time.perf_counter()
+    try:
+        outcome: object = _compute(str(photo), str(out_root / photo.stem), _batch_args(photo, out_root, args))
+    except FaceStageError as error:
+        outcome = error
+    return photo, outcome, time.perf_counter() - start
+
+
+def _batch_commit(photo: Path, outcome: object, seconds: float, out_root: Path, args: argparse.Namespace) -> dict[str, object]:
+    """Main thread: write a computed result; the photo's summary row either way."""
+    row: dict[str, object] = {"photo": photo.name, "status": "failed", "error": "", "seconds": round(seconds, 2), "psnr": None}
+    try:
+        if isinstance(outcome, FaceStageError):
+            raise outcome
+        target = _commit(outcome, str(out_root / photo.stem), _batch_args(photo, out_root, args))
+        metrics = json.loads((target / "scene.json").read_text()).get("metrics", {})
+        row.update(status="ok", psnr=metrics.get("psnr_masked"))
+    except FaceStageError as error:
+        row["error"] = str(error)
+    return row
 
 
 def _write_summary(out_root: Path, rows: list[dict[str, object]]) -> None:

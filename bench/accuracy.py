@@ -45,13 +45,11 @@ def _tool(name: str) -> Any:
 
 
 def ita_deg(linear_rgb: np.ndarray) -> float:
-    """Individual typology angle, atan((L* − 50) / b*) in degrees, of one linear sRGB colour (D65)."""
-    rgb = np.clip(np.asarray(linear_rgb, np.float64), 0, 1)
-    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ rgb
-    xyz = xyz / np.array([0.95047, 1.0, 1.08883])
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    lightness, b = 116 * f[1] - 16, 200 * (f[1] - f[2])
-    return math.degrees(math.atan2(lightness - 50, b))
+    """Individual typology angle (core.skin.ita_degrees) of one linear sRGB colour."""
+    from facestage.core.image import linear_to_srgb
+    from facestage.core.skin import ita_degrees
+
+    return float(ita_degrees(torch.as_tensor(linear_to_srgb(np.clip(np.asarray(linear_rgb, np.float64), 0, 1)))))
 
 
 def melanin_for_ita(target: float, haemoglobin: float) -> float:
@@ -146,11 +144,19 @@ def _resized(image: np.ndarray, size: int) -> np.ndarray:
 
 def _dominant_direction_camera(positions: np.ndarray, powers: np.ndarray, centre: np.ndarray,
                                world_from_camera: np.ndarray) -> np.ndarray:
-    """Camera-frame direction from the head centre to the light giving the most irradiance there."""
+    """Camera-frame direction of the brightest light as seen from the head centre.
+
+    Irradiance-weighted mean direction of the lights within 45° of the one giving the most irradiance:
+    the stage's lights sit on fixed icosahedron faces ~40° apart, so a source between two faces is
+    represented by both, and the brightest one alone would be off by up to half a face.
+    """
     offsets = positions - centre
-    brightest = int(np.argmax(powers / (offsets ** 2).sum(1)))
-    direction = offsets[brightest] / np.linalg.norm(offsets[brightest])
-    return np.asarray(world_from_camera)[:3, :3].T @ direction
+    distance2 = (offsets ** 2).sum(1)
+    irradiance = powers / distance2
+    directions = offsets / np.sqrt(distance2)[:, None]
+    near = directions @ directions[int(np.argmax(irradiance))] > math.cos(math.radians(45))
+    direction = (irradiance[near, None] * directions[near]).sum(0)
+    return np.asarray(world_from_camera)[:3, :3].T @ (direction / np.linalg.norm(direction))
 
 
 def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
@@ -180,6 +186,7 @@ def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
     ys, xs, shadow = texels["ys"], texels["xs"], texels["shadow"]
     true_albedo, albedo = loaded.diffuse[ys, xs].astype(np.float64), _resized(result.diffuse, size)[ys, xs].astype(np.float64)
     scale = float((true_albedo * albedo).sum() / max((albedo * albedo).sum(), 1e-12))
+    channel_scale = (true_albedo * albedo).sum(0) / np.maximum((albedo * albedo).sum(0), 1e-12)
     error = np.abs(scale * albedo - true_albedo).mean(1)
     ratio = float(error[shadow].mean() / error[~shadow].mean()) if shadow.sum() >= 100 else None
 
@@ -200,6 +207,7 @@ def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
         "reprojection_pct_iod": float(100 * np.median(np.linalg.norm(fitted_px - true_px, axis=1)[fixed]) / iod),
         "psnr_masked_db": float(result.metrics["psnr_masked"]),
         "albedo_rmse_scale_invariant": float(np.sqrt(((scale * albedo - true_albedo) ** 2).mean())),
+        "albedo_rmse_per_channel_scale": float(np.sqrt(((channel_scale * albedo - true_albedo) ** 2).mean())),
         "albedo_scale": scale, "shadow_texels": int(shadow.sum()), "shadow_lit_error_ratio": ratio,
         "true_ita_deg": true_ita, "ita_error_deg": fitted_ita - true_ita,
         "light_angle_deg": math.degrees(math.acos(float(np.clip(true_dir @ fitted_dir, -1, 1)))),
@@ -213,7 +221,7 @@ def summarise(scenes: list[dict[str, Any]]) -> dict[str, Any]:
         return float(np.mean(values)) if values else None
 
     keys = ("vertex_error_mm", "mean_head_error_mm", "reprojection_px", "reprojection_pct_iod", "psnr_masked_db",
-            "albedo_rmse_scale_invariant", "shadow_lit_error_ratio", "light_angle_deg", "seconds")
+            "albedo_rmse_scale_invariant", "albedo_rmse_per_channel_scale", "shadow_lit_error_ratio", "light_angle_deg", "seconds")
     summary: dict[str, Any] = {key: mean(key) for key in keys}
     summary["vertex_error_vs_mean_head"] = summary["vertex_error_mm"] / summary["mean_head_error_mm"]
     per_type = {t: float(np.mean([s["ita_error_deg"] for s in scenes if s["fitzpatrick"] == t]))
@@ -262,10 +270,13 @@ def main() -> None:
     parser.add_argument("--quality", default="default")
     parser.add_argument("--label", default="current")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "facestage-accuracy")
+    parser.add_argument("--measure-only", action="store_true", help="re-measure the reconstructions already in the cache")
     args = parser.parse_args()
     folders = render_scenes(args.scenes, args.cache)
     history_path = RESULTS / "accuracy.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}
+    if args.measure_only:  # replaces the run with the same label
+        history["runs"] = [r for r in history["runs"] if r["label"] != args.label]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     run: dict[str, Any] = {"label": args.label, "commit": commit, "date": datetime.date.today().isoformat(),
                            "quality": args.quality, "machine": f"{__import__('platform').machine()}, "
@@ -273,6 +284,10 @@ def main() -> None:
     for folder in folders:
         out = folder / f"reconstruction_{args.quality}"
         start = time.perf_counter()
+        if args.measure_only:
+            doc = json.loads((out / "scene.json").read_text())
+            run["scenes"].append(measure(folder, out, float(doc["timings"]["total"])))
+            continue
         done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(folder / "image.png"), "-o", str(out),
                                "--quality", args.quality, "--seed", "0", "--no-blend", "--force"],
                               capture_output=True, text=True)
@@ -280,11 +295,17 @@ def main() -> None:
             raise SystemExit(f"{folder.name}: reconstruction failed: {done.stderr.strip().splitlines()[-1:]}")
         run["scenes"].append(measure(folder, out, time.perf_counter() - start))
         print(json.dumps(run["scenes"][-1]), flush=True)
-        run["summary"] = summarise(run["scenes"])
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        history_path.write_text(json.dumps({"runs": [*history["runs"], run]}, indent=1) + "\n")
-        (RESULTS / "accuracy.md").write_text(markdown(run))
+        save(history, run)
+    save(history, run)
     print(markdown(run))
+
+
+def save(history: dict[str, Any], run: dict[str, Any]) -> None:
+    """Write after every scene, so an interrupted run still leaves its numbers."""
+    run["summary"] = summarise(run["scenes"])
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "accuracy.json").write_text(json.dumps({"runs": [*history["runs"], run]}, indent=1) + "\n")
+    (RESULTS / "accuracy.md").write_text(markdown(run))
 
 
 if __name__ == "__main__":

@@ -91,10 +91,10 @@ def main() -> None:
             "max_abs_difference_between_runs": {k: float(np.abs(a[k] - b[k]).max()) for k in a},
             "gpu_memory_allocated_after_release_mb": round(torch.cuda.memory_allocated() / 2**20, 2),
         }
-    text = json.dumps(report, indent=1)
-    print(text)
-    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / "results" / "cuda.json").write_text(text + "\n")
+    out = ROOT / "bench" / "results" / "cuda.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(out.read_text())
 
 
 if __name__ == "__main__":

@@ -40,7 +40,8 @@ class ReconstructConfig:
     w_landmarks: float = 1.0
     w_identity: float = 1e-3
     w_expression: float = 1e-3
-    w_light_sparsity: float = 1e-3
+    w_light_sparsity: float = 1e-3  # on L1/L2 of the stage intensities
+    w_light_colour: float = 1.0  # grey-light prior (stage and SH DC)
     w_sh_prior: float = 1e-2
     w_symmetry: float = 1e-1
     w_consistency: float = 1e-1

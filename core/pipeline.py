@@ -200,15 +200,21 @@ class Reconstruction:
 
     # ----------------------------------------------------------------- appearance
     def init_appearance(self, target: np.ndarray, mask: np.ndarray) -> None:
-        """Start the light from the photo's brightness: a quarter ambient, the rest from the front lights."""
+        """Start the skin from the photo's colour and the light from its brightness (a quarter ambient).
+
+        Under grey light the skin's chromaticity alone fixes melanin and haemoglobin (skin.from_colour),
+        hence the albedo's level and the light's; starting there keeps the optimiser near that answer.
+        """
         regions = self.model.region_weights
         self.region_w = regions / regions.sum(0).clamp_min(1.0)
         n_regions = regions.shape[0]
-        self.melanin = self.tensor(np.r_[0.3, np.zeros(n_regions)], grad=True)
-        self.haemoglobin = self.tensor(np.r_[0.4, np.zeros(n_regions)], grad=True)
+        colour = (target * mask[..., None]).sum((0, 1)) / max(float(mask.sum()), 1.0)
+        melanin0, haemoglobin0 = skin.from_colour(torch.as_tensor(colour, dtype=torch.float64))
+        self.melanin = self.tensor(np.r_[melanin0, np.zeros(n_regions)], grad=True)
+        self.haemoglobin = self.tensor(np.r_[haemoglobin0, np.zeros(n_regions)], grad=True)
         self.spec_level = self.tensor(np.r_[SPECULAR_STAGE1, np.zeros(n_regions)], grad=True)
-        level = float((target * mask[..., None]).sum() / max(mask.sum() * 3, 1.0))
-        albedo0 = float(skin.skin_albedo(torch.tensor(0.3), torch.tensor(0.4)).mean())
+        level = float(colour.mean())
+        albedo0 = float(skin.skin_albedo(torch.tensor(melanin0), torch.tensor(haemoglobin0)).mean())
         irradiance = math.pi * level / max(albedo0, 1e-3)
         n_sh = self.config.sh_bands ** 2
         sh = np.zeros((3, n_sh))
@@ -273,11 +279,24 @@ class Reconstruction:
         return (robust(encode(image) - encode(target), 0.02).sum(-1) * mask).sum() / mask.sum().clamp_min(1.0)
 
     def prior_loss(self) -> torch.Tensor:
+        """Coefficient priors, plus the light priors that settle the albedo/light-intensity ambiguity.
+
+        Both light priors are blind to overall brightness (an L1 norm would dim the lights and brighten
+        the skin to match, lightening every skin tone). The grey-light prior leaves the photo's colour
+        to the skin, and on the biophysical skin model colour fixes melanin and so brightness.
+        """
         c = self.config
         i = lightstage.from_raw(self.light_raw, self.stage_centre).i
+        sparsity = i.abs().sum() / i.norm().clamp_min(1e-8)  # L1/L2: few lights, any brightness
         return (c.w_identity * (self.identity ** 2).sum() + c.w_expression * self.expression.abs().sum()
-                + c.w_light_sparsity * i.abs().sum() + c.w_sh_prior * (self.sh[:, 1:] ** 2).sum()
+                + c.w_light_sparsity * sparsity + c.w_light_colour * (_tint(i) + _tint(self.sh[:, 0]))
+                + c.w_sh_prior * (self.sh[:, 1:] ** 2).sum()
                 + 1e-2 * ((self.melanin[1:] ** 2).sum() + (self.haemoglobin[1:] ** 2).sum() + (self.spec_level[1:] ** 2).sum()))
+
+
+def _tint(rgb: torch.Tensor) -> torch.Tensor:
+    """Squared chroma of colours (..., 3) relative to their total energy (0 for greys, scale-free)."""
+    return ((rgb - rgb.mean(-1, keepdim=True)) ** 2).sum() / (rgb ** 2).sum().clamp_min(1e-8)
 
 
 def _levels(config: ReconstructConfig, steps: int) -> list[int]:

@@ -40,6 +40,20 @@ def chromophores(albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return coeffs[..., 0], coeffs[..., 1], residual
 
 
+def from_colour(colour: torch.Tensor) -> tuple[float, float]:
+    """(melanin, haemoglobin) of skin with this colour up to brightness (linear RGB (3,), any scale).
+
+    log(base / colour) = m·μ_mel + h·μ_hem + log(scale): three channels, three unknowns. Clamped to the
+    prior's range; (0.3, 0.4) for a colour that is not skin at all (e.g. black).
+    """
+    base, mel, hem = _vectors(colour)
+    if not bool((colour > 1e-6).all()):
+        return 0.3, 0.4
+    basis = torch.stack([mel, hem, torch.ones_like(mel)], dim=1)  # (3, 3)
+    m, h, _ = torch.linalg.solve(basis, torch.log(base) - torch.log(colour)).tolist()
+    return min(max(m, 0.0), 1.2), min(max(h, 0.0), 1.5)
+
+
 def skin_prior(albedo: torch.Tensor, weight_range: float = 10.0) -> torch.Tensor:
     """Mean squared distance of albedo texels from the skin manifold, plus out-of-range chromophores."""
     melanin, haemoglobin, residual = chromophores(albedo)

@@ -204,14 +204,15 @@ def test_nan_mid_stage_rolls_back_and_the_run_finishes(root, monkeypatch):
     assert res.metrics["psnr_masked"] > 15
 
 
-def test_batch_continues_past_failures_and_resume_skips_finished_photos(tmp_path, root, capsys):
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_batch_continues_past_failures_and_resume_skips_finished_photos(jobs, tmp_path, root, capsys):
     inputs = tmp_path / "in"
     inputs.mkdir()
     shutil.copy(root / "samples" / "astronaut.jpg", inputs / "a.jpg")
     shutil.copy(root / "samples" / "astronaut.jpg", inputs / "b.jpg")
     (inputs / "broken.jpg").write_text("nope")
     out = tmp_path / "out"
-    args = ["batch", str(inputs), "-o", str(out), "--stages", "landmarks", "--no-blend"]
+    args = ["batch", str(inputs), "-o", str(out), "--stages", "landmarks", "--no-blend", "--jobs", str(jobs)]
     assert main(args) == 1  # one photo failed, the others finished
     summary = {row["photo"]: row for row in json.loads((out / "summary.json").read_text())}
     assert summary["a.jpg"]["status"] == "ok" and summary["broken.jpg"]["status"] == "failed"

@@ -97,3 +97,11 @@ def test_sample_texture_matches_grid_sample_values_and_gradients() -> None:
     assert (ours - theirs).abs().max() < 1e-12
     for a, b in zip(torch.autograd.grad((ours ** 2).sum(), (tex, uv)), torch.autograd.grad((theirs ** 2).sum(), (tex, uv))):
         assert (a - b).abs().max() < 1e-9
+
+
+@pytest.mark.parametrize("melanin,haemoglobin,scale", [(0.05, 0.2, 0.3), (0.4, 0.6, 1.7), (1.1, 0.9, 0.05)])
+def test_skin_chromophores_are_recovered_from_colour_whatever_the_brightness(melanin, haemoglobin, scale) -> None:
+    albedo = skin.skin_albedo(torch.tensor(melanin, dtype=torch.float64), torch.tensor(haemoglobin, dtype=torch.float64))
+    m, h = skin.from_colour(scale * albedo)
+    assert abs(m - melanin) < 1e-9 and abs(h - haemoglobin) < 1e-9
+    assert skin.from_colour(torch.zeros(3, dtype=torch.float64)) == (0.3, 0.4)
