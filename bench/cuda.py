@@ -13,9 +13,10 @@ Writes bench/results/cuda.json (and prints it).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
+
+from _results import publish
 
 import numpy as np
 
@@ -91,10 +92,7 @@ def main() -> None:
             "max_abs_difference_between_runs": {k: float(np.abs(a[k] - b[k]).max()) for k in a},
             "gpu_memory_allocated_after_release_mb": round(torch.cuda.memory_allocated() / 2**20, 2),
         }
-    out = ROOT / "bench" / "results" / "cuda.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(out.read_text())
+    publish("cuda", report)
 
 
 if __name__ == "__main__":

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from _results import publish
 
 ROOT = Path(__file__).resolve().parents[1]
 RSS_BUDGET_GB = 4.0
@@ -66,10 +67,7 @@ def main() -> None:
         Image.open(ROOT / "samples" / "astronaut.jpg").convert("RGB").resize((1024, 1024), Image.Resampling.LANCZOS).save(photo)
         report = {"peak": peak_default(photo, Path(tmp) / "default"),
                   "batch": batch_growth(ROOT / "samples" / "astronaut.jpg", args.batch, Path(tmp) / "batch")}
-    out = ROOT / "bench" / "results" / "memory.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1) + "\n")
-    print(out.read_text())
+    publish("memory", report)
 
 
 if __name__ == "__main__":

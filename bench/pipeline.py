@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _results import publish
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS_S = {"fast": 60.0, "default": 180.0}
 RSS_BUDGET_GB = 4.0
@@ -47,10 +49,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = [run_one(args.photo, q, args.device) for q in args.qualities]
     report = {"photo": args.photo.name, "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus", "runs": runs}
-    text = json.dumps(report, indent=1)
-    print(text)
-    (ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
-    (ROOT / "bench" / "results" / "pipeline.json").write_text(text + "\n")
+    publish("pipeline", report)
 
 
 if __name__ == "__main__":
