@@ -290,8 +290,8 @@ def _light_kernel() -> Any:
                     spec: wp.array(dtype=wp.float32), rough: wp.array(dtype=wp.float32),
                     y: wp.array(dtype=wp.vec3), ng: wp.array(dtype=wp.vec3), nl: wp.array(dtype=wp.vec3),
                     vis: wp.array(dtype=wp.float32), pairs: wp.array(dtype=wp.int32), per: wp.int32,
-                    expanded: wp.int32, offset: wp.int32, specular: wp.array(dtype=wp.float32), irradiance: wp.array(dtype=wp.float32),
-                    unshadowed: wp.array(dtype=wp.float32)):
+                    expanded: wp.int32, offset: wp.int32, specular: wp.array(dtype=wp.float32),
+                    irradiance: wp.array(dtype=wp.float32), unshadowed: wp.array(dtype=wp.float32)):
         i = pairs[wp.tid() + offset]
         m = i / per
         if expanded != 0:  # per-point arrays repeated per sample (deterministic CUDA adjoint)
@@ -377,7 +377,8 @@ class _LightTerms(torch.autograd.Function):
         outs = [torch.zeros(m * k, dtype=torch.float32, device=device) for _ in range(3)]
         if consts[3].numel():
             launch(_light_kernel(), consts[3].numel(), _wp_args(wp, [*inputs, *consts]) + [k, int(expand)],
-                   _wp_args(wp, outs), wp_device(inputs[0]), adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0, 0],
+                   _wp_args(wp, outs), wp_device(inputs[0]),
+                   adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0, 0],
                    adj_outputs=_wp_args(wp, adj_out), private=(0, 1, 2, 3, 4))
         if expand:
             adj_in[:5] = [a.view(m, k, *a.shape[1:]).sum(1) for a in adj_in[:5]]

@@ -100,3 +100,16 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path, root, capsys):
     (out / "keep.txt").write_text("mine")
     assert main(["reconstruct", str(root / "samples" / "astronaut.jpg"), "-o", str(out)]) == 2
     assert "already exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
+
+
+def test_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mode():
+    import torch
+
+    from facestage.core.device import deterministic
+
+    before = torch.are_deterministic_algorithms_enabled()
+    with deterministic(torch.device("cpu")):
+        assert torch.are_deterministic_algorithms_enabled() == before
+    with deterministic(torch.device("cuda")):  # only flips flags: no GPU needed
+        assert torch.are_deterministic_algorithms_enabled()
+    assert torch.are_deterministic_algorithms_enabled() == before
