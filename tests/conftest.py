@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import sys
 from types import ModuleType
@@ -71,3 +72,42 @@ def scenes(model):  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def load_tool():  # type: ignore[no-untyped-def]
     return _load_tool
+
+
+def _bad_file(case: str, folder: Path, source):  # type: ignore[no-untyped-def]
+    """A photo file that must be refused, named <case>.jpg in folder; `source` is a PIL image to damage."""
+    import numpy as np
+    from PIL import Image
+
+    path = folder / f"{case}.jpg"
+    if case == "directory":
+        path.mkdir()
+    elif case == "empty":
+        path.write_bytes(b"")
+    elif case == "truncated":
+        buffer = io.BytesIO()
+        source.save(buffer, format="JPEG")
+        path.write_bytes(buffer.getvalue()[:2000])
+    elif case == "text":
+        path.write_text("not a photo")
+    elif case == "unsupported":
+        source.save(path, format="GIF")
+    elif case == "too-small":
+        source.resize((63, 200)).save(path)  # one side short is enough
+    elif case == "tiny-face":
+        canvas = Image.new("RGB", (512, 512), (128, 128, 128))
+        canvas.paste(source.resize((256, 256)), (100, 100))
+        canvas.save(path)
+    elif case == "no-face":
+        y = np.linspace(0, 1, 300)[:, None, None]
+        sky_and_field = np.where(y < 0.55, [0.45, 0.65, 0.95], [0.3, 0.55, 0.2]) * (0.8 + 0.2 * np.random.default_rng(0).random((300, 500, 1)))
+        Image.fromarray((sky_and_field * 255).astype(np.uint8)).save(path)
+    elif case == "aspect":
+        Image.new("RGB", (2000, 100), (120, 90, 80)).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def bad_file():  # type: ignore[no-untyped-def]
+    """Factory for refused photo files (tests/test_image.py at the loader, tests/test_reliability.py at the CLI)."""
+    return _bad_file

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -93,38 +92,18 @@ def test_non_ascii_and_space_paths_work(tmp_path):
     assert load_photo(path).pixels.shape == (80, 96, 3)
 
 
-def _truncated_jpeg(path):
-    buffer = io.BytesIO()
-    Image.fromarray(_gradient(300, 300)).save(buffer, format="JPEG")
-    path.write_bytes(buffer.getvalue()[:600])
-
-
 @pytest.mark.parametrize("case,expected", [
     ("missing", "does not exist"),
-    ("folder", "is a folder"),
+    ("directory", "is a folder"),
     ("empty", "is empty"),
     ("text", "not an image"),
     ("truncated", "damaged or truncated"),
-    ("gif", "GIF images are not supported"),
-    ("tiny", "at least 64x64"),
+    ("unsupported", "GIF images are not supported"),
+    ("too-small", "at least 64x64"),
     ("aspect", "extreme aspect ratio"),
 ])
-def test_bad_files_fail_with_one_sentence_naming_the_file(tmp_path, case, expected):
-    path = tmp_path / f"{case}.jpg"
-    if case == "folder":
-        path.mkdir()
-    elif case == "empty":
-        path.write_bytes(b"")
-    elif case == "text":
-        path.write_text("this is not a photo\n")
-    elif case == "truncated":
-        _truncated_jpeg(path)
-    elif case == "gif":
-        Image.fromarray(_gradient()).save(path, format="GIF")
-    elif case == "tiny":
-        Image.new("RGB", (63, 200)).save(path)
-    elif case == "aspect":
-        Image.new("RGB", (2000, 100)).save(path)
+def test_bad_files_fail_with_one_sentence_naming_the_file(tmp_path, case, expected, bad_file):
+    path = bad_file(case, tmp_path, Image.fromarray(_gradient(300, 300)))
     with pytest.raises(FaceStageError) as info:
         load_photo(path)
     message = str(info.value)

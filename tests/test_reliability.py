@@ -9,7 +9,6 @@ seconds.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -35,35 +34,6 @@ def _run(args: list[str], capsys) -> tuple[int, str]:
     return code, capsys.readouterr().err.strip()
 
 
-def _bad_file(case: str, folder, astronaut):
-    path = folder / f"{case}.jpg"
-    if case == "directory":
-        path.mkdir()
-    elif case == "empty":
-        path.write_bytes(b"")
-    elif case == "truncated":
-        buffer = io.BytesIO()
-        astronaut.save(buffer, format="JPEG")
-        path.write_bytes(buffer.getvalue()[:2000])
-    elif case == "text":
-        path.write_text("not a photo")
-    elif case == "unsupported":
-        astronaut.save(path, format="GIF")
-    elif case == "too-small":
-        astronaut.resize((60, 60)).save(path)
-    elif case == "tiny-face":
-        canvas = Image.new("RGB", (512, 512), (128, 128, 128))
-        canvas.paste(astronaut.resize((256, 256)), (100, 100))
-        canvas.save(path)
-    elif case == "no-face":
-        y = np.linspace(0, 1, 300)[:, None, None]
-        sky_and_field = np.where(y < 0.55, [0.45, 0.65, 0.95], [0.3, 0.55, 0.2]) * (0.8 + 0.2 * np.random.default_rng(0).random((300, 500, 1)))
-        Image.fromarray((sky_and_field * 255).astype(np.uint8)).save(path)
-    elif case == "aspect":
-        Image.new("RGB", (2000, 100), (120, 90, 80)).save(path)
-    return path
-
-
 BAD_INPUT = {
     "missing": "does not exist", "directory": "is a folder", "empty": "is empty", "truncated": "damaged or truncated",
     "text": "not an image", "unsupported": "not supported", "too-small": "at least 64x64", "tiny-face": "pixels wide",
@@ -72,8 +42,8 @@ BAD_INPUT = {
 
 
 @pytest.mark.parametrize("case", list(BAD_INPUT))
-def test_bad_input_is_one_sentence_exit_2_and_nothing_written(case, tmp_path, astronaut, capsys):
-    photo = _bad_file(case, tmp_path, astronaut)
+def test_bad_input_is_one_sentence_exit_2_and_nothing_written(case, tmp_path, astronaut, bad_file, capsys):
+    photo = bad_file(case, tmp_path, astronaut)
     out = tmp_path / "out"
     code, err = _run(["reconstruct", str(photo), "-o", str(out), "--stages", "landmarks"], capsys)
     assert code == 2 and BAD_INPUT[case] in err and str(photo) in err
