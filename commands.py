@@ -122,13 +122,14 @@ def batch(args: argparse.Namespace) -> int:
     summary_path = out_root / "summary.json"
     previous = {row["photo"]: row for row in json.loads(summary_path.read_text())} if summary_path.exists() else {}
     rows: dict[str, dict[str, object]] = {}
-    todo = []
+    todo: list[tuple[Path, argparse.Namespace]] = []  # each photo with its own --force
     for photo in photos:
-        if args.resume and (out_root / photo.stem / "scene.json").is_file():
+        done = (out_root / photo.stem / "scene.json").is_file()
+        if args.resume and done:
             rows[photo.name] = previous.get(photo.name, {"photo": photo.name, "status": "ok", "error": "", "seconds": 0.0,
                                                          "psnr": None})
         else:
-            todo.append(photo)
+            todo.append((photo, argparse.Namespace(**{**vars(args), "force": args.force or not done})))
     jobs = max(1, min(getattr(args, "jobs", 1), len(todo)))
     threads = torch.get_num_threads()
     if jobs > 1:
@@ -136,8 +137,8 @@ def batch(args: argparse.Namespace) -> int:
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(todo), desc="batch", unit="photo") as bar:
             work = pool.map if jobs > 1 else map  # one job: compute on this thread (Ctrl-C stops it at once)
-            for photo, outcome, seconds in work(lambda photo: _batch_compute(photo, out_root, args), todo):
-                rows[photo.name] = _batch_commit(photo, outcome, seconds, out_root, args)
+            for (photo, photo_args), (outcome, seconds) in zip(todo, work(lambda job: _batch_compute(*job, out_root), todo)):
+                rows[photo.name] = _batch_commit(photo, photo_args, outcome, seconds, out_root)
                 _write_summary(out_root, [rows[p.name] for p in photos if p.name in rows])
                 bar.update()
     finally:
@@ -147,27 +148,25 @@ def batch(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
-def _batch_args(photo: Path, out_root: Path, args: argparse.Namespace) -> argparse.Namespace:
-    return argparse.Namespace(**{**vars(args), "force": args.force or not (out_root / photo.stem / "scene.json").is_file()})
-
-
-def _batch_compute(photo: Path, out_root: Path, args: argparse.Namespace) -> tuple[Path, object, float]:
-    """Worker thread: (photo, Result or FaceStageError, seconds)."""
+def _batch_compute(photo: Path, args: argparse.Namespace, out_root: Path) -> tuple[object, float]:
+    """Worker thread: (Result or FaceStageError, seconds)."""
     start = time.perf_counter()
     try:
-        outcome: object = _compute(str(photo), str(out_root / photo.stem), _batch_args(photo, out_root, args))
+        outcome: object = _compute(str(photo), str(out_root / photo.stem), args)
     except FaceStageError as error:
         outcome = error
-    return photo, outcome, time.perf_counter() - start
+    return outcome, time.perf_counter() - start
 
 
-def _batch_commit(photo: Path, outcome: object, seconds: float, out_root: Path, args: argparse.Namespace) -> dict[str, object]:
+def _batch_commit(photo: Path, args: argparse.Namespace, outcome: object, seconds: float,
+                  out_root: Path) -> dict[str, object]:
     """Main thread: write a computed result; the photo's summary row either way."""
-    row: dict[str, object] = {"photo": photo.name, "status": "failed", "error": "", "seconds": round(seconds, 2), "psnr": None}
+    row: dict[str, object] = {"photo": photo.name, "status": "failed", "error": "", "seconds": round(seconds, 2),
+                              "psnr": None}
     try:
         if isinstance(outcome, FaceStageError):
             raise outcome
-        target = _commit(outcome, str(out_root / photo.stem), _batch_args(photo, out_root, args))
+        target = _commit(outcome, str(out_root / photo.stem), args)
         metrics = json.loads((target / "scene.json").read_text()).get("metrics", {})
         row.update(status="ok", psnr=metrics.get("psnr_masked"))
     except FaceStageError as error:
