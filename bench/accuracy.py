@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import importlib.util
 import json
 import math
 import subprocess
@@ -34,14 +33,6 @@ ITA_TARGETS = (62.0, 48.0, 34.0, 19.0, -10.0, -40.0)
 HARD_KEY_SIZE_M = 0.03
 TARGETS = {"vertex_error_mm": 1.5, "vertex_error_vs_mean_head": 0.5, "psnr_masked_db": 32.0, "light_angle_deg": 10.0,
            "shadow_lit_error_ratio": 1.2, "albedo_rmse_scale_invariant": 0.04, "ita_error_deg_per_type": 5.0}
-
-
-def _tool(name: str) -> Any:
-    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[spec.name] = module  # type: ignore[union-attr]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
 
 
 def ita_deg(linear_rgb: np.ndarray) -> float:
@@ -89,7 +80,9 @@ def render_scenes(count: int, folder: Path) -> list[Path]:
     """Render the scenes not yet in the cache (bpy Cycles, in this process)."""
     from facestage.core.head import load_head_model
 
-    synthetic = _tool("synthetic")
+    sys.path.insert(0, str(ROOT / "tools"))
+    import synthetic  # tools/synthetic.py: the bpy scene builder the tests use too
+
     model = load_head_model()
     folders = []
     for index in range(count):

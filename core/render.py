@@ -262,7 +262,8 @@ def _attributes(ctx: _Context, surf: _Surface) -> tuple[torch.Tensor, torch.Tens
     uvs = scene.uvs
     uv = (surf.bary[:, :1] * uvs[corners[:, 0]] + surf.bary[:, 1:2] * uvs[corners[:, 1]]
           + surf.bary[:, 2:] * uvs[corners[:, 2]])
-    return sample_texture(scene.diffuse, uv), sample_texture(scene.specular, uv), sample_texture(scene.roughness, uv), uv
+    return (sample_texture(scene.diffuse, uv), sample_texture(scene.specular, uv), sample_texture(scene.roughness, uv),
+            uv)
 
 
 @dataclass
