@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ MAX_SIDE = 4096
 MIN_SIDE = 64
 MAX_ASPECT = 10.0
 MAX_PIXELS = 250_000_000
+_PILLOW_LIMIT_LOCK = threading.Lock()  # Pillow's bomb limit and warning filters are process-global
 
 
 @dataclass
@@ -68,20 +70,21 @@ def _open(path: Path) -> Image.Image:
         raise FaceStageError(f"Cannot read photo {path}: the file is empty.")
     if not os.access(path, os.R_OK):
         raise FaceStageError(f"Cannot read photo {path}: permission denied.")
-    limit = Image.MAX_IMAGE_PIXELS
     try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow errors at twice this; we check the size ourselves
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(path)
+        with _PILLOW_LIMIT_LOCK, warnings.catch_warnings():  # `batch --jobs` opens photos from several threads
+            limit = Image.MAX_IMAGE_PIXELS
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2  # Pillow errors at twice this; we check the size ourselves
+            try:
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(path)
+            finally:
+                Image.MAX_IMAGE_PIXELS = limit
     except UnidentifiedImageError:
         raise FaceStageError(f"Cannot read photo {path}: it is not an image FaceStage can read.") from None
     except Image.DecompressionBombError:
         raise FaceStageError(f"Cannot read photo {path}: it has more than {MAX_PIXELS // 1_000_000} megapixels.") from None
     except OSError:
         raise FaceStageError(f"Cannot read photo {path}: the file is damaged or truncated.") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = limit
     if image.format not in SUPPORTED_FORMATS:
         raise FaceStageError(
             f"Cannot read photo {path}: {image.format or 'this'} images are not supported "
