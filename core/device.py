@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -31,22 +32,40 @@ def describe(device: torch.device) -> str:
     return f"cpu ({torch.get_num_threads()} threads)"
 
 
+class _SharedMode:
+    """torch's deterministic mode is process-global: overlapping runs (`batch --jobs`) share it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.users = 0
+        self.saved = (False, False)  # the caller's (enabled, warn_only), kept by the first run in
+
+
+_shared = _SharedMode()
+
+
 @contextmanager
 def deterministic(device: torch.device) -> Iterator[None]:
     """Deterministic torch kernels while a CUDA reconstruction runs (CPU kernels already are).
 
     CUDA's index_add/scatter backward use atomics whose order varies run to run; torch's deterministic
-    mode swaps in sorted reductions. cuBLAS needs a fixed workspace for the same reason. The previous
-    mode is restored, so a host application's setting survives.
+    mode swaps in sorted reductions. cuBLAS needs a fixed workspace for the same reason. The last of
+    overlapping runs restores the caller's setting.
     """
     if device.type != "cuda":
         yield
         return
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    previous = torch.are_deterministic_algorithms_enabled()
-    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    with _shared.lock:
+        if _shared.users == 0:
+            _shared.saved = (torch.are_deterministic_algorithms_enabled(),
+                             torch.is_deterministic_algorithms_warn_only_enabled())
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        _shared.users += 1
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+        with _shared.lock:
+            _shared.users -= 1
+            if _shared.users == 0:
+                torch.use_deterministic_algorithms(_shared.saved[0], warn_only=_shared.saved[1])

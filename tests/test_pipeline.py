@@ -113,3 +113,18 @@ def test_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mode():
     with deterministic(torch.device("cuda")):  # only flips flags: no GPU needed
         assert torch.are_deterministic_algorithms_enabled()
     assert torch.are_deterministic_algorithms_enabled() == before
+
+
+def test_overlapping_cuda_runs_keep_deterministic_kernels_until_the_last_one_ends():
+    import torch
+
+    from facestage.core.device import deterministic
+
+    before = torch.are_deterministic_algorithms_enabled()
+    first, second = deterministic(torch.device("cuda")), deterministic(torch.device("cuda"))
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first run ends while the second still runs
+    assert torch.are_deterministic_algorithms_enabled()
+    second.__exit__(None, None, None)
+    assert torch.are_deterministic_algorithms_enabled() == before
