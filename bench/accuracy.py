@@ -76,13 +76,19 @@ def make_scene(model: Any, index: int) -> Any:
     return scene
 
 
+def _synthetic_tool() -> Any:
+    """tools/synthetic.py: the bpy scene builder the tests use too."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import synthetic
+
+    return synthetic
+
+
 def render_scenes(count: int, folder: Path) -> list[Path]:
     """Render the scenes not yet in the cache (bpy Cycles, in this process)."""
     from facestage.core.head import load_head_model
 
-    sys.path.insert(0, str(ROOT / "tools"))
-    import synthetic  # tools/synthetic.py: the bpy scene builder the tests use too
-
+    synthetic = _synthetic_tool()
     model = load_head_model()
     folders = []
     for index in range(count):
@@ -262,10 +268,11 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=12)
     parser.add_argument("--quality", default="default")
     parser.add_argument("--label", default="current")
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "facestage-accuracy")
+    parser.add_argument("--cache", type=Path, help="scene folder (default: per generator and head-model version, in the temp folder)")
     parser.add_argument("--measure-only", action="store_true", help="re-measure the reconstructions already in the cache")
     args = parser.parse_args()
-    folders = render_scenes(args.scenes, args.cache)
+    cache = args.cache or Path(tempfile.gettempdir()) / f"facestage-accuracy-{_synthetic_tool().generator_digest()}"
+    folders = render_scenes(args.scenes, cache)
     history_path = RESULTS / "accuracy.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}
     if args.measure_only:  # replaces the run with the same label

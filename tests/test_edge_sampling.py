@@ -115,7 +115,8 @@ def test_edge_sampling_gradient_of_a_turning_head_matches_finite_differences():
     model = load_head_model()
     verts, faces = model.vertices, model.faces
     g = seeded(4)
-    textures = (0.3 + 0.5 * torch.rand(16, 16, 3, generator=g), torch.full((16, 16, 1), 0.5),
+    # A coarse albedo keeps the interior (texture-sliding) gradient small: the silhouette carries the signal.
+    textures = (0.3 + 0.5 * torch.rand(4, 4, 3, generator=g), torch.full((16, 16, 1), 0.5),
                 torch.full((16, 16, 1), 0.5))
     sh = constant_sh(0.8)
     sh[:, 1], sh[:, 3] = 0.3, -0.4  # some shading variation over the face

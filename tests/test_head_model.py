@@ -147,6 +147,29 @@ def test_left_units_move_the_subjects_left_side_which_is_plus_x(npz) -> None:
     assert np.all(eyes[: len(eyes) // 2, 0] > 0) and np.all(eyes[len(eyes) // 2:, 0] < 0)
 
 
+def test_uv_layout_gives_the_face_a_quarter_of_the_texture_upright_without_overlaps(npz, model) -> None:
+    from facestage.core.synthetic import face_region_mask
+    from facestage.core.uvmaps import rasterize_uv
+
+    uvs, face_uvs, faces = npz["uvs"].astype(np.float64), npz["face_uvs"].astype(np.int64), npz["faces"].astype(np.int64)
+    corners = uvs[face_uvs]
+    e1, e2 = corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]
+    signed = 0.5 * (e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    assert (signed > 0).all()  # no triangle flipped by the re-layout
+    raster = rasterize_uv(npz["uvs"], face_uvs, 1024)
+    assert raster.inside.mean() == pytest.approx(signed.sum(), rel=2e-3)  # covered area = sum of areas: no overlaps
+    assert 4 / 512 - 1e-6 <= uvs.min() and uvs.max() <= 1 - 4 / 512 + 1e-6
+    on_face = face_region_mask(model)[faces].all(1)
+    assert signed[on_face].sum() > 0.2  # hm08's body atlas gave the face 3.4 %
+    v = npz["vertices"].astype(np.float64)
+    weights = dict(zip(npz["region_names"], npz["region_weights"]))
+    uv_of = np.zeros((len(v), 2))
+    uv_of[faces.ravel()] = uvs[face_uvs.ravel()]
+    assert uv_of[weights["brows"] > 0.5, 1].mean() > uv_of[weights["mouth"] > 0.5, 1].mean() + 0.1  # upright
+    cheeks = weights["cheeks"] > 0.5  # the subject's left (+X) on the right, as when facing them
+    assert uv_of[cheeks & (v[:, 0] > 0), 0].mean() > uv_of[cheeks & (v[:, 0] < 0), 0].mean() + 0.1
+
+
 def test_region_weights_are_in_unit_range_and_cover_the_face(npz, model) -> None:
     assert [str(n) for n in npz["region_names"]] == REGIONS
     weights = npz["region_weights"]

@@ -37,13 +37,18 @@ GENERATOR_INPUTS = (Path(__file__).resolve(), ROOT / "core" / "synthetic.py", RO
                     ROOT / "core" / "uvmaps.py", ROOT / "core" / "data" / "head_hm08.npz")
 
 
-def cache_dir(size: int = 512, samples: int = 16) -> Path:
-    """Temp folder for the scenes of this generator version (a changed generator or model renders anew)."""
+def generator_digest(size: int = 512, samples: int = 16) -> str:
+    """Short hash of everything the images depend on (a changed generator or model renders anew)."""
     digest = hashlib.sha256()
     for path in GENERATOR_INPUTS:
         digest.update(path.read_bytes() if path.is_file() else b"-")
     digest.update(f"{size}/{samples}".encode())
-    return Path(tempfile.gettempdir()) / f"facestage-synthetic-{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:12]
+
+
+def cache_dir(size: int = 512, samples: int = 16) -> Path:
+    """Temp folder for the scenes of this generator version."""
+    return Path(tempfile.gettempdir()) / f"facestage-synthetic-{generator_digest(size, samples)}"
 
 
 def ensure_scenes(seeds: list[int], size: int = 512, samples: int = 16, python: str = sys.executable) -> list[Path]:
