@@ -2,7 +2,8 @@
 
 The photometric loss must ignore hair, background, eyes, brows and the mouth
 interior, which the skin model cannot reproduce; the landmark outlines give
-those regions without a segmentation network.
+those regions without a segmentation network. The per-texel stage keeps the
+brows: they lie flat on the skin, and a face texture without them looks wrong.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ def _polygon(draw: ImageDraw.ImageDraw, points: np.ndarray, loop: list[int], fil
     draw.polygon([tuple(map(float, points[i])) for i in loop], fill=fill)
 
 
-def skin_mask(points: np.ndarray, width: int, height: int, margin_px: float | None = None) -> np.ndarray:
-    """Float (H, W) mask: face oval minus eyes, brows and mouth interior (each grown by a margin)."""
+def skin_mask(points: np.ndarray, width: int, height: int, margin_px: float | None = None,
+              brows: bool = False) -> np.ndarray:
+    """Float (H, W) mask: face oval minus eyes, mouth interior and (unless `brows`) brows, each grown by a margin."""
     face_width = float(np.ptp(points[:, 0]))
     margin = max(1.0, 0.02 * face_width) if margin_px is None else margin_px
     oval = Image.new("L", (width, height), 0)
@@ -34,6 +36,8 @@ def skin_mask(points: np.ndarray, width: int, height: int, margin_px: float | No
     holes = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(holes)
     for loop in EXCLUDED:
+        if brows and loop in (LEFT_BROW, RIGHT_BROW):
+            continue
         _polygon(draw, points, loop, 255)
     size = 2 * int(round(margin)) + 1
     oval = oval.filter(ImageFilter.MinFilter(size))

@@ -305,11 +305,12 @@ def _levels(config: ReconstructConfig, steps: int) -> list[int]:
     return [coarse if k < steps // 3 else config.render_size for k in range(steps)]
 
 
-def _crop_targets(run: Reconstruction, points: np.ndarray, size: int) -> tuple[Crop, torch.Tensor, torch.Tensor, torch.Tensor]:
+def _crop_targets(run: Reconstruction, points: np.ndarray, size: int, brows: bool = False
+                  ) -> tuple[Crop, torch.Tensor, torch.Tensor, torch.Tensor]:
     crop = face_crop(points, size)
     linear = srgb_to_linear(run.photo.pixels)
     target = run.tensor(crop.cut(linear))
-    mask = run.tensor(crop.cut(skin_mask(points, run.photo.width, run.photo.height)))
+    mask = run.tensor(crop.cut(skin_mask(points, run.photo.width, run.photo.height, brows=brows)))
     detected = run.tensor((points - [crop.x0, crop.y0]) * size / crop.side)
     return crop, target, mask, detected
 
@@ -351,7 +352,7 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     """Stage 2: per-texel diffuse, specular and roughness, regularised; returns the maps and the seen-texel mask."""
     c = run.config
     steps = c.steps.maps
-    crop, target, mask, _ = _crop_targets(run, points, c.render_size)
+    crop, target, mask, _ = _crop_targets(run, points, c.render_size, brows=True)
     with torch.no_grad():
         stat = [m.detach().clone() for m in run.statistical_maps()]
     maps = [m.clone().requires_grad_(True) for m in stat]

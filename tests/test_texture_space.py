@@ -82,7 +82,11 @@ def test_skin_mask_excludes_eyes_and_mouth_inside_the_oval():
         points[loop] = np.c_[centre[0] + 6 * np.cos(a), centre[1] + 3 * np.sin(a)]
     mask = masks.skin_mask(points, 100, 100)
     assert mask[55, 50] == 1.0 and mask[40, 65] == 0.0 and mask[75, 50] == 0.0 and mask[2, 2] == 0.0
+    assert mask[28, 65] == 0.0 and mask[28, 35] == 0.0
     assert mask.sum() == pytest.approx(np.pi * 40 * 45 * 0.85, rel=0.12)
+    with_brows = masks.skin_mask(points, 100, 100, brows=True)  # the per-texel stage keeps them
+    assert with_brows[28, 65] == 1.0 and with_brows[28, 35] == 1.0 and with_brows[40, 65] == 0.0
+    assert ((with_brows - mask) >= 0).all()
 
 
 def test_sample_texture_matches_grid_sample_values_and_gradients() -> None:
