@@ -1,10 +1,20 @@
-"""FaceStage Blender extension: register() and unregister(), nothing else.
+"""FaceStage Blender extension: register() and unregister(), and the one setting torch must find as it loads.
 
 bpy and the add-on's Blender modules are imported inside the functions so that
 `import facestage` (and `python -m facestage`) works where bpy is absent.
+
+Every facestage import passes through here first, so OMP_WAIT_POLICY, which
+OpenMP reads once as torch loads, is defaulted here (an explicit value wins):
+with libgomp's default spin-waiting, an idle torch worker spins against Warp's
+CPU kernels, other processes and Blender's own threads, and 2-thread iterations
+measured 5-10x slower on a busy 2-core machine.
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _cli_handle = None
 
@@ -22,9 +32,6 @@ def register() -> None:
     from .cli import main
 
     global _cli_handle
-    import os
-
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # torch threads must not spin against Blender's
     deps.activate()
     for module in _blender_modules():
         module.register()

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Callable, Sequence
 
 from .core.errors import FaceStageError
 
 log = logging.getLogger("facestage")
-
-# OpenMP's default spin-wait makes torch's 2 threads 5-10x slower when another process holds a core.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 QUALITIES = ("fast", "default", "high")
 

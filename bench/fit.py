@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/render.py: idle OpenMP workers spin otherwise
+import facestage  # noqa: F401  (before torch: it sets torch's threading environment)
 
 import argparse  # noqa: E402
 import importlib.util  # noqa: E402

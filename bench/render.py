@@ -10,17 +10,15 @@ the primary rays, any-hit shadow rays from the hit points to every light. CPU al
 sees a GPU (else "not measured"). CPU numbers are taken with each torch thread count in --threads,
 with the load average recorded alongside (this is often a shared machine).
 
-OMP_WAIT_POLICY defaults to PASSIVE here (set before torch loads; an explicit value in the environment
-wins): with libgomp's default spin-waiting, torch's idle OpenMP worker spins on the second core while
-Warp's CPU kernels and other processes want it, and 2-thread iterations measured 5-10× slower on a
-2-core machine with one other busy process. Prints and writes bench/results/render.json.
+OMP_WAIT_POLICY gets facestage's default (see facestage/__init__.py) because facestage is
+imported before torch. Prints and writes bench/results/render.json.
 """
 
 from __future__ import annotations
 
 import os
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see the docstring)
+import facestage  # noqa: F401  (before torch: it sets torch's threading environment)
 
 import argparse  # noqa: E402
 import json  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 from types import ModuleType
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported (see cli.py)
+import facestage  # noqa: E402,F401  (sets torch's threading environment before torch loads; see its docstring)
 
 import pytest
 

@@ -102,17 +102,17 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path, root, capsys):
     assert "already exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "mine"
 
 
-def test_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mode():
+def test_cpu_and_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mode():
     import torch
 
     from facestage.core.device import deterministic
 
     before = torch.are_deterministic_algorithms_enabled()
-    with deterministic(torch.device("cpu")):
+    assert not before
+    for device in ("cpu", "cuda"):  # only flips flags: no GPU needed
+        with deterministic(torch.device(device)):
+            assert torch.are_deterministic_algorithms_enabled()
         assert torch.are_deterministic_algorithms_enabled() == before
-    with deterministic(torch.device("cuda")):  # only flips flags: no GPU needed
-        assert torch.are_deterministic_algorithms_enabled()
-    assert torch.are_deterministic_algorithms_enabled() == before
 
 
 def test_overlapping_cuda_runs_keep_deterministic_kernels_until_the_last_one_ends():
