@@ -78,7 +78,8 @@ def make_scene(model: Any, index: int) -> Any:
 
 def _synthetic_tool() -> Any:
     """tools/synthetic.py: the bpy scene builder the tests use too."""
-    sys.path.insert(0, str(ROOT / "tools"))
+    if str(ROOT / "tools") not in sys.path:
+        sys.path.insert(0, str(ROOT / "tools"))
     import synthetic
 
     return synthetic
