@@ -23,7 +23,7 @@ $(VENV)/.stamp: requirements.txt requirements-mediapipe.txt
 
 typecheck: .venv-types/.stamp
 	mkdir -p .typecheck && ln -sfn $(CURDIR) .typecheck/facestage
-	cd .typecheck && ../.venv-types/bin/mypy --config-file ../mypy.ini -p facestage.scene -p facestage.operators -p facestage.ui -m facestage
+	cd .typecheck && ../.venv-types/bin/mypy --config-file ../mypy.ini -p facestage.scene -p facestage.operators -p facestage.ui -m facestage -m facestage.properties -m facestage.jobs
 
 extension: venv
 	$(BIN)/python tools/build_extension.py --output-dir dist

@@ -16,20 +16,20 @@ import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
+from . import deps  # noqa: E402  (after the environment default above)
+from .cli import main  # noqa: E402
+
 _cli_handle = None
 
 
 def _blender_modules():  # type: ignore[no-untyped-def]
-    from . import operators, ui
+    from . import operators, properties, ui  # bpy: only inside Blender
 
-    return (ui.properties, operators, ui)
+    return (properties, operators, ui)
 
 
 def register() -> None:
-    import bpy
-
-    from . import deps
-    from .cli import main
+    import bpy  # only inside Blender: `import facestage` works without it
 
     global _cli_handle
     deps.activate()
@@ -39,7 +39,7 @@ def register() -> None:
 
 
 def unregister() -> None:
-    import bpy
+    import bpy  # only inside Blender: `import facestage` works without it
 
     global _cli_handle
     if _cli_handle is not None:

@@ -8,24 +8,28 @@ anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from .core.errors import FaceStageError
+from .core.common.config import DEVICES, ENV_ROTATE, LIGHTING_PRESETS, QUALITIES, STAGES
+from .core.common.errors import FaceStageError
 
 log = logging.getLogger("facestage")
 
-QUALITIES = ("fast", "default", "high")
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="compute device")
 
 
 def _add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quality", choices=QUALITIES, default="default", help="speed/quality preset")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_option(parser)
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same result)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output folder")
     parser.add_argument("--face-index", type=int, default=None, help="which face when the photo has several (0 = largest)")
-    parser.add_argument("--stages", choices=("landmarks", "lighting", "full"), default="full",
+    parser.add_argument("--stages", choices=STAGES, default="full",
                         help="stop after stage 0 (landmarks), stage 1 (lighting) or run all")
     parser.add_argument("--no-blend", action="store_true", help="do not write face.blend even when bpy is available")
 
@@ -50,14 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("relight", help="re-render a reconstruction under new lights")
     p.add_argument("result")
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--preset", help="lighting preset: three-point, rembrandt, butterfly, split, rim, soft-box, env-rotate")
+    group.add_argument("--preset", help=f"lighting preset: {', '.join((*LIGHTING_PRESETS, ENV_ROTATE))}")
     group.add_argument("--lights", help="JSON file with light-stage parameters")
     group.add_argument("--rotate-env", type=float, metavar="DEG", help="rotate the SH environment about Z by DEG")
     group.add_argument("--list-presets", action="store_true")
     p.add_argument("--pitch", type=float, default=0.0, help="with --rotate-env: pitch in degrees")
     p.add_argument("-o", "--output", help="image to write (default RESULT/relit.png)")
     p.add_argument("--force", action="store_true")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_option(p)
 
     p = sub.add_parser("caricature", help="exaggerate the identity of a reconstruction")
     p.add_argument("result")
@@ -65,21 +69,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--region", default="", help="per-region factors, e.g. nose=2.5,jaw=1.5")
     p.add_argument("-o", "--output", required=True, help="output folder")
     p.add_argument("--force", action="store_true")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_option(p)
 
     p = sub.add_parser("render", help="re-render a reconstruction, optionally as separate passes")
     p.add_argument("result")
     p.add_argument("--passes", action="store_true", help="write albedo/diffuse/specular/shadow/ambient layers")
     p.add_argument("-o", "--output", help="folder for the images (default RESULT)")
     p.add_argument("--force", action="store_true")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    _add_device_option(p)
 
     sub.add_parser("doctor", help="print versions of the dependencies and the compute device")
     return parser
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .core.doctor import report
+    from .core.common.versions import report  # imports torch when it is installed
 
     for name, value in report().items():
         print(f"{name:12s} {value}")
@@ -90,8 +94,6 @@ def _lazy(module: str, function: str) -> Callable[[argparse.Namespace], int]:
     """Import command implementations only when run: `--help` and `doctor` stay fast."""
 
     def run(args: argparse.Namespace) -> int:
-        import importlib
-
         return int(getattr(importlib.import_module(module, __package__), function)(args))
 
     return run

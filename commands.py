@@ -2,7 +2,8 @@
 
 Each command checks its output before doing any work, writes into a
 temporary folder and moves it into place at the end, so a failure or Ctrl-C
-never leaves a half-written result.
+never leaves a half-written result. cli.py imports this module only when a
+command runs, so `--help` and `doctor` never load torch.
 """
 
 from __future__ import annotations
@@ -11,24 +12,32 @@ import argparse
 import csv
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from .core.errors import FaceStageError
+import torch
+from tqdm import tqdm
+
+from .core.apps import relight as apps
+from .core.apps.caricature import caricature_result, parse_region_factors
+from .core.apps.rerender import PASS_NAMES, pass_images, render_result
+from .core.common.config import ENV_ROTATE, PHOTO_SUFFIXES, preset
+from .core.common.device import pick
+from .core.common.errors import FaceStageError
+from .core.fit import pipeline
+from .core.io import result
+from .core.io.image import linear_to_srgb, save_png
+from .core.model.head import load_head_model
 
 log = logging.getLogger(__name__)
-
-PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"}
 
 
 @contextmanager
 def _tqdm_progress() -> Iterator[object]:
     """A progress callback drawing one tqdm bar per stage."""
-    from tqdm import tqdm
-
     bars: dict[str, tqdm] = {}
 
     def update(p: object) -> None:
@@ -59,40 +68,30 @@ def _blend_writer(no_blend: bool):  # type: ignore[no-untyped-def]
         import bpy  # noqa: F401
     except ImportError:
         return None
-    from .scene.build import save_blend
+    from .scene.build import save_blend  # bpy: only when importable (checked above)
 
     return lambda folder: save_blend(folder, folder / "face.blend")
 
 
-def run_reconstruct(photo: str, output: str, args: argparse.Namespace, progress: object = None,
-                    cancel: threading.Event | None = None) -> Path:
-    """Reconstruct one photo into ``output`` (shared by `reconstruct` and `batch`)."""
-    return _commit(_compute(photo, output, args, progress, cancel), output, args)
+def _compute(photo: str, output: str, args: argparse.Namespace, progress: object = None) -> object:
+    """The reconstruction, after checking that ``output`` may be written (no bpy: safe off the main thread).
 
-
-def _compute(photo: str, output: str, args: argparse.Namespace, progress: object = None,
-             cancel: threading.Event | None = None) -> object:
-    """The reconstruction, after checking that ``output`` may be written (no bpy: safe off the main thread)."""
-    from .core import config as config_module
-    from .core import pipeline, result
-
+    `reconstruct` and each worker thread of `batch` call it; `_commit` then writes the result on the main thread.
+    """
     result.check_output_dir(Path(output), args.force)
-    config = config_module.preset(args.quality, device=args.device, seed=args.seed, face_index=args.face_index,
-                                  stages=args.stages)
-    return pipeline.reconstruct(photo, config, progress=progress, cancel=cancel)  # type: ignore[arg-type]
+    config = preset(args.quality, device=args.device, seed=args.seed, face_index=args.face_index, stages=args.stages)
+    return pipeline.reconstruct(photo, config, progress=progress)  # type: ignore[arg-type]
 
 
 def _commit(res: object, output: str, args: argparse.Namespace) -> Path:
     """Write the result folder atomically (and face.blend through bpy: main thread only)."""
-    from .core import result
-
     return result.save(res, Path(output), force=args.force,  # type: ignore[arg-type]
                        before_commit=_blend_writer(getattr(args, "no_blend", False)))
 
 
 def reconstruct(args: argparse.Namespace) -> int:
     with _tqdm_progress() as progress:
-        out = run_reconstruct(args.photo, args.output, args, progress)
+        out = _commit(_compute(args.photo, args.output, args, progress), args.output, args)
     print(f"Wrote {out}/ — open {out / 'report.png'} first.")
     return 0
 
@@ -109,11 +108,6 @@ def batch(args: argparse.Namespace) -> int:
     --jobs N runs N photos at once in threads (torch and Warp release the GIL in their kernels), each
     with its share of the CPU threads; the summary is rewritten after every photo, in photo order.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
-    import torch
-    from tqdm import tqdm
-
     photos = _photos(Path(args.input_dir))
     if not photos:
         raise FaceStageError(f"Input folder {args.input_dir} contains no photos.")
@@ -194,8 +188,6 @@ def _check_image_target(path: Path, force: bool) -> None:
 
 
 def _write_png_atomically(path: Path, srgb: object) -> None:
-    from .core.image import save_png
-
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
         save_png(tmp, srgb)  # type: ignore[arg-type]
@@ -206,25 +198,22 @@ def _write_png_atomically(path: Path, srgb: object) -> None:
 
 def relight(args: argparse.Namespace) -> int:
     """Re-render a result under a preset, a lights file or a rotated environment, composited over the photo."""
-    from .core import edit, result
-    from .core.image import linear_to_srgb
-
     if args.list_presets:
-        print("\n".join(edit.preset_names()))
+        print("\n".join(apps.preset_names()))
         return 0
     res = result.load(args.result)
     target = Path(args.output) if args.output else Path(args.result) / "relit.png"
     _check_image_target(target, args.force)
     stage, sh = res.stage, res.sh
-    if args.preset == "env-rotate":
-        sh = edit.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
+    if args.preset == ENV_ROTATE:
+        sh = apps.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
     elif args.preset:
-        stage, sh = edit.preset_lighting(res.stage, res.sh, args.preset)
+        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset)
     elif args.lights:
-        stage = edit.lights_from_file(args.lights, res.stage)
+        stage = result.lights_from_file(args.lights, res.stage)
     else:
-        sh = edit.rotate_environment(res.sh, args.rotate_env, args.pitch)
-    image, _, _ = edit.render_result(res, stage=stage, sh=sh, device=_device(args))
+        sh = apps.rotate_environment(res.sh, args.rotate_env, args.pitch)
+    image, _, _ = render_result(res, stage=stage, sh=sh, device=_device(args))
     _write_png_atomically(target, linear_to_srgb(image))
     print(f"Wrote {target}")
     return 0
@@ -232,15 +221,12 @@ def relight(args: argparse.Namespace) -> int:
 
 def caricature(args: argparse.Namespace) -> int:
     """Exaggerate the identity and write a complete result folder for it."""
-    from .core import edit, result
-    from .core.head import load_head_model
-
     res = result.load(args.result)
     out = Path(args.output)
     result.check_output_dir(out, args.force)
-    regions = edit.parse_region_factors(args.region, list(load_head_model().region_names))
-    car = edit.caricature_result(res, args.factor, regions)
-    car.render, car.mask, _ = edit.render_result(car, device=_device(args))
+    regions = parse_region_factors(args.region, list(load_head_model().region_names))
+    car = caricature_result(res, args.factor, regions)
+    car.render, car.mask, _ = render_result(car, device=_device(args))
     result.save(car, out, force=args.force)
     print(f"Wrote {out}/ (render.png shows the caricature)")
     return 0
@@ -248,15 +234,12 @@ def caricature(args: argparse.Namespace) -> int:
 
 def render(args: argparse.Namespace) -> int:
     """Re-render a result; with --passes write the attribute layers whose composition is render.png."""
-    from .core import edit, result
-    from .core.image import linear_to_srgb
-
     res = result.load(args.result)
     folder = Path(args.output) if args.output else Path(args.result) / "passes"
-    names = [*edit.PASS_NAMES, "alpha", "composite"] if args.passes else ["composite"]
+    names = [*PASS_NAMES, "alpha", "composite"] if args.passes else ["composite"]
     for name in names:
         _check_image_target(folder / f"{name}.png", args.force)
-    layers = edit.pass_images(res, device=_device(args)) if args.passes else {"composite": edit.render_result(res, device=_device(args))[0]}
+    layers = pass_images(res, device=_device(args)) if args.passes else {"composite": render_result(res, device=_device(args))[0]}
     for name in names:
         image = layers[name]
         _write_png_atomically(folder / f"{name}.png", image if name in ("alpha", "shadow") else linear_to_srgb(image))
@@ -265,6 +248,4 @@ def render(args: argparse.Namespace) -> int:
 
 
 def _device(args: argparse.Namespace) -> str:
-    from .core.device import pick
-
     return str(pick(getattr(args, "device", "auto")))

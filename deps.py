@@ -25,7 +25,7 @@ MODULES = {"torch": "torch", "warp": "warp-lang", "mediapipe": "mediapipe"}
 def site_packages() -> Path | None:
     """The extension's private site-packages, or None outside Blender."""
     try:
-        import bpy
+        import bpy  # only inside Blender
     except ImportError:
         return None
     package = __package__ or "facestage"

@@ -2,7 +2,7 @@
 
     python bench/accuracy.py [--scenes 12] [--quality default] [--label TEXT]   (or: make accuracy)
 
-Scenes come from core/synthetic.py (identity from the model prior, mild expressions, focal 35–85 mm) with
+Scenes come from tools/ground_truth.py (identity from the model prior, mild expressions, focal 35–85 mm) with
 yaw within ±35°, one to four lights (every third scene a small hard key that casts nose and cheek
 shadows) and skin whose mean ITA angle walks Fitzpatrick types I–VI evenly. Each is rendered once with
 the bpy module (cached in the temp folder), reconstructed with `python -m facestage reconstruct`, and
@@ -28,6 +28,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
+if str(ROOT / "tools") not in sys.path:  # tools/synthetic.py (bpy scene builder) and tools/ground_truth.py
+    sys.path.insert(0, str(ROOT / "tools"))
+
+import synthetic  # noqa: E402
 # Chardon's ITA bands of Fitzpatrick types I..VI; each scene aims at a band's middle.
 ITA_TARGETS = (62.0, 48.0, 34.0, 19.0, -10.0, -40.0)
 HARD_KEY_SIZE_M = 0.03
@@ -36,16 +40,16 @@ TARGETS = {"vertex_error_mm": 1.5, "vertex_error_vs_mean_head": 0.5, "psnr_maske
 
 
 def ita_deg(linear_rgb: np.ndarray) -> float:
-    """Individual typology angle (core.skin.ita_degrees) of one linear sRGB colour."""
-    from facestage.core.image import linear_to_srgb
-    from facestage.core.skin import ita_degrees
+    """Individual typology angle (core.model.skin.ita_degrees) of one linear sRGB colour."""
+    from facestage.core.io.image import linear_to_srgb
+    from facestage.core.model.skin import ita_degrees
 
     return float(ita_degrees(torch.as_tensor(linear_to_srgb(np.clip(np.asarray(linear_rgb, np.float64), 0, 1)))))
 
 
 def melanin_for_ita(target: float, haemoglobin: float) -> float:
     """Base melanin whose plain skin albedo has the target ITA (the map's mottling, lips and brows shift it a little)."""
-    from facestage.core.skin import skin_albedo
+    from facestage.core.model.skin import skin_albedo
 
     grid = np.linspace(0.0, 3.0, 601)
     albedo = skin_albedo(torch.as_tensor(grid), torch.full((len(grid),), haemoglobin, dtype=torch.float64)).numpy()
@@ -55,7 +59,7 @@ def melanin_for_ita(target: float, haemoglobin: float) -> float:
 
 def make_scene(model: Any, index: int) -> Any:
     """Scene `index` of the set: the synthetic sampler's draw, then the set's light and skin-tone rules."""
-    from facestage.core.synthetic import Light, sample_scene
+    from ground_truth import Light, sample_scene
 
     seed = 1000 + index
     scene = sample_scene(model, seed, 512, 512, samples=16, yaw_limit=35.0)
@@ -76,20 +80,10 @@ def make_scene(model: Any, index: int) -> Any:
     return scene
 
 
-def _synthetic_tool() -> Any:
-    """tools/synthetic.py: the bpy scene builder the tests use too."""
-    if str(ROOT / "tools") not in sys.path:
-        sys.path.insert(0, str(ROOT / "tools"))
-    import synthetic
-
-    return synthetic
-
-
 def render_scenes(count: int, folder: Path) -> list[Path]:
     """Render the scenes not yet in the cache (bpy Cycles, in this process)."""
-    from facestage.core.head import load_head_model
+    from facestage.core.model.head import load_head_model
 
-    synthetic = _synthetic_tool()
     model = load_head_model()
     folders = []
     for index in range(count):
@@ -102,9 +96,9 @@ def render_scenes(count: int, folder: Path) -> list[Path]:
 
 def _texels(loaded: Any, model: Any, size: int) -> dict[str, np.ndarray]:
     """Face-region texels seen by the camera, and which of them lie in a cast shadow of the key light."""
-    from facestage.core.raytrace import Bvh
-    from facestage.core.synthetic import face_region_mask
-    from facestage.core.uvmaps import rasterize_uv
+    from facestage.core.render.raytrace import Bvh
+    from ground_truth import face_region_mask
+    from facestage.core.model.uvmaps import rasterize_uv
 
     faces = np.asarray(model.faces, np.int64)
     raster = rasterize_uv(np.asarray(model.uvs), np.asarray(model.face_uvs, np.int64), size)
@@ -160,12 +154,13 @@ def _dominant_direction_camera(positions: np.ndarray, powers: np.ndarray, centre
 
 
 def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
-    from facestage.core import fit
-    from facestage.core.head import load_head_model
-    from facestage.core.result import load
-    from facestage.core.synthetic import _mean_vertices, aligned_error, face_region_mask, load_scene
+    from facestage.core.fit.embedding import load_embedding
+    from facestage.core.fit.landmarks import interocular_px
+    from facestage.core.io.result import load
+    from facestage.core.model.head import load_head_model
+    from ground_truth import _mean_vertices, aligned_error, face_region_mask, load_scene, project_points
 
-    model, embedding = load_head_model(), fit.load_embedding()
+    model, embedding = load_head_model(), load_embedding()
     loaded, result = load_scene(folder), load(out)
     scene = loaded.scene
     mask = face_region_mask(model)
@@ -174,11 +169,11 @@ def measure(folder: Path, out: Path, seconds: float) -> dict[str, Any]:
 
     def landmarks(vertices: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
         points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-        return fit.project_points(points, K, world_from_camera)
+        return project_points(points, K, world_from_camera)
 
     true_px = landmarks(truth, np.asarray(scene.K), np.asarray(scene.world_from_camera))
     fitted_px = landmarks(np.asarray(result.vertices, np.float64), result.K, result.world_from_camera)
-    iod = np.linalg.norm(true_px[list(fit.RIGHT_EYE_CORNERS)].mean(0) - true_px[list(fit.LEFT_EYE_CORNERS)].mean(0))
+    iod = interocular_px(true_px)
     fixed = (embedding.weights > 0) & np.isin(np.arange(len(true_px)), embedding.contour, invert=True)
 
     size = loaded.diffuse.shape[0]
@@ -272,7 +267,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="scene folder (default: per generator and head-model version, in the temp folder)")
     parser.add_argument("--measure-only", action="store_true", help="re-measure the reconstructions already in the cache")
     args = parser.parse_args()
-    cache = args.cache or Path(tempfile.gettempdir()) / f"facestage-accuracy-{_synthetic_tool().generator_digest()}"
+    cache = args.cache or Path(tempfile.gettempdir()) / f"facestage-accuracy-{synthetic.generator_digest()}"
     folders = render_scenes(args.scenes, cache)
     history_path = RESULTS / "accuracy.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}

@@ -25,8 +25,8 @@ PHOTO = ROOT / "samples" / "astronaut.jpg"
 
 
 def save_landmarks(path: Path) -> None:
-    from facestage.core.image import load_photo
-    from facestage.core.landmarks import detect
+    from facestage.core.io.image import load_photo
+    from facestage.core.fit.landmarks import detect
 
     found = detect(load_photo(str(PHOTO)).pixels, str(PHOTO))
     np.savez(path, points=found.points, confidence=found.confidence, box=np.asarray(found.box))
@@ -34,19 +34,20 @@ def save_landmarks(path: Path) -> None:
 
 
 def use_saved_landmarks(path: Path) -> None:
-    from facestage.core import landmarks
+    from facestage.core.fit import pipeline
+    from facestage.core.fit.landmarks import Landmarks
 
     with np.load(path) as data:
-        saved = landmarks.Landmarks(points=data["points"], confidence=float(data["confidence"]),
-                                    box=tuple(float(v) for v in data["box"]))  # type: ignore[arg-type]
-    landmarks.detect = lambda *args, **kwargs: saved  # type: ignore[assignment]
+        saved = Landmarks(points=data["points"], confidence=float(data["confidence"]),
+                          box=tuple(float(v) for v in data["box"]))  # type: ignore[arg-type]
+    pipeline.detect = lambda *args, **kwargs: saved  # type: ignore[assignment]
 
 
 def run(quality: str, seed: int) -> tuple[dict[str, float], dict[str, np.ndarray], float]:
     import torch
 
-    from facestage.core.config import preset
-    from facestage.core.pipeline import reconstruct
+    from facestage.core.common.config import preset
+    from facestage.core.fit.pipeline import reconstruct
 
     torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()

@@ -20,7 +20,6 @@ import os
 import facestage  # noqa: F401  (before torch: it sets torch's threading environment)
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import json  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -33,14 +32,17 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT.parent) not in sys.path:
-    sys.path.insert(0, str(ROOT.parent))
+for path in (str(ROOT.parent), str(ROOT / "tools")):  # facestage, and tools/ground_truth.py + tools/synthetic.py
+    if path not in sys.path:
+        sys.path.insert(0, path)
 
-from facestage.core import fit  # noqa: E402
-from facestage.core.head import load_head_model  # noqa: E402
-from facestage.core.image import load_photo  # noqa: E402
-from facestage.core.landmarks import detect  # noqa: E402
-from facestage.core.synthetic import fit_metrics, load_scene  # noqa: E402
+from facestage.core.fit import solver as fit  # noqa: E402
+from facestage.core.model.head import load_head_model  # noqa: E402
+from facestage.core.io.image import load_photo  # noqa: E402
+from facestage.core.fit.embedding import GROUP_NAMES, LandmarkEmbedding, load_embedding  # noqa: E402
+from facestage.core.fit.landmarks import N_LANDMARKS, detect, interocular_px  # noqa: E402
+import synthetic  # noqa: E402
+from ground_truth import fit_metrics, load_scene, project_points  # noqa: E402
 
 THRESHOLDS = {"landmark_error_pct_iod": 1.5, "vertex_error_mm": 3.0, "focal_error_pct": 15.0, "yaw_error_deg": 3.0,
               "pitch_error_deg": 3.0, "roll_error_deg": 3.0}
@@ -48,24 +50,17 @@ METRICS = ("landmark_error_pct_iod", "gt_landmark_error_pct_iod", "detection_err
            "mean_head_vertex_error_mm", "focal_error_pct", "yaw_error_deg", "pitch_error_deg", "roll_error_deg", "seconds")
 
 
-def _synthetic_tool() -> Any:
-    spec = importlib.util.spec_from_file_location("facestage_tools_synthetic", ROOT / "tools" / "synthetic.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def _detection_error(loaded: Any, detected: np.ndarray, model: Any, embedding: fit.LandmarkEmbedding) -> float:
+def _detection_error(loaded: Any, detected: np.ndarray, model: Any, embedding: LandmarkEmbedding) -> float:
     """Median distance of the detected landmarks to the true projections of their embedded points (% IOD)."""
     faces = np.asarray(model.faces, np.int64)
     points = (loaded.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    truth = fit.project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
-    fixed = np.isin(np.arange(fit.N_LANDMARKS), embedding.contour, invert=True) & (embedding.group != fit.GROUP_NAMES.index("iris"))
-    return float(100 * np.median(np.linalg.norm(detected - truth, axis=1)[fixed]) / fit.interocular_px(truth))
+    truth = project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
+    fixed = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (embedding.group != GROUP_NAMES.index("iris"))
+    return float(100 * np.median(np.linalg.norm(detected - truth, axis=1)[fixed]) / interocular_px(truth))
 
 
-def accuracy(seeds: list[int], model: Any, embedding: fit.LandmarkEmbedding) -> dict[str, Any]:
-    tool = _synthetic_tool()
+def accuracy(seeds: list[int], model: Any, embedding: LandmarkEmbedding) -> dict[str, Any]:
+    tool = synthetic
     scenes = []
     for folder in tool.ensure_scenes(seeds):
         loaded = load_scene(folder)
@@ -98,7 +93,7 @@ def _time(fn: Any, repeats: int) -> float:
 
 
 def timing(model: Any, repeats: int) -> dict[str, Any]:
-    tool = _synthetic_tool()
+    tool = synthetic
     photos = {"synthetic_1024": load_scene(tool.ensure_scenes([100], size=1024)[0]).image_srgb,
               "sample_astronaut_512": load_photo(ROOT / "samples" / "astronaut.jpg").pixels}
     out: dict[str, Any] = {}
@@ -124,11 +119,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "fit.json")
     args = parser.parse_args(argv)
-    seeds = _synthetic_tool().parse_seeds(args.seeds)
+    seeds = synthetic.parse_seeds(args.seeds)
     model = load_head_model()
-    embedding = fit.load_embedding()
+    embedding = load_embedding()
     report = {
-        "benchmark": "stage 0 landmark fit (core/fit.py)",
+        "benchmark": "stage 0 landmark fit (core/fit/solver.py)",
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                     "load_average": [round(x, 2) for x in os.getloadavg()]},
         "options": {k: v for k, v in fit.FitOptions().__dict__.items() if k != "group_weights"},

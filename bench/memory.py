@@ -41,9 +41,9 @@ def peak_default(photo: Path, out: Path) -> dict[str, object]:
 
 
 def batch_growth(photo: Path, count: int, folder: Path) -> dict[str, object]:
-    from facestage.core.config import preset
-    from facestage.core.pipeline import reconstruct
-    from facestage.core.result import save
+    from facestage.core.common.config import preset
+    from facestage.core.fit.pipeline import reconstruct
+    from facestage.core.io.result import save
 
     samples = []
     for k in range(count):

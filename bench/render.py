@@ -36,10 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
     sys.path.insert(0, str(ROOT.parent))
 
-from facestage.core import camera, lightstage  # noqa: E402
-from facestage.core.head import load_head_model  # noqa: E402
-from facestage.core.raytrace import Bvh  # noqa: E402
-from facestage.core.render import RenderOptions, RenderScene, pixel_rays, render  # noqa: E402
+from facestage.core.model import camera  # noqa: E402
+from facestage.core.model import lightstage  # noqa: E402
+from facestage.core.model.head import load_head_model  # noqa: E402
+from facestage.core.render.raytrace import Bvh  # noqa: E402
+from facestage.core.model.camera import pixel_rays  # noqa: E402
+from facestage.core.render import RenderOptions, RenderScene, render  # noqa: E402
 
 TARGETS_S = {"cpu_256_fwd_bwd": 0.5, "cuda_512_fwd_bwd": 0.020}
 

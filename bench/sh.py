@@ -1,11 +1,11 @@
-"""Benchmark: closed-form SH basis (core.sh) against a Green-style recursive one, 9 bands, CPU float32.
+"""Benchmark: closed-form SH basis (core.model.sh) against a Green-style recursive one, 9 bands, CPU float32.
 
     python bench/sh.py [--size 512] [--repeats 7] [--threads 1]
 
 Prints and writes bench/results/sh.json: the median wall time of each after warm-up, the speed-up,
 the largest difference between the two bases, and for context the cost of merely allocating and
 filling a fresh (N, 81) float32 tensor (a floor both pay) and the shading-path cost of
-core.sh.sh_eval against basis-then-matmul. One thread by default, so numbers taken on a shared
+core.model.sh.sh_eval against basis-then-matmul. One thread by default, so numbers taken on a shared
 machine stay comparable (--threads 0 keeps torch's default).
 """
 
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
     sys.path.insert(0, str(ROOT.parent))
 
-from facestage.core.sh import sh_basis, sh_eval  # noqa: E402
+from facestage.core.model.sh import sh_basis, sh_eval  # noqa: E402
 from sh_reference import sh_basis_recursive  # noqa: E402
 
 BANDS = 9

@@ -1,9 +1,9 @@
 """Baseline real SH basis by Green-style associated-Legendre recursion, the way most face-capture code does it.
 
-It exists only so bench/sh.py has an honest comparison for core.sh's closed form: per (l, m) it
+It exists only so bench/sh.py has an honest comparison for core.model.sh's closed form: per (l, m) it
 converts to (theta, phi), runs the P_l^m recursion of Green's "Spherical Harmonic Lighting: The
 Gritty Details" with whole-tensor ops, and multiplies by the normalisation and cos/sin(m phi).
-The Condon-Shortley phase is left out so the signs match core.sh.
+The Condon-Shortley phase is left out so the signs match core.model.sh.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import bpy
 
-from . import applications, build, dependencies, lights, reconstruct, render
+from . import apps, build, dependencies, lights, reconstruct, render
 
 classes: tuple[type, ...] = (*reconstruct.classes, *build.classes, *render.classes, *lights.classes,
-                             *applications.classes, *dependencies.classes)
+                             *apps.classes, *dependencies.classes)
 
 
 def register() -> None:

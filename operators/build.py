@@ -7,13 +7,12 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from ..core.errors import FaceStageError
-from ..ui.properties import settings as get_settings
+from ..properties import settings as get_settings
 from . import polls
-from .types import Result
+from .base import FaceStageOperator, OperatorReturn
 
 
-class FACESTAGE_OT_build_scene(bpy.types.Operator):
+class FACESTAGE_OT_build_scene(FaceStageOperator):
     """Build the face, material, light stage, world and camera from a FaceStage result folder"""
 
     bl_idname = "facestage.build_scene"
@@ -27,24 +26,20 @@ class FACESTAGE_OT_build_scene(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return polls.dependencies_ready(cls)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         if not self.directory:
             self.directory = get_settings(context).result_dir
         context.window_manager.fileselect_add(self)
         return {"RUNNING_MODAL"}
 
-    def execute(self, context: bpy.types.Context) -> Result:
-        from ..scene.build import build_scene
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
+        from ..scene.build import build_scene  # imports torch (core): only once the dependencies are installed
 
         if not self.directory:
             self.report({"ERROR"}, "Choose a FaceStage result folder first.")
             return {"CANCELLED"}
         folder = Path(bpy.path.abspath(self.directory))
-        try:
-            build_scene(folder, context)
-        except FaceStageError as error:
-            self.report({"ERROR"}, str(error))
-            return {"CANCELLED"}
+        build_scene(folder, context)
         get_settings(context).result_dir = str(folder)
         self.report({"INFO"}, f"Built the FaceStage scene from {folder}.")
         polls.warn_blocking(self, context)

@@ -14,12 +14,10 @@ from typing import Any
 import bpy
 
 from .. import deps
-from ..ui.properties import install_status
-from .job import Job, running
-from .reconstruct import redraw_panels
-from .types import Result
-
-KIND = "install"
+from ..core.common.errors import FaceStageError
+from ..jobs import INSTALL, Job, running
+from ..properties import install_status
+from .base import FaceStageOperator, OperatorReturn, redraw_panels
 
 
 def installation(progress: Any, cancel: threading.Event) -> None:
@@ -27,32 +25,30 @@ def installation(progress: Any, cancel: threading.Event) -> None:
     try:
         deps.install(lambda step, total, line: progress((step, total, line)))
     except (RuntimeError, OSError) as error:
-        from ..core.errors import FaceStageError
-
         detail = str(error).strip().rstrip(".")
         raise FaceStageError(f"Installing the dependencies failed ({detail}). Check the internet connection "
                              "and the free disk space, then try again.") from None
 
 
-class FACESTAGE_OT_check_dependencies(bpy.types.Operator):
+class FACESTAGE_OT_check_dependencies(FaceStageOperator):
     """Report the installed versions of PyTorch, Warp and MediaPipe and the compute device"""
 
     bl_idname = "facestage.check_dependencies"
     bl_label = "Check"
 
-    def execute(self, context: bpy.types.Context) -> Result:
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
         missing = deps.missing()
         if missing:
             self.report({"WARNING"}, f"Missing dependencies: {', '.join(missing)}.")
             return {"FINISHED"}
-        from ..core.doctor import report
+        from ..core.common.versions import report  # imports torch: only once the dependencies are installed
 
         info = report()
         self.report({"INFO"}, ", ".join(f"{k} {info[k]}" for k in ("torch", "warp", "mediapipe", "device")))
         return {"FINISHED"}
 
 
-class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
+class FACESTAGE_OT_install_dependencies(FaceStageOperator):
     """Install the pinned PyTorch, Warp and MediaPipe into this extension's own folder (needs internet, about 3 GB)"""
 
     bl_idname = "facestage.install_dependencies"
@@ -63,7 +59,7 @@ class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if running(KIND) is not None:
+        if running(INSTALL) is not None:
             cls.poll_message_set("The dependencies are being installed")
             return False
         if not getattr(bpy.app, "online_access", True):
@@ -71,9 +67,9 @@ class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
             return False
         return True
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         wm = context.window_manager
-        self._job = Job(KIND, installation, "Installing the dependencies failed unexpectedly")
+        self._job = Job(INSTALL, installation, "Installing the dependencies failed unexpectedly")
         self._job.start()
         self._timer = wm.event_timer_add(0.5, window=context.window)
         wm.modal_handler_add(self)
@@ -81,7 +77,7 @@ class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
         install_status(context).status = "Starting pip…"
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         job = self._job
         assert job is not None
         if event.type != "TIMER":
@@ -94,8 +90,8 @@ class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
         wm.progress_end()
         return self.finish(context, job)
 
-    def execute(self, context: bpy.types.Context) -> Result:
-        job = Job(KIND, installation, "Installing the dependencies failed unexpectedly")
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
+        job = Job(INSTALL, installation, "Installing the dependencies failed unexpectedly")
         job.run()
         self.pump(context, job)
         return self.finish(context, job)
@@ -112,7 +108,7 @@ class FACESTAGE_OT_install_dependencies(bpy.types.Operator):
             context.window_manager.progress_update(int(100 * status.progress))
         redraw_panels(context)
 
-    def finish(self, context: bpy.types.Context, job: Job) -> Result:
+    def finish(self, context: bpy.types.Context, job: Job) -> OperatorReturn:
         job.release()
         status = install_status(context)
         status.progress = 0.0

@@ -7,10 +7,10 @@ from bpy.props import StringProperty
 
 from ..scene.lights import is_on, is_stage_light, set_on
 from . import polls
-from .types import Result
+from .base import FaceStageOperator, OperatorReturn
 
 
-class FACESTAGE_OT_toggle_light(bpy.types.Operator):
+class FACESTAGE_OT_toggle_light(FaceStageOperator):
     """Switch this stage light on or off (in renders and in the viewport)"""
 
     bl_idname = "facestage.toggle_light"
@@ -23,7 +23,7 @@ class FACESTAGE_OT_toggle_light(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return polls.stage_built(cls, context)
 
-    def execute(self, context: bpy.types.Context) -> Result:
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
         obj = bpy.data.objects.get(self.name)
         if obj is None or not is_stage_light(obj):
             self.report({"ERROR"}, f"{self.name!r} is not a FaceStage stage light.")

@@ -1,7 +1,7 @@
 """Reconstruct Face: the core runs in a worker thread, a modal timer shows its progress, the scene is built on the main thread.
 
 Interactive use (invoke) starts a modal operator: the worker only runs
-core.pipeline.reconstruct and core.result.save and puts Progress items on a
+core.fit.pipeline.reconstruct and core.io.result.save and puts Progress items on a
 queue; a timer drains the queue into the window manager's progress and the
 panel's status line. ESC or Cancel sets the cancel event. Nothing in the
 scene changes until the worker has succeeded, so a cancel or an error leaves
@@ -20,14 +20,15 @@ from typing import Any
 import bpy
 from bpy.props import BoolProperty, StringProperty
 
-from ..core.errors import Cancelled, FaceStageError
-from ..ui.properties import settings as get_settings
+from ..core.common.config import PHOTO_SUFFIXES, preset
+from ..core.common.errors import Cancelled, FaceStageError
+from ..core.io.result import save
+from ..jobs import RECONSTRUCT, Job, Work, cancel_all, running
+from ..properties import settings as get_settings
 from . import polls
-from .job import Job, Work, cancel_all, running
-from .types import Result
+from .base import FaceStageOperator, OperatorReturn, redraw_panels
 
-KIND = "reconstruct"
-PHOTO_FILTER = "*.jpg;*.jpeg;*.png;*.webp;*.tif;*.tiff;*.bmp"
+PHOTO_FILTER = ";".join(f"*{suffix}" for suffix in PHOTO_SUFFIXES)
 
 
 def output_folder(output_dir: str, photo: str) -> Path:
@@ -45,7 +46,7 @@ def output_folder(output_dir: str, photo: str) -> Path:
     return folder
 
 
-def describe(item: Any, stage_steps: dict[str, int]) -> tuple[float, str]:
+def progress_line(item: Any, stage_steps: dict[str, int]) -> tuple[float, str]:
     """(overall fraction, status line) of one core Progress item."""
     stage, step, total = str(item.stage), int(item.step), max(int(item.total), 1)
     names = list(stage_steps)
@@ -66,8 +67,7 @@ def reconstruction(photo: str, config: Any, folder: Path) -> Work:
     """The worker's function: core only, no bpy (returns the Result, saved into folder)."""
 
     def work(progress: Any, cancel: threading.Event) -> Any:
-        from ..core import pipeline
-        from ..core.result import save
+        from ..core.fit import pipeline  # imports torch, warp and mediapipe: only once they are installed
 
         result = pipeline.reconstruct(photo, config, progress=progress, cancel=cancel)
         if cancel.is_set():
@@ -78,7 +78,7 @@ def reconstruction(photo: str, config: Any, folder: Path) -> Work:
     return work
 
 
-class FACESTAGE_OT_reconstruct(bpy.types.Operator):
+class FACESTAGE_OT_reconstruct(FaceStageOperator):
     """Reconstruct an editable 3D face, its material and its lighting from the chosen photo"""
 
     bl_idname = "facestage.reconstruct"
@@ -98,19 +98,19 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if running(KIND) is not None:
+        if running(RECONSTRUCT) is not None:
             cls.poll_message_set("A reconstruction is already running; wait for it or press Cancel")
             return False
         return polls.dependencies_ready(cls)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         self._interactive = True
         if not get_settings(context).photo:
             context.window_manager.fileselect_add(self)
             return {"RUNNING_MODAL"}
         return self.execute(context)
 
-    def execute(self, context: bpy.types.Context) -> Result:
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
         settings = get_settings(context)
         if self.filepath:
             settings.photo = self.filepath
@@ -125,8 +125,6 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
 
     def prepare(self, context: bpy.types.Context) -> Job | None:
         """Check the inputs on the main thread and make the job; reports and returns None when they are wrong."""
-        from ..core.config import preset
-
         settings = get_settings(context)
         photo = bpy.path.abspath(settings.photo) if settings.photo else ""
         if not photo:
@@ -144,9 +142,9 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         self._steps = {"landmarks": config.steps.landmarks, "lighting": config.steps.lighting, "maps": config.steps.maps}
         self._folder = folder
         settings.status, settings.progress = "Starting…", 0.0
-        return Job(KIND, reconstruction(photo, config, folder), "Reconstruction failed unexpectedly")
+        return Job(RECONSTRUCT, reconstruction(photo, config, folder), "Reconstruction failed unexpectedly")
 
-    def start(self, context: bpy.types.Context, job: Job) -> Result:
+    def start(self, context: bpy.types.Context, job: Job) -> OperatorReturn:
         wm = context.window_manager
         self._job = job
         job.start()
@@ -155,7 +153,7 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         wm.progress_begin(0, 1000)
         return {"RUNNING_MODAL"}
 
-    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         job = self._job
         assert job is not None
         if event.type == "ESC" and event.value == "PRESS":
@@ -174,14 +172,14 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         if not items:
             return
         settings = get_settings(context)
-        settings.progress, text = describe(items[-1], self._steps)
+        settings.progress, text = progress_line(items[-1], self._steps)
         if not job.cancel.is_set():
             settings.status = text
         if self._timer is not None:
             context.window_manager.progress_update(int(1000 * settings.progress))
         redraw_panels(context)
 
-    def finish(self, context: bpy.types.Context, job: Job) -> Result:
+    def finish(self, context: bpy.types.Context, job: Job) -> OperatorReturn:
         """Main thread, worker done: report the error, or build the scene from the result."""
         wm = context.window_manager
         if self._timer is not None:
@@ -196,7 +194,7 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
             settings.status = job.error
             self.report({"ERROR"}, job.error)
             return {"CANCELLED"}
-        from ..scene.build import RESULT_DIR, build_scene
+        from ..scene.build import RESULT_DIR, build_scene  # imports torch (core)
 
         try:
             collection = build_scene(job.value, context)
@@ -212,7 +210,7 @@ class FACESTAGE_OT_reconstruct(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class FACESTAGE_OT_cancel(bpy.types.Operator):
+class FACESTAGE_OT_cancel(FaceStageOperator):
     """Stop the running reconstruction; the scene stays as it was"""
 
     bl_idname = "facestage.cancel"
@@ -220,24 +218,17 @@ class FACESTAGE_OT_cancel(bpy.types.Operator):
 
     @classmethod
     def poll(cls, context: bpy.types.Context) -> bool:
-        if running(KIND) is None:
+        if running(RECONSTRUCT) is None:
             cls.poll_message_set("No reconstruction is running")
             return False
         return True
 
-    def execute(self, context: bpy.types.Context) -> Result:
-        job = running(KIND)
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
+        job = running(RECONSTRUCT)
         if job is not None:
             job.cancel.set()
             get_settings(context).status = "Cancelling…"
         return {"FINISHED"}
-
-
-def redraw_panels(context: bpy.types.Context) -> None:
-    for window in context.window_manager.windows:
-        for area in window.screen.areas:
-            if area.type in ("VIEW_3D", "PREFERENCES"):
-                area.tag_redraw()
 
 
 @bpy.app.handlers.persistent

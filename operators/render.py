@@ -8,10 +8,10 @@ import bpy
 from bpy.props import StringProperty
 
 from . import polls
-from .types import Result
+from .base import FaceStageOperator, OperatorReturn
 
 
-class FACESTAGE_OT_render_shot(bpy.types.Operator):
+class FACESTAGE_OT_render_shot(FaceStageOperator):
     """Render the scene through its camera with Cycles, under the current stage lights and shape keys"""
 
     bl_idname = "facestage.render_shot"
@@ -25,14 +25,14 @@ class FACESTAGE_OT_render_shot(bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return polls.has_camera(cls, context)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> Result:
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
         if context.scene.render.engine != "CYCLES":
             context.scene.render.engine = "CYCLES"
             self.report({"INFO"}, "Switched the render engine to Cycles.")
         bpy.ops.render.render("INVOKE_DEFAULT")
         return {"FINISHED"}
 
-    def execute(self, context: bpy.types.Context) -> Result:
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
         render = context.scene.render
         engine = render.engine
         render.engine = "CYCLES"

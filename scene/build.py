@@ -14,7 +14,7 @@ from pathlib import Path
 
 import bpy
 
-from ..core.result import Result
+from ..core.io.result import Result, load
 from .camera import build_camera
 from .lights import build_stage
 from .material import build_eye, build_skin
@@ -29,8 +29,7 @@ VIEW = {"view_transform": "Standard", "look": "None", "exposure": 0.0, "gamma": 
 
 def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Context | None = None) -> bpy.types.Collection:
     """Create the FaceStage collection in the context's scene from a Result or a result folder."""
-    from ..core.head import load_head_model
-    from ..core.result import load
+    from ..core.model.head import load_head_model  # imports torch: only once the dependencies are installed
 
     folder = None
     if isinstance(result, str | os.PathLike):
@@ -76,6 +75,6 @@ def save_blend(result_dir: str | os.PathLike[str], blend_path: str | os.PathLike
     collection = build_scene(result_dir, bpy.context)
     path = Path(blend_path).resolve()
     if path.parent == Path(result_dir).resolve():
-        collection[RESULT_DIR] = "//"  # the folder moves after writing (core.result.save); stay relative to it
+        collection[RESULT_DIR] = "//"  # the folder moves after writing (core.io.result.save); stay relative to it
     bpy.ops.wm.save_as_mainfile(filepath=str(path), check_existing=False)
     return path

@@ -1,6 +1,6 @@
 """Camera "FaceStage Camera" matching the photo: lens, sensor and shift from K, pose from world_from_camera, the photo behind it.
 
-core.camera.blender_camera converts the pinhole intrinsics; this module
+core.model.camera.blender_camera converts the pinhole intrinsics; this module
 only copies the numbers onto the camera and sets the render size to the
 photo's, so looking through the camera lines the mesh up with the photo.
 """
@@ -13,7 +13,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.result import Result
+from ..core.io.result import Result
 from .material import packed_image
 from .transaction import Transaction
 
@@ -22,7 +22,7 @@ PHOTO = "FaceStage Photo"
 
 
 def build_camera(tx: Transaction, result: Result, scene: bpy.types.Scene, collection: bpy.types.Collection) -> bpy.types.Object:
-    from ..core.camera import blender_camera
+    from ..core.model.camera import blender_camera  # imports torch: only once the dependencies are installed
 
     settings: dict[str, Any] = blender_camera(np.asarray(result.K), result.width, result.height)
     data = tx.new(bpy.data.cameras.new(CAMERA), CAMERA)

@@ -1,7 +1,7 @@
 """Caricature shape keys on the Face: exaggerate how the fitted face differs from the average head, globally or per region.
 
 The deviation is the Basis (the fitted identity, model space) minus the head
-model's mean shape; core.edit defines how a factor scales it per vertex.
+model's mean shape; core.apps.caricature defines how a factor scales it per vertex.
 "Caricature" holds the deviation added once more (factor 2 at value 1), and
 "Caricature <Region>" the same inside one region with its smooth border, so
 the key value v gives the factor 1 + v: 0 keeps the fitted face, −1 is the
@@ -16,7 +16,7 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.errors import FaceStageError
+from ..core.common.errors import FaceStageError
 from .mesh import as_numpy, mean_vertices
 
 CARICATURE = "Caricature"
@@ -34,9 +34,9 @@ def key_names(model: Any) -> list[str]:
 
 def add_caricature(face: bpy.types.Object, model: Any) -> list[bpy.types.ShapeKey]:
     """Create (or recompute) the caricature keys of a FaceStage face; their values are left as they were."""
-    import torch
+    import torch  # heavy: only once the dependencies are installed
 
-    from ..core.edit import caricature_scale, caricature_vertices
+    from ..core.apps.caricature import caricature_scale, caricature_vertices  # imports torch: only once the dependencies are installed
 
     keys = face.data.shape_keys
     if keys is None or keys.key_blocks.get("Basis") is None:

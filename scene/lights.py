@@ -2,7 +2,7 @@
 
 Positions, orientations (3x3 rotation, local −Z = emission), shapes, sizes
 (disk diameter), powers (W) and colours are taken as they are from
-`Result.lights` (core.lightstage.blender_lights made them Blender-ready). A
+`Result.lights` (core.model.lightstage.blender_lights made them Blender-ready). A
 light the fit switched off is hidden, not deleted, so it can be switched
 back on by hand.
 """
@@ -16,16 +16,12 @@ import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
-from ..core.result import Result
+from ..core.io.result import Result
 from .transaction import Transaction
 
 STAGE = "Light Stage"
 INDEX = "facestage_light"  # custom property: the light's index j on the stage
 PARAMETERS = "facestage_stage"  # custom property on the empty: d, a, p, i, centre of the stage
-
-
-def light_name(j: int) -> str:
-    return f"Stage Light {j + 1:02d}"
 
 
 def build_stage(tx: Transaction, result: Result, collection: bpy.types.Collection) -> tuple[bpy.types.Object, list[bpy.types.Object]]:
@@ -39,7 +35,7 @@ def build_stage(tx: Transaction, result: Result, collection: bpy.types.Collectio
     collection.objects.link(stage)
     lights = []
     for j, light in enumerate(result.lights):
-        name = light_name(j)
+        name = str(light["name"])  # core.model.lightstage.light_name
         data = tx.new(bpy.data.lights.new(name, "AREA"), name)
         obj = tx.new(bpy.data.objects.new(name, data), name, role="light")
         obj[INDEX] = j

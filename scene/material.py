@@ -12,8 +12,8 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.image import linear_to_srgb
-from ..core.result import Result
+from ..core.io.image import linear_to_srgb
+from ..core.io.result import Result
 from .transaction import Transaction
 
 SKIN = "FaceSkin"

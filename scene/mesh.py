@@ -16,7 +16,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.result import Result
+from ..core.common.errors import FaceStageError
+from ..core.io.result import Result
 from .transaction import Transaction
 
 FACE = "Face"
@@ -49,8 +50,6 @@ def expression_deltas(result: Result, model: Any) -> np.ndarray:
     names = [str(n) for n in model.expression_names]
     missing = [n for n in result.expression_names if n not in names]
     if missing:
-        from ..core.errors import FaceStageError
-
         raise FaceStageError(f"The result uses expressions the head model does not have: {', '.join(missing[:5])}.")
     basis = as_numpy(model.expression_basis)
     return basis[[names.index(n) for n in result.expression_names]]
@@ -113,7 +112,7 @@ def eye_meshes(result: Result, model: Any) -> list[tuple[str, np.ndarray, np.nda
     """
     if len(model.eye_vertices) == 0:
         return []
-    import torch
+    import torch  # heavy: only once the dependencies are installed
 
     names = [str(n) for n in model.expression_names]
     weights = np.zeros(len(names))

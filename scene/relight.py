@@ -1,6 +1,6 @@
-"""Relighting in Blender: put the stage lights and the world into a preset of core.edit, or back to the fitted lighting.
+"""Relighting in Blender: put the stage lights and the world into a preset of core.apps.relight, or back to the fitted lighting.
 
-Presets are computed by core.edit.preset_lighting from the fitted stage and
+Presets are computed by core.apps.relight.preset_lighting from the fitted stage and
 SH that the build stored (on the "Light Stage" empty and the world), so they
 are exposure-matched to the reconstruction and identical to what
 `facestage relight --preset` renders; the lights are then placed exactly as
@@ -12,7 +12,7 @@ from __future__ import annotations
 import bpy
 import numpy as np
 
-from ..core.errors import FaceStageError
+from ..core.common.errors import FaceStageError
 from .lights import INDEX, PARAMETERS, place_light
 from .query import role_object, stage_lights
 from .world import SH, SH_FITTED, set_environment
@@ -32,11 +32,11 @@ def fitted_lighting(scene: bpy.types.Scene) -> tuple[dict[str, np.ndarray], np.n
 
 
 def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
-    """Set the 20 stage lights and the environment to preset ``name`` (core.edit.PRESETS) or to FITTED."""
-    import torch
+    """Set the 20 stage lights and the environment to preset ``name`` (core.apps.relight.PRESETS) or to FITTED."""
+    import torch  # heavy: only once the dependencies are installed
 
-    from ..core import lightstage
-    from ..core.edit import preset_lighting
+    from ..core.apps.relight import preset_lighting  # imports torch: only once the dependencies are installed
+    from ..core.model import lightstage  # imports torch: only once the dependencies are installed
 
     stage, sh = fitted_lighting(scene)
     if name != FITTED:
@@ -50,7 +50,7 @@ def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
 
 def rotate_environment(scene: bpy.types.Scene, yaw_deg: float, pitch_deg: float) -> None:
     """Turn the world's current SH environment by yaw (about Z) then pitch (about X) and re-bake it."""
-    from ..core.edit import rotate_environment as rotated
+    from ..core.apps.relight import rotate_environment as rotated  # imports torch: only once the dependencies are installed
 
     world = scene.world
     if world is None or world.get(SH) is None:

@@ -1,6 +1,6 @@
 """World "FaceStage World": the spherical-harmonics environment, baked to an equirect image (Environment Texture, strength 1).
 
-core.sh bakes the image in Blender's Environment Texture mapping, so the
+core.model.sh bakes the image in Blender's Environment Texture mapping, so the
 world emits the radiance the reconstruction fitted. The world keeps the
 fitted coefficients and the current ones (custom properties), so relighting
 can change the environment and later restore it.
@@ -13,7 +13,8 @@ from typing import Any
 import bpy
 import numpy as np
 
-from ..core.result import Result
+from ..core.common.errors import FaceStageError
+from ..core.io.result import Result
 from .material import node_tree, packed_image, write_pixels
 from .transaction import Transaction
 
@@ -25,9 +26,9 @@ SH, SH_FITTED = "facestage_sh", "facestage_sh_fitted"  # custom properties on th
 
 def equirect(sh: np.ndarray) -> np.ndarray:
     """(HEIGHT, 2·HEIGHT, 3) radiance of SH coefficients (3, n), row 0 = top."""
-    import torch
+    import torch  # heavy: only once the dependencies are installed
 
-    from ..core.sh import sh_to_equirect
+    from ..core.model.sh import sh_to_equirect  # imports torch: only once the dependencies are installed
 
     return sh_to_equirect(torch.as_tensor(np.asarray(sh, dtype=np.float32)), HEIGHT).detach().cpu().numpy()
 
@@ -56,8 +57,6 @@ def set_environment(world: bpy.types.World, sh: np.ndarray) -> None:
     """Re-bake a FaceStage world's environment image from new SH coefficients."""
     texture = next((n for n in world.node_tree.nodes if n.type == "TEX_ENVIRONMENT"), None) if world.node_tree else None
     if texture is None or texture.image is None:  # type: ignore[attr-defined]
-        from ..core.errors import FaceStageError
-
         raise FaceStageError(f"World {world.name} has no environment texture; rebuild the FaceStage scene.")
     write_pixels(texture.image, equirect(sh))  # type: ignore[attr-defined]
     world[SH] = np.asarray(sh, dtype=np.float64).tolist()

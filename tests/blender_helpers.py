@@ -38,14 +38,14 @@ def fake_result(seed: int = 0, package: str = "facestage", size: tuple[int, int]
 
     import torch
 
-    camera, lightstage = module("camera"), module("lightstage")
-    model = module("head").load_head_model()
+    camera, lightstage = module("model.camera"), module("model.lightstage")
+    model = module("model.head").load_head_model()
     rng = np.random.Generator(np.random.PCG64(seed))
     names = [str(n) for n in model.expression_names]
     identity = np.clip(rng.standard_normal(model.n_identity), -1, 1) * 0.5
     expression = np.zeros(len(names))
     expression[:3] = (0.3, 0.6, 0.9)
-    rotation = module("fit").rotation_from_yaw_pitch_roll(12.0, -4.0, 2.0)
+    rotation = camera.rotation_from_yaw_pitch_roll(12.0, -4.0, 2.0)
     translation = np.array([0.01, -0.02, 0.03])
     shape = model.evaluate(torch.as_tensor(identity, dtype=torch.float32), torch.as_tensor(expression, dtype=torch.float32))
     vertices = shape.double().numpy() @ rotation.T + translation
@@ -66,7 +66,7 @@ def fake_result(seed: int = 0, package: str = "facestage", size: tuple[int, int]
     photo[..., 0] = np.linspace(0, 1, width)[None, :]
     photo[..., 1] = np.linspace(0, 1, height)[:, None]
     photo[..., 2] = 0.5
-    Result = module("result").Result
+    Result = module("io.result").Result
     return Result(
         photo_srgb=photo, K=K, world_from_camera=world_from_camera, identity=identity, expression=expression,
         expression_names=names, rotation=rotation, translation=translation, vertices=vertices.astype(np.float32),
@@ -81,8 +81,8 @@ def fake_result(seed: int = 0, package: str = "facestage", size: tuple[int, int]
 
 
 def fake_result_folder(folder: Path, seed: int = 0, **options: object) -> Path:
-    """Save fake_result(seed, **options) into folder with core.result.save; returns the folder."""
-    from facestage.core.result import save
+    """Save fake_result(seed, **options) into folder with core.io.result.save; returns the folder."""
+    from facestage.core.io.result import save
 
     return save(fake_result(seed, **options), folder, force=True)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import io
 import os
 import sys
@@ -14,6 +14,9 @@ import facestage  # noqa: E402,F401  (sets torch's threading environment before 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# tools/ holds the synthetic ground truth (ground_truth.py) and its Cycles renderer (synthetic.py); not a package.
+if str(ROOT / "tools") not in sys.path:
+    sys.path.insert(0, str(ROOT / "tools"))
 
 
 @pytest.fixture(scope="session")
@@ -45,18 +48,13 @@ def reconstructed_stub():
 
 
 def _load_tool(name: str) -> ModuleType:
-    """A script from tools/ as a module (tools/ is not a package)."""
-    spec = importlib.util.spec_from_file_location(f"facestage_tools_{name}", ROOT / "tools" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    """A script from tools/ as a module (tools/ is on sys.path, see above)."""
+    return importlib.import_module(name)
 
 
 @pytest.fixture(scope="session")
 def model():  # type: ignore[no-untyped-def]
-    from facestage.core.head import load_head_model
+    from facestage.core.model.head import load_head_model
 
     return load_head_model()
 
@@ -64,7 +62,7 @@ def model():  # type: ignore[no-untyped-def]
 @pytest.fixture(scope="session")
 def scenes(model):  # type: ignore[no-untyped-def]
     """Eight synthetic heads with known answers, rendered once and cached by tools/synthetic.py."""
-    from facestage.core.synthetic import load_scene
+    from ground_truth import load_scene
 
     return [load_scene(folder) for folder in _load_tool("synthetic").ensure_scenes(list(range(8)))]
 

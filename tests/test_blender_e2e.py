@@ -2,7 +2,7 @@
 
 Slow: it renders a synthetic photo, installs the built extension in the bpy
 module and runs the real reconstruction through the operator's synchronous
-path. It skips, saying why, while core.pipeline.reconstruct is still a stub.
+path. It skips, saying why, while core.fit.pipeline.reconstruct is still a stub.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ settings.photo, settings.quality, settings.device = str(photo), "fast", "cpu"
 settings.output_dir = str(work / "results")
 state = sorted(bpy.ops.facestage.reconstruct("EXEC_DEFAULT", True))
 out = Path(settings.result_dir)
-result = importlib.import_module(PKG + ".core.result").load(out)
-expected_camera = importlib.import_module(PKG + ".core.camera").blender_camera(result.K, result.width, result.height)
+result = importlib.import_module(PKG + ".core.io.result").load(out)
+expected_camera = importlib.import_module(PKG + ".core.model.camera").blender_camera(result.K, result.width, result.height)
 scene = bpy.context.scene
 face = bpy.data.objects["Face"]
 keys = face.data.shape_keys.key_blocks
@@ -67,20 +67,20 @@ print("FACTS" + json.dumps(facts))
 
 def pipeline_missing() -> str:
     """Why the real reconstruction cannot run yet ("" when it can): the stub, or core modules not written."""
-    from facestage.core.config import preset
-    from facestage.core.errors import FaceStageError
+    from facestage.core.common.config import preset
+    from facestage.core.common.errors import FaceStageError
 
-    data = Path(__file__).resolve().parents[1] / "core" / "data"
+    data = Path(__file__).resolve().parents[1] / "core" / "model" / "data"
     if not (data / "landmarks_hm08.npz").is_file():
-        return "the landmark embedding core/data/landmarks_hm08.npz has not been built yet"
+        return "the landmark embedding core/model/data/landmarks_hm08.npz has not been built yet"
     try:
-        from facestage.core import pipeline
+        from facestage.core.fit import pipeline
 
         pipeline.reconstruct("/nonexistent/photo.jpg", preset("fast"))
     except NotImplementedError:
-        return "core.pipeline.reconstruct is still the NotImplementedError stub"
+        return "core.fit.pipeline.reconstruct is still the NotImplementedError stub"
     except ImportError as error:  # test_import_without_bpy fails loudly on this; here it only means "not yet"
-        return f"core.pipeline cannot be imported yet ({error})"
+        return f"core.fit.pipeline cannot be imported yet ({error})"
     except FaceStageError:
         return ""
     return ""
@@ -129,7 +129,7 @@ def test_reconstruct_operator_on_a_synthetic_photo_builds_a_scene_that_saves_and
     assert facts["world"] == ["BACKGROUND", "OUTPUT_WORLD", "TEX_ENVIRONMENT"]
     assert facts["reloaded"]
     # The Cycles frame is lit like the core's re-render: same mean brightness on the face mask (within 10 %).
-    from facestage.core.image import load_png
+    from facestage.core.io.image import load_png
 
     frame = load_png(tmp_path / "frame.png")[..., :3]
     size = frame.shape[0]

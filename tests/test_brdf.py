@@ -1,4 +1,4 @@
-"""core.brdf is Principled BSDF ("GGX"): normalised GGX, energy-bounded lobe, exact Fresnel limits, Cycles' layering."""
+"""core.model.brdf is Principled BSDF ("GGX"): normalised GGX, energy-bounded lobe, exact Fresnel limits, Cycles' layering."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import textwrap
 import pytest
 import torch
 
-from facestage.core import brdf
+from facestage.core.model import brdf
 
 DT = torch.float64
 Z = torch.tensor([0.0, 0.0, 1.0], dtype=DT)
 
 
 def _ggx(cos_h: torch.Tensor, alpha: float) -> torch.Tensor:
-    """The GGX NDF written out independently of core.brdf."""
+    """The GGX NDF written out independently of core.model.brdf."""
     a2 = alpha * alpha
     return a2 / (math.pi * ((a2 - 1) * cos_h ** 2 + 1) ** 2)
 
@@ -46,7 +46,7 @@ def _lobe_samples(roughness: float, mu: float, n: int = 256) -> tuple[torch.Tens
 
 
 def _specular_albedo(roughness: float, mu: float, level: float, n: int = 256) -> float:
-    """∫ f_s cos_l dω_l of core.brdf.shade for a white, purely specular surface."""
+    """∫ f_s cos_l dω_l of core.model.brdf.shade for a white, purely specular surface."""
     l, pdf, v = _lobe_samples(roughness, mu, n)
     ones = torch.ones(l.shape[0], 1, dtype=DT)
     _, spec = brdf.shade(Z.expand_as(l), v.expand_as(l), l, 0 * ones, level * ones, roughness * ones)

@@ -1,4 +1,4 @@
-"""core.camera: pixel-centre conventions, rays that invert projection, Blender's lens/shift, rotation helpers."""
+"""core.model.camera: pixel-centre conventions, rays that invert projection, Blender's lens/shift, rotation helpers."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from facestage.core import camera
-from facestage.core.camera import (K_from_blender_camera, blender_camera, camera_rays, euler_xyz_from_matrix, look_at,
-                                   matrix_from_euler_xyz, project, rotation_from_axis_angle)
+from facestage.core.model import camera
+from facestage.core.model.camera import (K_from_blender_camera, blender_camera, euler_xyz_from_matrix, look_at,
+                                         matrix_from_euler_xyz, pixel_rays, project, rotation_from_axis_angle)
 
 DT = torch.float64
 
@@ -31,18 +31,18 @@ def test_optical_axis_lands_between_the_four_central_pixels():
 def test_rays_go_through_pixel_centres_and_invert_projection():
     K = torch.tensor([[300.0, 0, 73.0], [0, 300.0, 48.5], [0, 0, 1]], dtype=DT)
     M = torch.as_tensor(look_at(np.array([0.2, -1.5, 0.3]), np.zeros(3)))
-    origins, dirs = camera_rays(K, M, 100, 140)
-    assert origins.shape == dirs.shape == (100, 140, 3)
-    assert torch.allclose(dirs.norm(dim=-1), torch.ones(100, 140, dtype=DT))
-    uv, depth = project(origins + 2.0 * dirs, K, M)
     ys, xs = torch.meshgrid(torch.arange(100) + 0.5, torch.arange(140) + 0.5, indexing="ij")
-    assert (uv - torch.stack([xs, ys], -1).double()).abs().max() < 1e-9
+    centres = torch.stack([xs, ys], -1).double().reshape(-1, 2)
+    origin, dirs = pixel_rays(K, M, centres)
+    assert origin.shape == (3,) and dirs.shape == (100 * 140, 3)
+    assert torch.allclose(dirs.norm(dim=-1), torch.ones(100 * 140, dtype=DT))
+    uv, depth = project(origin + 2.0 * dirs, K, M)
+    assert (uv - centres).abs().max() < 1e-9
     assert (depth > 0).all()
-    assert torch.allclose(uv[0, 0], torch.tensor([0.5, 0.5], dtype=DT))  # top-left pixel's centre
-    jitter = torch.full((100, 140, 2), -0.5, dtype=DT)
-    origins, dirs = camera_rays(K, M, 100, 140, jitter)
-    uv, _ = project(origins + dirs, K, M)
-    assert torch.allclose(uv[0, 0], torch.zeros(2, dtype=DT), atol=1e-9)  # the image corner
+    assert torch.allclose(uv[0], torch.tensor([0.5, 0.5], dtype=DT))  # top-left pixel's centre
+    origin, dirs = pixel_rays(K, M, torch.zeros(1, 2, dtype=DT))
+    uv, _ = project(origin + dirs, K, M)
+    assert torch.allclose(uv[0], torch.zeros(2, dtype=DT), atol=1e-9)  # the image corner
 
 
 def test_image_y_points_down_and_x_right():
@@ -119,7 +119,7 @@ def test_euler_xyz_is_blenders_order_and_round_trips():
 SCRIPT = textwrap.dedent("""
     import bpy, json, mathutils, numpy as np, sys, torch
     from bpy_extras.object_utils import world_to_camera_view
-    from facestage.core.camera import blender_camera, look_at, matrix_from_euler_xyz, project
+    from facestage.core.model.camera import blender_camera, look_at, matrix_from_euler_xyz, project
     scene = bpy.context.scene
     data = bpy.data.cameras.new("c"); obj = bpy.data.objects.new("c", data); scene.collection.objects.link(obj)
     pts = np.random.default_rng(0).normal(size=(50, 3)) * 0.3

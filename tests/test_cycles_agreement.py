@@ -1,7 +1,7 @@
 """The core renderer reproduces Blender Cycles on the same scene (head, textures, three stage lights, SH off).
 
 The Cycles scene is built in a bpy subprocess from the very numbers the core renders with: the camera from
-core.camera.blender_camera, the lights from core.lightstage.blender_lights, Principled BSDF (single-scatter
+core.model.camera.blender_camera, the lights from core.model.lightstage.blender_lights, Principled BSDF (single-scatter
 "GGX") fed by the same linear texture maps. Cycles is set to what the core computes: direct light only
 (max bounces 0, as core bounces=1), 1 px box pixel filter (the core's pixel integral), Standard view
 transform, exposure 0, no denoiser, transparent film for the alpha.
@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_render import facing_light, stage_with  # noqa: E402
 
-from facestage.core import camera, lightstage  # noqa: E402
-from facestage.core.head import load_head_model  # noqa: E402
+from facestage.core.model import camera  # noqa: E402
+from facestage.core.model import lightstage  # noqa: E402
+from facestage.core.model.head import load_head_model  # noqa: E402
 from facestage.core.render import RenderOptions, RenderScene, render  # noqa: E402
 
 SIZE = 128

@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_render import constant_sh, facing_light, maps, quad, scene_of, seeded, sphere, stage_with  # noqa: E402
 
-from facestage.core import camera  # noqa: E402
-from facestage.core.edges import edge_topology, silhouette_edges  # noqa: E402
-from facestage.core.head import load_head_model  # noqa: E402
+from facestage.core.model import camera  # noqa: E402
+from facestage.core.render.edges import edge_topology, silhouette_edges  # noqa: E402
+from facestage.core.model.head import load_head_model  # noqa: E402
 from facestage.core.render import RenderOptions, RenderScene, render  # noqa: E402
 
 FD_OPTIONS = RenderOptions(spp=256, edge_sampling=False)  # 16×16 stratified samples per pixel
@@ -195,7 +195,7 @@ def _check_interior(loss_of, params: dict[str, torch.Tensor],  # type: ignore[no
 def test_light_and_material_gradients_match_finite_differences():
     """A plane filling the view under one stage light (no silhouette, no shadow, no terminator in sight):
     light intensity i, distance d, barycentric slide p, albedo texels, specular level, roughness."""
-    from facestage.core import lightstage
+    from facestage.core.model import lightstage
 
     j = 3
     base = stage_with({j: (1.0, 1.0, 1.0)}, d=0.8, a=0.4)
@@ -248,7 +248,7 @@ def test_sh_and_albedo_gradients_match_finite_differences():
 
 
 def test_projected_silhouette_moves_with_camera_projection():
-    """The edge endpoints come from core.camera.project, so the same K/world_from_camera drive both."""
+    """The edge endpoints come from core.model.camera.project, so the same K/world_from_camera drive both."""
     K = torch.as_tensor(camera.intrinsics(60.0, 32, 32), dtype=torch.float32)
     wfc = torch.as_tensor(camera.look_at(np.array([0.0, -0.5, 0.0]), np.zeros(3)), dtype=torch.float32)
     uv, depth = camera.project(quad(half=0.0625)[0], K, wfc)

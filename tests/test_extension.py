@@ -34,7 +34,7 @@ def test_zip_holds_the_addon_and_nothing_else(extension_zip):
     names = zipfile.ZipFile(extension_zip).namelist()
     assert "blender_manifest.toml" in names and "__init__.py" in names and "core/__init__.py" in names
     assert not [n for n in names if n.startswith((".venv", "tests/", "tools/", "bench/", ".git/", "dist/"))]
-    assert any(n.startswith("core/data/") for n in names)
+    assert any(n.startswith("core/model/data/") for n in names)
 
 
 INSTALL_SCRIPT = textwrap.dedent("""

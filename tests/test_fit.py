@@ -1,4 +1,4 @@
-"""Stage 0 (core/fit.py): the landmark fit recovers pose, focal length and shape of synthetic heads with known answers."""
+"""Stage 0 (core/fit/solver.py): the landmark fit recovers pose, focal length and shape of synthetic heads with known answers."""
 
 from __future__ import annotations
 
@@ -7,20 +7,25 @@ import threading
 import numpy as np
 import pytest
 
-from facestage.core import fit
-from facestage.core.errors import Cancelled
+from facestage.core.fit import solver as fit
+from facestage.core.fit.embedding import LandmarkEmbedding, load_embedding
+from facestage.core.fit.landmarks import N_LANDMARKS
+from facestage.core.io.report import draw_landmarks
+from facestage.core.model import camera
+from ground_truth import project_points
+from facestage.core.common.errors import Cancelled
 
 
 @pytest.fixture(scope="session")
-def embedding() -> fit.LandmarkEmbedding:
-    return fit.load_embedding()
+def embedding() -> LandmarkEmbedding:
+    return load_embedding()
 
 
 @pytest.fixture(scope="session")
 def fitted(scenes, model, embedding):  # type: ignore[no-untyped-def]
     """(scene, detected landmarks, fit, metrics) for every synthetic scene."""
-    from facestage.core.landmarks import detect
-    from facestage.core.synthetic import fit_metrics
+    from facestage.core.fit.landmarks import detect
+    from ground_truth import fit_metrics
 
     out = []
     for loaded in scenes:
@@ -35,18 +40,18 @@ def _exact_landmarks(model, embedding, seed: int, yaw: float = 20.0, mean_shape:
 
     The jaw-line landmarks are put where a detector would see them: on the true occluding contour.
     """
-    from facestage.core.synthetic import head_vertices, sample_scene
+    from ground_truth import head_vertices, sample_scene
 
     scene = sample_scene(model, seed)
-    scene.rotation = fit.rotation_from_yaw_pitch_roll(yaw, 5.0, -4.0).tolist()
+    scene.rotation = camera.rotation_from_yaw_pitch_roll(yaw, 5.0, -4.0).tolist()
     if mean_shape:
         scene.identity, scene.expression = [0.0] * len(scene.identity), [0.0] * len(scene.expression)
     identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
     vertices = head_vertices(model, identity, expression)
     faces = np.asarray(model.faces, np.int64)
     points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1) @ np.asarray(scene.rotation).T
-    pixels = fit.project_points(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
-    pose = fit.camera_from_world_pose(np.asarray(scene.rotation), np.zeros(3), np.asarray(scene.world_from_camera))
+    pixels = project_points(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
+    pose = camera.camera_from_world_pose(np.asarray(scene.rotation), np.zeros(3), np.asarray(scene.world_from_camera))
     slid, valid = fit.slide_contour(model, pose, scene.focal_px, identity, expression, scene.width, scene.height, pixels)
     assert valid.all()
     pixels[embedding.contour] = slid
@@ -80,11 +85,11 @@ def test_fit_world_frame_reprojects_its_own_landmarks(model, embedding) -> None:
     result = fit.fit_landmarks(pixels, scene.width, scene.height, model)
     faces = np.asarray(model.faces, np.int64)
     world = (result.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    again = fit.project_points(world, result.K, result.world_from_camera)
-    fixed = np.isin(np.arange(fit.N_LANDMARKS), embedding.contour, invert=True)
+    again = project_points(world, result.K, result.world_from_camera)
+    fixed = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True)
     assert np.abs(again - result.landmarks_px)[fixed].max() < 1e-3
     assert np.allclose(result.translation, 0) and np.allclose(result.rotation @ result.rotation.T, np.eye(3), atol=1e-9)
-    assert np.allclose(result.world_from_camera[:3, :3], fit.CAMERA_WORLD_ROTATION)
+    assert np.allclose(result.world_from_camera[:3, :3], camera.FRONTAL_CAMERA_ROTATION)
     assert result.K[0, 2] == scene.width / 2 and result.K[1, 2] == scene.height / 2
 
 
@@ -98,7 +103,7 @@ def test_contour_landmarks_slide_onto_the_true_jaw_outline(model, embedding) -> 
     assert abs(sliding.yaw_pitch_roll_deg[0] - scene.yaw_pitch_roll_deg[0]) < 0.2
     faces = np.asarray(model.faces, np.int64)
     points = (fixed.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    fixed_px = fit.project_points(points, fixed.K, fixed.world_from_camera)[embedding.contour]
+    fixed_px = project_points(points, fixed.K, fixed.world_from_camera)[embedding.contour]
     assert np.median(np.linalg.norm(fixed_px - pixels[embedding.contour], axis=1)) > 2.0
 
 
@@ -126,9 +131,9 @@ def test_fit_reports_progress_and_honours_cancel(model, embedding) -> None:  # t
 
 def test_draw_landmarks_marks_detected_and_fitted_points_in_two_colours() -> None:
     photo = np.full((100, 120, 3), 0.5, np.float32)
-    detected = np.full((fit.N_LANDMARKS, 2), 30.0)
-    fitted = np.full((fit.N_LANDMARKS, 2), 80.0)
-    image = fit.draw_landmarks(photo, detected, fitted)
+    detected = np.full((N_LANDMARKS, 2), 30.0)
+    fitted = np.full((N_LANDMARKS, 2), 80.0)
+    image = draw_landmarks(photo, detected, fitted)
     assert image.shape == photo.shape and image.dtype == np.float32
     green, magenta = image[30, 30], image[80, 80]
     assert green[1] > 0.8 and green[0] < 0.3

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 
-from facestage.core.errors import FaceStageError
-from facestage.core.head import HeadModel, load_head_model, posed, vertex_normals
+from facestage.core.common.errors import FaceStageError
+from facestage.core.model.head import HeadModel, load_head_model, posed, vertex_normals
 
 ROOT = Path(__file__).resolve().parents[1]
-NPZ = ROOT / "core" / "data" / "head_hm08.npz"
+NPZ = ROOT / "core" / "model" / "data" / "head_hm08.npz"
 TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
 LR = ("Left", "Right")
 ARKIT = (  # Apple's 52 ARKit blend shapes, in ARKit's order
@@ -148,8 +148,8 @@ def test_left_units_move_the_subjects_left_side_which_is_plus_x(npz) -> None:
 
 
 def test_uv_layout_gives_the_face_a_quarter_of_the_texture_upright_without_overlaps(npz, model) -> None:
-    from facestage.core.synthetic import face_region_mask
-    from facestage.core.uvmaps import rasterize_uv
+    from ground_truth import face_region_mask
+    from facestage.core.model.uvmaps import rasterize_uv
 
     uvs, face_uvs, faces = npz["uvs"].astype(np.float64), npz["face_uvs"].astype(np.int64), npz["faces"].astype(np.int64)
     corners = uvs[face_uvs]

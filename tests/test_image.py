@@ -1,4 +1,4 @@
-"""core.image: every kind of photo loads upright as float RGB, every bad file fails in one sentence."""
+"""core.io.image: every kind of photo loads upright as float RGB, every bad file fails in one sentence."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facestage.core.errors import FaceStageError
-from facestage.core.image import MAX_SIDE, linear_to_srgb, load_photo, load_png, save_png, srgb_to_linear
+from facestage.core.common.errors import FaceStageError
+from facestage.core.io.image import MAX_SIDE, linear_to_srgb, load_photo, load_png, save_png, srgb_to_linear
 
 
 def _gradient(width: int = 96, height: int = 80) -> np.ndarray:

@@ -9,35 +9,36 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facestage.core import fit
-from facestage.core.errors import FaceStageError
-from facestage.core.landmarks import detect
+from facestage.core.common.errors import FaceStageError
+from facestage.core.fit.embedding import GROUP_NAMES, LandmarkEmbedding, load_embedding
+from facestage.core.fit.landmarks import FACE_OVAL, detect
+from ground_truth import project_points
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _truth_px(loaded, model, embedding: fit.LandmarkEmbedding) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _truth_px(loaded, model, embedding: LandmarkEmbedding) -> np.ndarray:  # type: ignore[no-untyped-def]
     faces = np.asarray(model.faces, np.int64)
     points = (loaded.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    return fit.project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
+    return project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
 
 
 def test_embedding_file_ties_every_landmark_to_the_head_surface(model) -> None:  # type: ignore[no-untyped-def]
-    embedding = fit.load_embedding()
+    embedding = load_embedding()
     assert embedding.faces.shape == (478,) and embedding.bary.shape == (478, 3)
     assert embedding.vertex_count == np.asarray(model.faces).max() + 1
     assert embedding.faces.min() >= 0 and embedding.faces.max() < len(model.faces)
     assert np.allclose(embedding.bary.sum(1), 1, atol=1e-5) and embedding.bary.min() >= -1e-6
     assert np.all((embedding.weights > 0) & (embedding.weights <= 1))
-    assert set(embedding.contour.tolist()) <= set(fit.FACE_OVAL) and 152 in embedding.contour
+    assert set(embedding.contour.tolist()) <= set(FACE_OVAL) and 152 in embedding.contour
     assert len(embedding.band_vertices) > 50
-    report = json.loads((ROOT / "core" / "data" / "landmarks_hm08_report.json").read_text())
+    report = json.loads((ROOT / "core" / "model" / "data" / "landmarks_hm08_report.json").read_text())
     assert len(report["spread_mm"]) == 478 and report["summary"]["spread_mm_median"] < 5.0
 
 
 def test_embedded_landmarks_are_left_right_mirror_images(model) -> None:  # type: ignore[no-untyped-def]
     """MediaPipe's mesh is symmetric; so must the embedded points be (to a few mm), or the fit would be biased."""
-    embedding = fit.load_embedding()
+    embedding = load_embedding()
     faces = np.asarray(model.faces, np.int64)
     mean = np.asarray(getattr(model, "mean_vertices", model.vertices), np.float64)
     points = (mean[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
@@ -54,8 +55,8 @@ def test_detection_on_a_synthetic_render_lands_on_the_embedded_points(scenes, mo
     Faces are 150–240 px wide here; the residual is MediaPipe's own idea of where e.g. a nose-wing point
     sits on an unusual face, not noise (measured: per-scene means 2.6–7.1 px, median 5.0).
     """
-    embedding = fit.load_embedding()
-    fixed = np.isin(np.arange(478), embedding.contour, invert=True) & (embedding.group != fit.GROUP_NAMES.index("iris"))
+    embedding = load_embedding()
+    fixed = np.isin(np.arange(478), embedding.contour, invert=True) & (embedding.group != GROUP_NAMES.index("iris"))
     distances = []
     for loaded in scenes:
         detected = detect(loaded.image_srgb, source="scene").points

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from facestage.core import lightstage as ls
+from facestage.core.model import lightstage as ls
+from facestage.core.render.sampling import stratified, triangle_points
 
 DT = torch.float64
 PHI = (1 + math.sqrt(5)) / 2
@@ -23,7 +24,7 @@ def _stage(d=1.5, a=0.3, p=(1 / 3, 1 / 3, 1 / 3), i=1.0, centre=(0.0, 0.02, -0.0
 def _irradiance_at_centre(stage: ls.LightStage, j: int, m: int = 60) -> torch.Tensor:
     """E = ∫ L cos_l cos_r / r² dA over light j, by the midpoint rule on m² congruent sub-triangles.
 
-    The receiver at the centre faces the light triangle's centroid. Independent of ls.sample.
+    The receiver at the centre faces the light triangle's centroid. Independent of the renderer's light sampling.
     """
     tri = ls.triangles(stage)[j]
     points, n = [], m
@@ -152,9 +153,18 @@ def test_raw_round_trip_is_exact_and_every_raw_value_is_valid():
     assert torch.isfinite(ls.radiance(wild)).all()
 
 
+def sample_lights(stage: ls.LightStage, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Area samples on each light the way the renderer draws them (core.render.sampling): points (20, S, 3) and
+    weights (20, S, 3) = L·A/S, so direct light at x = Σ_s f · V · cos_x · cos_l · weight / r²."""
+    xi = stratified((ls.N_LIGHTS,), count, generator, torch.device("cpu"), DT)
+    points = triangle_points(ls.triangles(stage)[:, None], xi)
+    weight = (ls.radiance(stage) * ls.areas(stage)[:, None] / count)[:, None].expand(-1, count, -1)
+    return points, weight
+
+
 def test_samples_are_stratified_inside_the_triangles_and_weights_sum_to_l_times_a():
     stage = _stage(d=1.0, a=0.5, p=(0.5, 0.4, 0.1), i=0.3)
-    points, weight = ls.sample(stage, 16, torch.Generator().manual_seed(0))
+    points, weight = sample_lights(stage, 16, torch.Generator().manual_seed(0))
     assert points.shape == weight.shape == (20, 16, 3)
     tri = ls.triangles(stage)
     a, b, c = tri[:, None, 0], tri[:, None, 1], tri[:, None, 2]
@@ -171,15 +181,15 @@ def test_samples_are_stratified_inside_the_triangles_and_weights_sum_to_l_times_
     u1, u2 = root ** 2, b12[..., 1] / root
     cells = (u1 * 4).floor() + 4 * (u2 * 4).floor()
     assert torch.equal(cells.sort(-1).values, torch.arange(16, dtype=DT).expand(20, 16))
-    again, _ = ls.sample(stage, 16, torch.Generator().manual_seed(0))
+    again, _ = sample_lights(stage, 16, torch.Generator().manual_seed(0))
     assert torch.equal(points, again)
-    other, _ = ls.sample(stage, 16, torch.Generator().manual_seed(1))
+    other, _ = sample_lights(stage, 16, torch.Generator().manual_seed(1))
     assert not torch.equal(points, other)
 
 
 def test_sampled_direct_light_estimates_the_delivered_irradiance():
     stage = _stage(d=0.8, a=0.6, p=(0.1, 0.6, 0.3), i=0.9)
-    points, weight = ls.sample(stage, 1024, torch.Generator().manual_seed(2))
+    points, weight = sample_lights(stage, 1024, torch.Generator().manual_seed(2))
     to_light = points - stage.centre
     r = to_light.norm(dim=-1)
     cos_l = (-(to_light / r[..., None]) * ls.normals(stage)[:, None]).sum(-1).clamp_min(0)

@@ -1,7 +1,7 @@
 """The add-on's operators and panels, installed from the built zip into the bpy module.
 
 Each test runs a fresh bpy process that installs and enables the extension,
-replaces what it must (core.pipeline.reconstruct, deps.missing, deps.install)
+replaces what it must (core.fit.pipeline.reconstruct, deps.missing, deps.install)
 inside the installed package, and calls the operators the way scripts do
 (EXEC_DEFAULT, synchronously). The worker thread and the cancel operator are
 driven through the same Job the modal operator uses.
@@ -28,8 +28,9 @@ assert bpy.ops.extensions.package_install_files(repo="user_default", filepath=st
                                                 enable_on_install=True) == {"FINISHED"}
 PKG = "bl_ext.user_default.facestage"
 pkg = importlib.import_module(PKG)
-pipeline = importlib.import_module(PKG + ".core.pipeline")
-errors = importlib.import_module(PKG + ".core.errors")
+pipeline = importlib.import_module(PKG + ".core.fit.pipeline")
+Progress = importlib.import_module(PKG + ".core.common.progress").Progress
+errors = importlib.import_module(PKG + ".core.common.errors")
 settings = bpy.context.scene.facestage
 
 def names():
@@ -126,15 +127,15 @@ print("FACTS" + json.dumps({"empty": empty, "missing": missing, "same": names() 
 
 def test_cancelling_the_worker_leaves_the_scene_and_output_untouched(run):
     facts = run("""
-job_module = importlib.import_module(PKG + ".operators.job")
+job_module = importlib.import_module(PKG + ".jobs")
 reconstruct = importlib.import_module(PKG + ".operators.reconstruct")
-config = importlib.import_module(PKG + ".core.config").preset("fast")
+config = importlib.import_module(PKG + ".core.common.config").preset("fast")
 started, threads = threading.Event(), []
 
 def slow(photo, config, progress=None, cancel=None):
     threads.append(threading.current_thread() is threading.main_thread())
     for step in range(1000):
-        progress(pipeline.Progress("landmarks", step, 1000, 1.0 / (step + 1)))
+        progress(Progress("landmarks", step, 1000, 1.0 / (step + 1)))
         started.set()
         if cancel.is_set():
             raise errors.Cancelled()
@@ -154,7 +155,7 @@ items = job.drain()
 job.release()
 
 def cancelled_sync(photo, config, progress=None, cancel=None):
-    progress(pipeline.Progress("landmarks", 3, 10, 0.5))
+    progress(Progress("landmarks", 3, 10, 0.5))
     raise errors.Cancelled()
 
 pipeline.reconstruct = cancelled_sync
@@ -178,15 +179,15 @@ print("FACTS" + json.dumps({"worker_off_main": threads == [False], "cancel_state
 
 def test_modal_timer_drains_progress_and_esc_cancels(run):
     facts = run("""
-job_module = importlib.import_module(PKG + ".operators.job")
+job_module = importlib.import_module(PKG + ".jobs")
 reconstruct = importlib.import_module(PKG + ".operators.reconstruct")
-config = importlib.import_module(PKG + ".core.config").preset("fast")
+config = importlib.import_module(PKG + ".core.common.config").preset("fast")
 Operator = reconstruct.FACESTAGE_OT_reconstruct
 started = threading.Event()
 
 def slow(photo, config, progress=None, cancel=None):
     for step in range(1000):
-        progress(pipeline.Progress("lighting", step + 1, 1000, 0.25))
+        progress(Progress("lighting", step + 1, 1000, 0.25))
         started.set()
         if cancel.is_set():
             raise errors.Cancelled()
@@ -247,7 +248,7 @@ def bug(photo, config, progress=None, cancel=None):
 def works(photo, config, progress=None, cancel=None):
     for stage, total in (("landmarks", 4), ("lighting", 3), ("maps", 2)):
         for step in range(total + 1):
-            progress(pipeline.Progress(stage, step, total, 0.1))
+            progress(Progress(stage, step, total, 0.1))
     return fake
 
 pipeline.reconstruct = no_face
@@ -353,10 +354,11 @@ print("FACTS" + json.dumps({"code": code, "enabled": enabled, "objects": sorted(
 def test_lighting_presets_set_the_stage_and_environment_like_core_and_undo(run):
     facts = run("""
 import numpy as np, torch
-edit = importlib.import_module(PKG + ".core.edit")
-lightstage = importlib.import_module(PKG + ".core.lightstage")
-result = importlib.import_module(PKG + ".core.result").load(folder)
-applications = importlib.import_module(PKG + ".operators.applications")
+relight = importlib.import_module(PKG + ".core.apps.relight")
+Y00 = importlib.import_module(PKG + ".core.model.sh").Y00
+lightstage = importlib.import_module(PKG + ".core.model.lightstage")
+result = importlib.import_module(PKG + ".core.io.result").load(folder)
+apps = importlib.import_module(PKG + ".operators.apps")
 call(bpy.ops.facestage.build_scene, directory=str(folder))
 
 def lights():
@@ -374,11 +376,11 @@ def environment():
 fitted = lights()
 fitted_env = environment()
 state = call(bpy.ops.facestage.relight_preset, preset="rembrandt")
-stage, sh = edit.preset_lighting(result.stage, result.sh, "rembrandt")
+stage, sh = relight.preset_lighting(result.stage, result.sh, "rembrandt")
 expected = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
 preset = lights()
 preset_env = environment()
-env_expected = float(sh[0, 0] * edit.Y00)
+env_expected = float(sh[0, 0] * Y00)
 bpy.ops.ed.undo()
 undone = lights()
 call(bpy.ops.facestage.relight_preset, preset="split")
@@ -387,7 +389,7 @@ back, back_env = lights(), environment()
 world = bpy.context.scene.world
 before = np.asarray(world["facestage_sh"])
 call(bpy.ops.facestage.rotate_environment, yaw=0.5, pitch=0.1)
-rotated = np.abs(np.asarray(world["facestage_sh"]) - edit.rotate_environment(before, np.degrees(0.5), np.degrees(0.1))).max()
+rotated = np.abs(np.asarray(world["facestage_sh"]) - relight.rotate_environment(before, np.degrees(0.5), np.degrees(0.1))).max()
 print("FACTS" + json.dumps({
     "state": state, "restored": restored,
     "power_error": max(abs(a[0] - b["power_w"]) for a, b in zip(preset, expected)),
@@ -396,7 +398,7 @@ print("FACTS" + json.dumps({
     "env_error": float(np.abs(preset_env - env_expected).max()),
     "undone": np.allclose(np.array(undone, float), np.array(fitted, float), atol=1e-6), "back": np.allclose(np.array(back, float), np.array(fitted, float), atol=1e-5),
     "back_env": float(np.abs(back_env - fitted_env).max()), "rotated": float(rotated),
-    "items": [item[0] for item in applications.PRESET_ITEMS], "core": list(edit.PRESETS)}))
+    "items": [item[0] for item in apps.PRESET_ITEMS], "core": list(relight.PRESETS)}))
 """)
     assert facts["state"][0] == ["FINISHED"] and facts["restored"][0] == ["FINISHED"]
     assert facts["power_error"] < 1e-4 and facts["position_error"] < 1e-5
@@ -410,8 +412,8 @@ print("FACTS" + json.dumps({
 def test_caricature_keys_scale_the_identity_deviation_globally_and_per_region(run):
     facts = run("""
 import numpy as np
-edit = importlib.import_module(PKG + ".core.edit")
-model = importlib.import_module(PKG + ".core.head").load_head_model()
+caricature = importlib.import_module(PKG + ".core.apps.caricature")
+model = importlib.import_module(PKG + ".core.model.head").load_head_model()
 call(bpy.ops.facestage.build_scene, directory=str(folder))
 state = call(bpy.ops.facestage.caricature, factor=1.8)
 face = bpy.data.objects["Face"]
@@ -428,7 +430,7 @@ def model_space():
     return np.array([v.co for v in mesh.vertices], np.float64)
 
 def expected(factor, regions):
-    scale = edit.caricature_scale(weights, factor, regions)
+    scale = caricature.caricature_scale(weights, factor, regions)
     return mean + scale[:, None] * (basis - mean)
 
 out = {"state": state, "names": [k.name for k in blocks if k.name.startswith("Caricature")]}
@@ -535,7 +537,7 @@ print("FACTS" + json.dumps({"panels": sorted(p.__name__ for p in panels), "probl
 def test_panels_draw_real_properties_and_the_light_list_selects(run):
     facts = run(DRAW)
     assert facts["panels"] == sorted(["VIEW3D_PT_facestage", "VIEW3D_PT_facestage_reconstruct", "VIEW3D_PT_facestage_lights",
-                                      "VIEW3D_PT_facestage_maps", "VIEW3D_PT_facestage_applications",
+                                      "VIEW3D_PT_facestage_maps", "VIEW3D_PT_facestage_apps",
                                       "VIEW3D_PT_facestage_output"])
     assert facts["problems"] == []
     assert {"template_list", "template_icon", "operator", "operator_menu_enum"} <= set(facts["calls"])

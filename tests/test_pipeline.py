@@ -10,9 +10,14 @@ import pytest
 import torch
 
 from facestage.cli import main
-from facestage.core import config, edit, pipeline, result
-from facestage.core.errors import Cancelled
-from facestage.core.image import linear_to_srgb
+from facestage.core.common import config
+from facestage.core.apps.rerender import render_result
+from facestage.core.fit import pipeline
+from facestage.core.io import result
+from facestage.core.common.errors import Cancelled, FaceStageError
+from facestage.core.common.metrics import psnr
+from facestage.core.common.progress import Guard
+from facestage.core.io.image import linear_to_srgb
 
 # Small settings so the whole run stays well under a minute on 2 cores.
 TINY = {"steps": config.StageSteps(landmarks=200, lighting=24, maps=12), "render_size": 96, "texture_size": 256}
@@ -48,15 +53,15 @@ def test_fast_reconstruction_writes_the_output_contract(reconstructed):
 def test_reloading_and_rerendering_reproduces_render_png(reconstructed):
     _, out = reconstructed
     back = result.load(out)
-    image, _, _ = edit.render_result(back)
+    image, _, _ = render_result(back)
     everywhere = np.ones(image.shape[:2], np.float32)
-    assert pipeline.psnr(linear_to_srgb(image), linear_to_srgb(back.render), everywhere) >= 40.0
+    assert psnr(linear_to_srgb(image), linear_to_srgb(back.render), everywhere) >= 40.0
 
 
 def test_guard_rolls_back_a_non_finite_step_and_halves_the_step_size():
     x = torch.tensor([1.0, 2.0], requires_grad=True)
     optimizer = torch.optim.SGD([x], lr=0.1)
-    guard = pipeline.Guard("test", 3, None, None, [x], optimizer)
+    guard = Guard("test", 3, None, None, [x], optimizer)
     (x ** 2).sum().backward()
     assert guard.step(0, (x ** 2).sum())
     optimizer.step()
@@ -73,7 +78,7 @@ def test_cancel_stops_the_run_with_cancelled():
     x = torch.zeros(1, requires_grad=True)
     cancel = threading.Event()
     cancel.set()
-    guard = pipeline.Guard("test", 1, None, cancel, [x], torch.optim.SGD([x], lr=1.0))
+    guard = Guard("test", 1, None, cancel, [x], torch.optim.SGD([x], lr=1.0))
     with pytest.raises(Cancelled):
         guard.step(0, x.sum())
 
@@ -82,7 +87,7 @@ def test_save_is_atomic_and_refuses_existing_output(tmp_path, reconstructed_stub
     out = tmp_path / "out"
     result.save(reconstructed_stub, out)
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    with pytest.raises(result.FaceStageError, match="already exists"):
+    with pytest.raises(FaceStageError, match="already exists"):
         result.save(reconstructed_stub, out)
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
@@ -105,7 +110,7 @@ def test_cli_refuses_to_overwrite_without_force(tmp_path, root, capsys):
 def test_cpu_and_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mode():
     import torch
 
-    from facestage.core.device import deterministic
+    from facestage.core.common.device import deterministic
 
     before = torch.are_deterministic_algorithms_enabled()
     assert not before
@@ -118,7 +123,7 @@ def test_cpu_and_cuda_runs_use_deterministic_kernels_and_restore_the_callers_mod
 def test_overlapping_cuda_runs_keep_deterministic_kernels_until_the_last_one_ends():
     import torch
 
-    from facestage.core.device import deterministic
+    from facestage.core.common.device import deterministic
 
     before = torch.are_deterministic_algorithms_enabled()
     first, second = deterministic(torch.device("cuda")), deterministic(torch.device("cuda"))

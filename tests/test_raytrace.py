@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from facestage.core.raytrace import Bvh, reference_intersect
+from facestage.core.render.raytrace import Bvh, reference_intersect
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_render import sphere  # noqa: E402

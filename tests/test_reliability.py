@@ -20,8 +20,10 @@ import torch
 from PIL import Image
 
 from facestage.cli import main
-from facestage.core import config, pipeline, result
-from facestage.core.errors import FaceStageError
+from facestage.core.common import config
+from facestage.core.fit import pipeline, stages
+from facestage.core.io import result
+from facestage.core.common.errors import FaceStageError
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +159,7 @@ def test_same_seed_gives_identical_numbers_and_pngs(tmp_path, root, capsys):
 
 @pytest.mark.slow
 def test_nan_mid_stage_rolls_back_and_the_run_finishes(root, monkeypatch):
-    real_render = pipeline.render
+    real_render = stages.render
     calls = {"n": 0}
 
     def poisoned(scene, options=None, generator=None, bvh=None):
@@ -167,7 +169,7 @@ def test_nan_mid_stage_rolls_back_and_the_run_finishes(root, monkeypatch):
             out.image = out.image * torch.tensor(float("nan"))
         return out
 
-    monkeypatch.setattr(pipeline, "render", poisoned)
+    monkeypatch.setattr(stages, "render", poisoned)
     cfg = config.preset("fast", steps=config.StageSteps(landmarks=200, lighting=8, maps=2), render_size=64, texture_size=128)
     res = pipeline.reconstruct(str(root / "samples" / "astronaut.jpg"), cfg)
     assert calls["n"] >= 10 and np.isfinite(res.render).all() and np.isfinite(res.sh).all()

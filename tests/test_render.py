@@ -11,17 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-from facestage.core import camera, lightstage
-from facestage.core.raytrace import Bvh
-from facestage.core.render import (
-    PASSES,
-    RenderOptions,
-    RenderScene,
-    compose,
-    pixel_rays,
-    render,
-    vertex_ambient_occlusion,
-)
+from facestage.core.model import camera, lightstage
+from facestage.core.model.camera import pixel_rays
+from facestage.core.model.head import vertex_normals
+from facestage.core.render import PASSES, RenderOptions, RenderScene, compose, render
+from facestage.core.render.raytrace import Bvh
+from facestage.core.render.renderer import _cosine_directions
 
 BACKGROUND = (0.1, 0.2, 0.3)
 
@@ -141,15 +136,6 @@ def test_pixel_rays_invert_camera_projection():
     uv, depth = camera.project(points, K, wfc)
     assert torch.allclose(uv, pixels, atol=1e-3)
     assert (depth > 0).all()
-
-
-def test_pixel_rays_agree_with_camera_rays_at_pixel_centres():
-    K, wfc = front_camera(12, 10, 20.0)
-    origins, dirs = camera.camera_rays(K, wfc, 10, 12)
-    rows, cols = torch.meshgrid(torch.arange(10.0), torch.arange(12.0), indexing="ij")
-    origin, mine = pixel_rays(K, wfc, torch.stack([cols + 0.5, rows + 0.5], -1).reshape(-1, 2))
-    assert torch.allclose(torch.nn.functional.normalize(dirs.reshape(-1, 3), dim=-1), mine, atol=1e-6)
-    assert torch.allclose(origins.reshape(-1, 3), origin.expand(120, 3), atol=1e-6)
 
 
 def test_texture_lookup_uses_the_texel_convention():
@@ -283,6 +269,23 @@ def form_factor(point: torch.Tensor, normal: torch.Tensor, polygon: torch.Tensor
     beta = (a * b).sum(-1).clamp(-1, 1).acos()
     gamma = torch.nn.functional.normalize(torch.linalg.cross(a, b), dim=-1)
     return (beta * (gamma @ normal.double())).sum().abs() / (2 * math.pi)
+
+
+def vertex_ambient_occlusion(verts: torch.Tensor, faces: torch.Tensor, samples: int = 64,
+                             generator: torch.Generator | None = None, bvh: Bvh | None = None,
+                             eps: float = 1e-4) -> torch.Tensor:
+    """Per-vertex unoccluded fraction (V,) of the cosine-weighted hemisphere, by ray casting
+    (not differentiable); scales the SH ambient when given as RenderScene.ambient_occlusion."""
+    with torch.no_grad():
+        faces = faces.long()
+        bvh = bvh or Bvh(verts, faces)
+        normals = vertex_normals(verts.detach(), faces)
+        v = verts.shape[0]
+        dirs = _cosine_directions(normals.repeat_interleave(samples, 0), generator)
+        blocked = bvh.segments_occluded(verts.detach(), normals,
+                                        (verts.detach().repeat_interleave(samples, 0) + 1e3 * dirs).view(v, samples, 3),
+                                        eps)
+        return 1 - blocked.float().mean(-1).to(verts.dtype)
 
 
 def test_ambient_occlusion_is_one_in_the_open_and_one_minus_the_wall_form_factor_beside_a_wall():

@@ -13,8 +13,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from test_render import form_factor, maps, quad, seeded, sphere, stage_with  # noqa: E402
 
-from facestage.core import camera, lightstage  # noqa: E402
-from facestage.core.render import RenderOptions, RenderScene, compose, pixel_rays, render  # noqa: E402
+from facestage.core.model import camera  # noqa: E402
+from facestage.core.model import lightstage  # noqa: E402
+from facestage.core.model.camera import pixel_rays  # noqa: E402
+from facestage.core.render import RenderOptions, RenderScene, compose, render  # noqa: E402
 
 
 def _frame(normal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

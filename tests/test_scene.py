@@ -26,8 +26,8 @@ from pathlib import Path
 import bpy, numpy as np
 from bpy_extras.object_utils import world_to_camera_view
 from mathutils import Vector
-from facestage.core.image import linear_to_srgb
-from facestage.core.result import load
+from facestage.core.io.image import linear_to_srgb
+from facestage.core.io.result import load
 from facestage.scene.build import build_scene
 
 folder = Path(sys.argv[1])
@@ -132,7 +132,7 @@ def result_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def result(result_folder):
-    from facestage.core.result import load
+    from facestage.core.io.result import load
 
     return load(result_folder)
 
@@ -334,7 +334,7 @@ print("FACTS" + json.dumps(facts))
 
 
 def test_saved_blend_reloads_with_packed_maps_and_renders(result_folder, result, blender_env, tmp_path):
-    from facestage.core.image import load_png
+    from facestage.core.io.image import load_png
 
     blend, image = tmp_path / "face.blend", tmp_path / "frame.png"
     facts = read_json_line(run_bpy(RELOAD, blender_env, str(result_folder), str(blend), str(image)), "FACTS")
@@ -374,9 +374,10 @@ bpy.ops.render.render(write_still=True)
 
 def test_cycles_render_of_the_built_scene_reproduces_the_core_render(tmp_path, blender_env):
     import torch
-    from facestage.core import lightstage, render
-    from facestage.core.image import linear_to_srgb, load_png
-    from facestage.core.result import load
+    from facestage.core.model import lightstage
+    from facestage.core import render
+    from facestage.core.io.image import linear_to_srgb, load_png
+    from facestage.core.io.result import load
 
     folder = fake_result_folder(tmp_path / "OUT", size=(128, 128), distance=0.55)
     run_bpy(CYCLES, blender_env, str(folder), str(tmp_path / "cycles.png"))

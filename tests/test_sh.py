@@ -1,4 +1,4 @@
-"""core.sh: the closed-form basis is the orthonormal real SH, rotates, convolves and bakes like Blender."""
+"""core.model.sh: the closed-form basis is the orthonormal real SH, rotates, convolves and bakes like Blender."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 from scipy.special import sph_harm_y
 
-from facestage.core.errors import FaceStageError
-from facestage.core.sh import (
+from facestage.core.common.errors import FaceStageError
+from facestage.core.model.sh import (
     DEFAULT_BANDS,
     MAX_BANDS,
     equirect_directions,

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from facestage.core import masks, skin, uvmaps
+from facestage.core.fit import masks
+from facestage.core.model import skin
+from facestage.core.model import uvmaps
 
 # A unit square in UV split into two triangles, and its left/right mirror pair.
 UVS = np.array([[0.0, 0.0], [0.5, 0.0], [0.5, 1.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], np.float32)
@@ -75,11 +77,11 @@ def test_ita_orders_skin_tones_from_light_to_dark():
 def test_skin_mask_excludes_eyes_and_mouth_inside_the_oval():
     points = np.zeros((478, 2), np.float32)
     angles = np.linspace(0, 2 * np.pi, len(masks.FACE_OVAL), endpoint=False)
-    points[masks.FACE_OVAL] = np.c_[50 + 40 * np.sin(angles), 50 - 45 * np.cos(angles)]
+    points[list(masks.FACE_OVAL)] = np.c_[50 + 40 * np.sin(angles), 50 - 45 * np.cos(angles)]
     for loop, centre in ((masks.LEFT_EYE, (65, 40)), (masks.RIGHT_EYE, (35, 40)), (masks.INNER_LIPS, (50, 75)),
                          (masks.LEFT_BROW, (65, 28)), (masks.RIGHT_BROW, (35, 28))):
         a = np.linspace(0, 2 * np.pi, len(loop), endpoint=False)
-        points[loop] = np.c_[centre[0] + 6 * np.cos(a), centre[1] + 3 * np.sin(a)]
+        points[list(loop)] = np.c_[centre[0] + 6 * np.cos(a), centre[1] + 3 * np.sin(a)]
     mask = masks.skin_mask(points, 100, 100)
     assert mask[55, 50] == 1.0 and mask[40, 65] == 0.0 and mask[75, 50] == 0.0 and mask[2, 2] == 0.0
     assert mask[28, 65] == 0.0 and mask[28, 35] == 0.0

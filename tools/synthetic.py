@@ -1,6 +1,6 @@
 """Render synthetic ground-truth scenes with the bpy module (Cycles, CPU).
 
-The scene parameters, maps and true geometry come from core/synthetic.py
+The scene parameters, maps and true geometry come from tools/ground_truth.py
 (bpy-free, seeded); this script only turns them into a Blender scene and an
 image. Each scene folder gets image.png, params.json, diffuse.png,
 specular.png, roughness.png and vertices.npz.
@@ -29,12 +29,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
     sys.path.insert(0, str(ROOT.parent))
 
-from facestage.core.synthetic import (Scene, eye_vertices, head_vertices, posed, sample_scene, save_scene,  # noqa: E402
-                                      skin_maps)
+from ground_truth import (Scene, eye_vertices, head_vertices, pose_points, sample_scene, save_scene,  # noqa: E402
+                          skin_maps)
 
 # Everything the images depend on: the cache folder is named after a hash of these files.
-GENERATOR_INPUTS = (Path(__file__).resolve(), ROOT / "core" / "synthetic.py", ROOT / "core" / "skin.py",
-                    ROOT / "core" / "uvmaps.py", ROOT / "core" / "data" / "head_hm08.npz")
+GENERATOR_INPUTS = (Path(__file__).resolve(), ROOT / "tools" / "ground_truth.py", ROOT / "core" / "model" / "skin.py",
+                    ROOT / "core" / "model" / "uvmaps.py", ROOT / "core" / "model" / "data" / "head_hm08.npz")
 
 
 def generator_digest(size: int = 512, samples: int = 16) -> str:
@@ -175,11 +175,11 @@ def eye_material(gaze: np.ndarray, iris_colour: tuple[float, float, float]) -> A
 
 
 def add_camera(K: np.ndarray, world_from_camera: np.ndarray, width: int, height: int) -> Any:
-    """A Blender camera reproducing pinhole K (core.camera.blender_camera: lens, sensor fit, shift)."""
+    """A Blender camera reproducing pinhole K (core.model.camera.blender_camera: lens, sensor fit, shift)."""
     bpy = _bpy()
     from mathutils import Matrix
 
-    from facestage.core.camera import blender_camera
+    from facestage.core.model.camera import blender_camera
 
     settings = blender_camera(K, width, height, sensor_fit="AUTO")
     data = bpy.data.cameras.new("Camera")
@@ -226,12 +226,12 @@ def build(scene: Scene, model: Any, folder: Path) -> None:
     """Blender scene for a Scene whose maps are already in folder."""
     reset(scene.width, scene.height, scene.samples, seed=scene.seed)
     identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
-    head = _mesh("Head", posed(head_vertices(model, identity, expression), scene), np.asarray(model.faces),
+    head = _mesh("Head", pose_points(head_vertices(model, identity, expression), scene), np.asarray(model.faces),
                  np.asarray(model.uvs), np.asarray(model.face_uvs))
     head.data.materials.append(skin_material(folder))
     eyes = eye_vertices(model, identity, expression)
     if eyes is not None:
-        obj = _mesh("Eyes", posed(eyes, scene), np.asarray(model.eye_faces))
+        obj = _mesh("Eyes", pose_points(eyes, scene), np.asarray(model.eye_faces))
         gaze = np.asarray(scene.rotation) @ np.array([0.0, -1.0, 0.0])
         rng = np.random.Generator(np.random.PCG64(scene.seed + 31))
         iris = tuple(float(c) for c in rng.choice([(0.09, 0.05, 0.02), (0.05, 0.09, 0.13), (0.12, 0.1, 0.04)]))
@@ -284,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--map-size", type=int, default=512)
     args = parser.parse_args(argv)
-    from facestage.core.head import load_head_model
+    from facestage.core.model.head import load_head_model
 
     model = load_head_model()
     for seed in parse_seeds(args.seeds):

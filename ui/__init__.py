@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import bpy
 
-from . import applications, lights, maps, output, panel, preferences, properties, reconstruct
+from . import apps, lights, maps, output, panel, preferences, reconstruct
 
 classes: tuple[type, ...] = (*preferences.classes, *panel.classes, *reconstruct.classes, *lights.classes,
-                             *maps.classes, *applications.classes, *output.classes)
+                             *maps.classes, *apps.classes, *output.classes)
 
-__all__ = ["properties", "register", "unregister"]
+__all__ = ["register", "unregister"]
 
 
 def register() -> None:

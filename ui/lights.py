@@ -9,7 +9,7 @@ import bpy
 from ..scene.lights import INDEX, is_on, is_stage_light
 from ..scene.query import stage_collection
 from .panel import FaceStageSubPanel
-from .properties import settings as get_settings
+from ..properties import settings as get_settings
 
 
 class FACESTAGE_UL_lights(bpy.types.UIList):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import bpy
 
 from .panel import FaceStageSubPanel
-from .properties import settings as get_settings
+from ..properties import settings as get_settings
 
 
 class VIEW3D_PT_facestage_output(FaceStageSubPanel):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import bpy
 
 from .. import deps
-from ..operators.dependencies import KIND
-from ..operators.job import running
-from .properties import DEVICE_ITEMS, QUALITY_ITEMS, install_status
+from ..jobs import INSTALL, running
+from ..properties import DEVICE_ITEMS, QUALITY_ITEMS, install_status
 
 
 class FACESTAGE_AP_preferences(bpy.types.AddonPreferences):
@@ -26,7 +25,7 @@ class FACESTAGE_AP_preferences(bpy.types.AddonPreferences):
         else:
             box.label(text="PyTorch, Warp and MediaPipe are installed", icon="CHECKMARK")
         status = install_status(context)
-        if running(KIND) is not None:
+        if running(INSTALL) is not None:
             box.progress(factor=status.progress, type="BAR", text=status.status or "Installing…")
         elif status.status:
             box.label(text=status.status, icon="INFO")

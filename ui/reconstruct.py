@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import bpy
 
-from ..operators.job import running
-from ..operators.reconstruct import KIND
+from ..jobs import RECONSTRUCT, running
+from ..properties import settings as get_settings
 from .panel import FaceStageSubPanel
-from .properties import settings as get_settings
 
 
 class VIEW3D_PT_facestage_reconstruct(FaceStageSubPanel):
@@ -19,7 +18,7 @@ class VIEW3D_PT_facestage_reconstruct(FaceStageSubPanel):
         layout = self.layout
         layout.use_property_split = True
         layout.use_property_decorate = False
-        busy = running(KIND) is not None
+        busy = running(RECONSTRUCT) is not None
         column = layout.column()
         column.enabled = not busy
         column.prop(settings, "photo")

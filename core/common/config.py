@@ -1,0 +1,76 @@
+"""Every option of a reconstruction, with its default, and the one list of each choice, in one place.
+
+The quality presets only change numbers here; the pipeline reads nothing
+else, so a run is fully described by (photo, ReconstructConfig). The CLI,
+the Blender panel and the operators read their choices (qualities, devices,
+lighting presets, photo types) from the tuples below, so a new choice is
+added once. Nothing here imports torch: the add-on reads it at registration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from .errors import FaceStageError
+
+QUALITIES = ("fast", "default", "high")
+N_LIGHTS = 20  # lights of the light stage, one per face of an icosahedron
+DEVICES = ("auto", "cpu", "cuda")
+STAGES = ("landmarks", "lighting", "full")  # where a run stops: after stage 0, stage 1, or all
+# Named light-stage settings of core.apps.relight (plus ENV_ROTATE, which turns the fitted environment instead).
+LIGHTING_PRESETS = ("three-point", "rembrandt", "butterfly", "split", "rim", "soft-box")
+ENV_ROTATE = "env-rotate"
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+
+
+@dataclass(frozen=True)
+class StageSteps:
+    """Iterations of each optimisation stage."""
+
+    landmarks: int = 300
+    lighting: int = 150
+    maps: int = 150
+
+
+@dataclass(frozen=True)
+class ReconstructConfig:
+    """Options of one reconstruction (see `preset`)."""
+
+    quality: str = "default"
+    device: str = "auto"
+    seed: int = 0
+    face_index: int | None = None
+    stages: str = "full"  # one of STAGES
+    steps: StageSteps = field(default_factory=StageSteps)
+    sh_bands: int = 3
+    render_size: int = 256  # longest side of the face crop rendered during stage 1/2 (coarse-to-fine up to it)
+    texture_size: int = 512
+    spp: int = 1
+    shadow_samples: int = 1
+    learning_rate: float = 0.01
+    # Regulariser weights.
+    w_landmarks: float = 1.0
+    w_identity: float = 1e-3
+    w_expression: float = 1e-3
+    w_light_sparsity: float = 1e-3  # on L1/L2 of the stage intensities
+    w_light_colour: float = 1.0  # grey-light prior (stage and SH DC)
+    w_sh_prior: float = 1e-2
+    w_symmetry: float = 1e-1
+    w_consistency: float = 1e-1
+    w_smoothness: float = 1e-1
+    w_skin_prior: float = 1e-1
+
+
+PRESETS: dict[str, dict[str, object]] = {
+    "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256},
+    "default": {},
+    "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 1024,
+             "spp": 2, "shadow_samples": 2},
+}
+
+
+def preset(quality: str = "default", **overrides: object) -> ReconstructConfig:
+    """The config of a quality preset, with explicit overrides applied last."""
+    if quality not in PRESETS:
+        raise FaceStageError(f"Unknown quality {quality!r}; use one of {', '.join(QUALITIES)}.")
+    return replace(ReconstructConfig(quality=quality), **{**PRESETS[quality], **overrides})  # type: ignore[arg-type]

@@ -1,0 +1,40 @@
+"""Which photo pixels are skin the model should explain: a mask from the landmarks.
+
+The photometric loss must ignore hair, background, eyes, brows and the mouth
+interior, which the skin model cannot reproduce; the landmark outlines give
+those regions without a segmentation network. The per-texel stage keeps the
+brows: they lie flat on the skin, and a face texture without them looks wrong.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+
+EXCLUDED = (LEFT_EYE, RIGHT_EYE, LEFT_BROW, RIGHT_BROW, INNER_LIPS)
+
+
+def _polygon(draw: ImageDraw.ImageDraw, points: np.ndarray, loop: tuple[int, ...], fill: int) -> None:
+    draw.polygon([tuple(map(float, points[i])) for i in loop], fill=fill)
+
+
+def skin_mask(points: np.ndarray, width: int, height: int, margin_px: float | None = None,
+              brows: bool = False) -> np.ndarray:
+    """Float (H, W) mask: face oval minus eyes, mouth interior and (unless `brows`) brows, each grown by a margin."""
+    face_width = float(np.ptp(points[:, 0]))
+    margin = max(1.0, 0.02 * face_width) if margin_px is None else margin_px
+    oval = Image.new("L", (width, height), 0)
+    _polygon(ImageDraw.Draw(oval), points, FACE_OVAL, 255)
+    holes = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(holes)
+    for loop in EXCLUDED:
+        if brows and loop in (LEFT_BROW, RIGHT_BROW):
+            continue
+        _polygon(draw, points, loop, 255)
+    size = 2 * int(round(margin)) + 1
+    oval = oval.filter(ImageFilter.MinFilter(size))
+    holes = holes.filter(ImageFilter.MaxFilter(size))
+    mask = (np.asarray(oval, np.float32) / 255.0) * (1.0 - np.asarray(holes, np.float32) / 255.0)
+    return mask

@@ -1,0 +1,315 @@
+"""The output contract: one reconstruction as plain files, saved atomically and loaded with validation.
+
+Everything downstream (the Blender scene builder, relighting, caricature,
+batch resume) reads a result folder through `load`, so this module is where
+the folder's shape is defined (DESIGN.md "Output contract") and where an
+untrusted or damaged folder is refused with one sentence. Plain JSON and
+PNG only: nothing here can execute code from a file.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..common.config import N_LIGHTS
+from ..common.errors import FaceStageError
+from .image import linear_to_srgb, load_png, save_png, srgb_to_linear
+
+FORMAT = "facestage-result/1"
+SCENE_JSON = "scene.json"
+
+
+@dataclass
+class Result:
+    """One reconstruction. Images are linear float32 unless named *_srgb; maps are in the head model's UV layout."""
+
+    photo_srgb: np.ndarray  # (H, W, 3) the photo as used (upright, downscaled)
+    K: np.ndarray  # (3, 3) pixels
+    world_from_camera: np.ndarray  # (4, 4) Blender camera convention
+    identity: np.ndarray  # (K_id,)
+    expression: np.ndarray  # (52,) ARKit order of the head model
+    expression_names: list[str]
+    rotation: np.ndarray  # (3, 3) head pose: world = R @ model + t
+    translation: np.ndarray  # (3,)
+    vertices: np.ndarray  # (V, 3) posed face mesh, world space, metres
+    faces: np.ndarray  # (F, 3)
+    uvs: np.ndarray  # (T, 2)
+    face_uvs: np.ndarray  # (F, 3)
+    source_vertex_ids: np.ndarray  # (V,) hm08 ids
+    sh: np.ndarray  # (3, bands²) environment radiance
+    stage: dict[str, np.ndarray]  # d (20,), a (20,), p (20, 3), i (20, 3), centre (3,)
+    lights: list[dict[str, Any]]  # Blender-ready lights (core.model.lightstage.blender_lights)
+    diffuse: np.ndarray  # (T, T, 3) linear albedo
+    specular: np.ndarray  # (T, T) Specular IOR Level
+    roughness: np.ndarray  # (T, T) Blender roughness
+    render: np.ndarray  # (H, W, 3) linear re-render
+    mask: np.ndarray  # (H, W) in [0, 1]
+    model: str = "hm08-head"
+    seed: int = 0
+    quality: str = "default"
+    timings: dict[str, float] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra_images: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sRGB image written as name.png
+    render_crop: tuple[float, float, float, int] = (0.0, 0.0, 1.0, 1)  # x0, y0, side (photo px), size (render px)
+    edits: dict[str, Any] = field(default_factory=dict)  # applications applied after the fit (e.g. caricature)
+
+    @property
+    def width(self) -> int:
+        return int(self.photo_srgb.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.photo_srgb.shape[0])
+
+
+def _list(array: np.ndarray) -> Any:
+    return np.asarray(array, dtype=np.float64).round(7).tolist()
+
+
+def scene_json(result: Result) -> dict[str, Any]:
+    """The scene.json document (plain data) for a result."""
+    from ..model.camera import blender_camera  # imports torch; scene/ imports this module at add-on registration
+
+    return {
+        "format": FORMAT,
+        "camera": {
+            "K": _list(result.K),
+            "width": result.width,
+            "height": result.height,
+            "world_from_camera": _list(result.world_from_camera),
+            "blender": blender_camera(result.K, result.width, result.height),
+        },
+        "head": {
+            "model": result.model,
+            "identity": _list(result.identity),
+            "expression": {name: round(float(w), 7) for name, w in zip(result.expression_names, result.expression)},
+            "rotation": _list(result.rotation),
+            "translation": _list(result.translation),
+        },
+        "light_stage": {"centre": _list(result.stage["centre"])},
+        "lights": [_light_json(light, j, result.stage) for j, light in enumerate(result.lights)],
+        "sh": {"bands": int(round(math.sqrt(result.sh.shape[1]))), "coeffs": _list(result.sh)},
+        "render": {"crop": [float(v) for v in result.render_crop[:3]] + [int(result.render_crop[3])]},
+        "edits": result.edits,
+        "quality": result.quality,
+        "seed": result.seed,
+        "timings": {k: round(float(v), 3) for k, v in result.timings.items()},
+        "versions": result.versions,
+        "warnings": list(result.warnings),
+        "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
+        "hm08_vertex_ids": [int(i) for i in result.source_vertex_ids],
+    }
+
+
+def _light_json(light: dict[str, Any], j: int, stage: dict[str, np.ndarray]) -> dict[str, Any]:
+    out = {k: (_list(v) if isinstance(v, np.ndarray | list | tuple) else v) for k, v in light.items()}
+    out.update(d=float(stage["d"][j]), a=float(stage["a"][j]), p=_list(stage["p"][j]), i=_list(stage["i"][j]))
+    return out
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, name: str = "Face") -> None:
+    """Wavefront OBJ with face-varying UVs; vertex order is preserved (the head model's)."""
+    lines = [f"# FaceStage head mesh, metres, Blender world (Z up)\no {name}"]
+    lines += [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in vertices]
+    lines += [f"vt {u:.6f} {v:.6f}" for u, v in uvs]
+    lines += [f"f {a + 1}/{ta + 1} {b + 1}/{tb + 1} {c + 1}/{tc + 1}" for (a, b, c), (ta, tb, tc) in zip(faces, face_uvs)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def read_obj(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of write_obj (triangles with v/vt only)."""
+    verts, uvs, faces, face_uvs = [], [], [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if parts[0] == "v":
+            verts.append([float(x) for x in parts[1:4]])
+        elif parts[0] == "vt":
+            uvs.append([float(x) for x in parts[1:3]])
+        elif parts[0] == "f":
+            corners = [p.split("/") for p in parts[1:4]]
+            faces.append([int(c[0]) - 1 for c in corners])
+            face_uvs.append([int(c[1]) - 1 for c in corners])
+    return (np.array(verts, np.float32), np.array(faces, np.int64), np.array(uvs, np.float32), np.array(face_uvs, np.int64))
+
+
+def save(result: Result, out_dir: str | os.PathLike[str], force: bool = False,
+         before_commit: Callable[[Path], None] | None = None) -> Path:
+    """Write every file into a temporary sibling folder, then move it into place.
+
+    A failure or cancel therefore never leaves a half-written OUT; an existing
+    OUT is refused unless ``force``. ``before_commit(tmp_dir)`` may add files
+    (e.g. face.blend) before the move.
+    """
+    out = Path(out_dir)
+    check_output_dir(out, force)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        _write_files(result, tmp)
+        if before_commit is not None:
+            before_commit(tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def check_output_dir(out: Path, force: bool) -> None:
+    """Refuse an existing output (without --force) or an unwritable parent, before any work starts."""
+    if out.exists() and not force:
+        raise FaceStageError(f"Output folder {out} already exists; use --force to overwrite it.")
+    if out.exists() and not out.is_dir():
+        raise FaceStageError(f"Output {out} exists and is not a folder.")
+    parent = out.parent if out.parent != Path("") else Path(".")
+    probe = parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK):
+        raise FaceStageError(f"Cannot write to output folder {out}: permission denied.")
+
+
+def _write_files(result: Result, folder: Path) -> None:
+    write_obj(folder / "face.obj", result.vertices, result.faces, result.uvs, result.face_uvs)
+    (folder / SCENE_JSON).write_text(json.dumps(scene_json(result), indent=1), encoding="utf-8")
+    save_png(folder / "photo.png", result.photo_srgb)
+    save_png(folder / "diffuse.png", linear_to_srgb(result.diffuse))
+    save_png(folder / "specular.png", result.specular, bits=16)
+    save_png(folder / "roughness.png", result.roughness, bits=16)
+    save_png(folder / "render.png", linear_to_srgb(result.render))
+    save_png(folder / "mask.png", result.mask)
+    for name, image in result.extra_images.items():
+        save_png(folder / f"{name}.png", image)
+
+
+REQUIRED_FILES = ("scene.json", "face.obj", "photo.png", "diffuse.png", "specular.png", "roughness.png", "render.png", "mask.png")
+
+
+def _array(doc: dict[str, Any], key: str, shape: tuple[int | None, ...], where: str) -> np.ndarray:
+    try:
+        array = np.asarray(doc[key], dtype=np.float64)
+    except (KeyError, TypeError, ValueError):
+        raise FaceStageError(f"{where} has a missing or malformed '{key}'.") from None
+    if array.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, array.shape)):
+        raise FaceStageError(f"{where} has '{key}' of shape {array.shape}, expected {shape}.")
+    if not np.all(np.isfinite(array)):
+        raise FaceStageError(f"{where} has non-finite numbers in '{key}'.")
+    return array
+
+
+def _crop(doc: dict[str, Any], where: str) -> tuple[float, float, float, int]:
+    values = _array(doc.get("render", {}), "crop", (4,), where)
+    if values[2] <= 0 or not 1 <= values[3] <= 8192:
+        raise FaceStageError(f"{where} has an invalid render crop.")
+    return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+
+
+def load(folder: str | os.PathLike[str]) -> Result:
+    """Read and validate a result folder (schema, shapes, finite numbers)."""
+    from ..model.head import load_head_model  # imports torch; scene/ imports this module at add-on registration
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FaceStageError(f"Result folder {folder} does not exist.")
+    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    if missing:
+        raise FaceStageError(f"Result folder {folder} is incomplete: missing {', '.join(missing)}.")
+    where = str(folder / SCENE_JSON)
+    try:
+        doc = json.loads((folder / SCENE_JSON).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise FaceStageError(f"{where} is not valid JSON.") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise FaceStageError(f"{where} is not a FaceStage result (expected format {FORMAT!r}).")
+    try:
+        camera, head, sh_doc, lights = doc["camera"], doc["head"], doc["sh"], doc["lights"]
+        width, height = int(camera["width"]), int(camera["height"])
+        names = list(head["expression"].keys())
+        expression = np.array([float(head["expression"][n]) for n in names])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise FaceStageError(f"{where} is missing required camera, head, sh or lights entries.") from None
+    if not isinstance(lights, list) or len(lights) != N_LIGHTS:
+        raise FaceStageError(f"{where} must list exactly {N_LIGHTS} lights.")
+    model = load_head_model()
+    n_id = model.identity_basis.shape[0]
+    stage = {
+        "d": np.array([_array(l, "d", (), where) for l in lights]),
+        "a": np.array([_array(l, "a", (), where) for l in lights]),
+        "p": np.stack([_array(l, "p", (3,), where) for l in lights]),
+        "i": np.stack([_array(l, "i", (3,), where) for l in lights]),
+        "centre": _array(doc.get("light_stage", {}), "centre", (3,), where),
+    }
+    verts, faces, uvs, face_uvs = read_obj(folder / "face.obj")
+    if verts.shape[0] != model.vertices.shape[0] or not np.all(np.isfinite(verts)):
+        raise FaceStageError(f"{folder / 'face.obj'} does not match the head model ({verts.shape[0]} vertices).")
+    photo = load_png(folder / "photo.png")[..., :3]
+    if photo.shape[:2] != (height, width):
+        raise FaceStageError(f"{folder / 'photo.png'} is {photo.shape[1]}x{photo.shape[0]}, scene.json says {width}x{height}.")
+    return Result(
+        photo_srgb=photo,
+        K=_array(camera, "K", (3, 3), where),
+        world_from_camera=_array(camera, "world_from_camera", (4, 4), where),
+        identity=_array(head, "identity", (n_id,), where),
+        expression=expression,
+        expression_names=names,
+        rotation=_array(head, "rotation", (3, 3), where),
+        translation=_array(head, "translation", (3,), where),
+        vertices=verts, faces=faces, uvs=uvs, face_uvs=face_uvs,
+        source_vertex_ids=np.asarray(doc.get("hm08_vertex_ids", []), dtype=np.int64),
+        sh=_array(sh_doc, "coeffs", (3, None), where),
+        stage=stage,
+        lights=[{k: v for k, v in l.items() if k not in ("d", "a", "p", "i")} for l in lights],
+        diffuse=srgb_to_linear(load_png(folder / "diffuse.png")[..., :3]),
+        specular=load_png(folder / "specular.png"),
+        roughness=load_png(folder / "roughness.png"),
+        render=srgb_to_linear(load_png(folder / "render.png")[..., :3]),
+        mask=load_png(folder / "mask.png"),
+        render_crop=_crop(doc, where),
+        edits=dict(doc.get("edits", {})) if isinstance(doc.get("edits", {}), dict) else {},
+        model=str(head.get("model", "hm08-head")),
+        seed=int(doc.get("seed", 0)),
+        quality=str(doc.get("quality", "default")),
+        timings=dict(doc.get("timings", {})),
+        versions=dict(doc.get("versions", {})),
+        warnings=list(doc.get("warnings", [])),
+        metrics=dict(doc.get("metrics", {})),
+    )
+
+
+def lights_from_file(path: str, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Stage parameters from a JSON file (a scene.json or {"lights": [{d, a, p, i}, ...]}), validated."""
+    from ..model.lightstage import A_MIN  # imports torch; scene/ imports this module at add-on registration
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        lights = doc["lights"]
+        stage = {"d": np.array([float(l["d"]) for l in lights]), "a": np.array([float(l["a"]) for l in lights]),
+                 "p": np.array([[float(x) for x in l["p"]] for l in lights]), "i": np.array([[float(x) for x in l["i"]] for l in lights])}
+    except FileNotFoundError:
+        raise FaceStageError(f"Lights file {path} does not exist.") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise FaceStageError(f"Lights file {path} is not a light-stage JSON (20 lights with d, a, p, i).") from None
+    if len(lights) != N_LIGHTS or stage["p"].shape != (N_LIGHTS, 3) or stage["i"].shape != (N_LIGHTS, 3):
+        raise FaceStageError(f"Lights file {path} must list exactly {N_LIGHTS} lights with p and i of 3 values.")
+    if not all(np.all(np.isfinite(v)) for v in stage.values()) or (stage["d"] <= 0).any() or (stage["a"] < 0).any() or (stage["i"] < 0).any():
+        raise FaceStageError(f"Lights file {path} has negative or non-finite values.")
+    stage["a"] = np.clip(stage["a"], A_MIN, 1.0)
+    stage["p"] = np.clip(stage["p"], 0, None) / np.clip(stage["p"], 0, None).sum(1, keepdims=True).clip(1e-12)
+    stage["centre"] = np.asarray(template["centre"])
+    return stage

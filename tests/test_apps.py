@@ -1,0 +1,102 @@
+"""Applications: relighting presets, caricature semantics, attribute passes, from Python and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from facestage.cli import main
+from facestage.core.apps import caricature, relight
+from facestage.core.apps.rerender import pass_images, render_result
+from facestage.core.common.metrics import psnr
+from facestage.core.io import result
+from facestage.core.io.image import linear_to_srgb, load_png
+from facestage.core.model import lightstage
+from facestage.core.model.head import load_head_model
+from facestage.core.model.sh import Y00
+
+
+@pytest.fixture()
+def saved(tmp_path, reconstructed_stub):
+    stub = reconstructed_stub
+    stub.render_crop = (0.0, 0.0, float(max(stub.width, stub.height)), 48)
+    stub.render, stub.mask, _ = render_result(stub)
+    return result.save(stub, tmp_path / "res")
+
+
+def test_relighting_with_the_identical_stage_reproduces_render_png(saved):
+    res = result.load(saved)
+    image, _, _ = render_result(res, stage=res.stage, sh=res.sh)
+    assert psnr(linear_to_srgb(image), linear_to_srgb(res.render), np.ones(image.shape[:2])) >= 40.0
+
+
+@pytest.mark.parametrize("name", [n for n in relight.PRESETS])
+def test_presets_use_the_stage_and_keep_the_total_light(saved, name):
+    res = result.load(saved)
+    stage, sh = relight.preset_lighting(res.stage, res.sh, name)
+    lights, ambient = relight.PRESETS[name]
+    assert int((stage["i"].sum(1) > 0).sum()) == len(lights)
+    total_before = res.stage["i"].mean(1).sum() + np.pi * Y00 * res.sh[:, 0].mean()
+    total_after = stage["i"].mean(1).sum() + np.pi * Y00 * sh[:, 0].mean()
+    assert total_after == pytest.approx(total_before, rel=1e-6)
+    assert np.allclose(stage["p"].sum(1), 1.0) and (stage["p"] >= 0).all()
+    key = relight.preset_direction(lights[0])
+    outward = -lightstage.normals(lightstage.from_dict(stage, dtype=torch.float64)).numpy()
+    lit = int(np.argmax(stage["i"].sum(1) * (outward @ key)))
+    assert outward[lit] @ key > 0.75  # the key light sits on the face nearest its direction
+
+
+def test_env_rotation_by_360_degrees_is_the_identity_and_90_moves_the_light():
+    sh = np.zeros((3, 9))
+    sh[:, 0], sh[:, 3] = 1.0, 0.5  # light from +X
+    assert np.allclose(relight.rotate_environment(sh, 360.0), sh, atol=1e-9)
+    turned = relight.rotate_environment(sh, 90.0)
+    assert abs(turned[0, 1]) == pytest.approx(0.5, abs=1e-9) and abs(turned[0, 3]) < 1e-9  # now along ±Y
+
+
+def test_caricature_factor_one_is_identity_zero_is_mean_and_regions_stay_local(saved):
+    res = result.load(saved)
+    model = load_head_model()
+    same = caricature.caricature_result(res, 1.0, {})
+    assert np.abs(same.vertices - res.vertices).max() < 1e-5
+    mean = caricature.caricature_result(res, 0.0, {})
+    local_mean = model.evaluate(None, torch.as_tensor(res.expression, dtype=torch.float32)).numpy()
+    assert np.abs(mean.vertices - (local_mean @ res.rotation.T + res.translation)).max() < 1e-5
+    nose = caricature.caricature_result(res, 1.0, {"nose": 2.5})
+    moved = np.linalg.norm(nose.vertices - res.vertices, axis=1)
+    outside = model.region("nose").numpy() == 0
+    assert moved[outside].max() < 1e-6 and moved[~outside].max() > 1e-4
+
+
+def test_caricature_up_to_2_5_folds_no_triangle(saved):
+    res = result.load(saved)
+    faces = res.faces
+    for factor in (1.5, 2.0, 2.5):
+        folded = caricature.folded_faces(res.vertices, caricature.caricature_result(res, factor, {}).vertices, faces)
+        assert folded.sum() == 0
+
+
+def test_passes_compose_to_render_png(saved):
+    res = result.load(saved)
+    layers = pass_images(res)
+    composed = layers["albedo"] * (layers["diffuse"] + layers["ambient"]) + layers["specular"]
+    inside = layers["alpha"] > 0.999  # fully covered pixels: there the image is the surface alone
+    assert inside.sum() > 100
+    assert psnr(linear_to_srgb(composed), linear_to_srgb(res.render), inside.astype(np.float32)) >= 40.0
+
+
+def test_cli_relight_caricature_and_render_passes(saved, tmp_path, capsys):
+    assert main(["relight", str(saved), "--preset", "rembrandt", "-o", str(tmp_path / "relit.png")]) == 0
+    assert load_png(tmp_path / "relit.png").shape[:2] == load_png(saved / "render.png").shape[:2]
+    assert main(["relight", str(saved), "--preset", "rembrandt", "-o", str(tmp_path / "relit.png")]) == 2
+    assert main(["relight", str(saved), "--preset", "disco", "-o", str(tmp_path / "x.png")]) == 2
+    assert main(["caricature", str(saved), "--factor", "1.8", "--region", "nose=2.5,jaw=1.5", "-o", str(tmp_path / "car")]) == 0
+    assert json.loads((tmp_path / "car" / "scene.json").read_text())["edits"]["caricature"]["factor"] == 1.8
+    assert main(["caricature", str(saved), "--region", "elbow=2", "-o", str(tmp_path / "car2")]) == 2
+    assert not (tmp_path / "car2").exists()
+    assert main(["render", str(saved), "--passes", "-o", str(tmp_path / "passes")]) == 0
+    assert {p.name for p in (tmp_path / "passes").iterdir()} >= {"albedo.png", "diffuse.png", "specular.png", "shadow.png", "ambient.png"}
+    assert "Region 'elbow'" in capsys.readouterr().err
