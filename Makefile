@@ -5,7 +5,7 @@ TYPES_PY ?= $(firstword $(shell for p in python3.13 python3.12; do $$p -c '' 2>/
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo extension typecheck bench accuracy clean
+.PHONY: venv test demo extension wheels wheels-linux wheels-lock typecheck bench accuracy clean
 
 venv: $(VENV)/.stamp
 
@@ -25,10 +25,23 @@ typecheck: .venv-types/.stamp
 	mkdir -p .typecheck && ln -sfn $(CURDIR) .typecheck/facestage
 	cd .typecheck && ../.venv-types/bin/mypy --config-file ../mypy.ini -p facestage.scene -p facestage.operators -p facestage.ui -m facestage -m facestage.properties -m facestage.jobs
 
-extension: venv
+# The pinned wheels of every platform into wheels/ (git-ignored, ~1.2 GB; no pip call when all are there), checked
+# against the manifest's list. wheels-linux: only what the tests install. wheels-lock: after changing a pin in
+# deps.py, rewrite the manifest's list from what pip fetches.
+wheels: venv
+	$(BIN)/python tools/fetch_wheels.py
+
+wheels-linux: venv
+	$(BIN)/python tools/fetch_wheels.py --platform linux-x64
+
+wheels-lock: venv
+	$(BIN)/python tools/fetch_wheels.py --lock
+
+# dist/facestage-<version>-{full,lite}-{linux_x64,windows_x64,macos_arm64}.zip (see README › Install).
+extension: wheels
 	$(BIN)/python tools/build_extension.py --output-dir dist
 
-test: venv typecheck
+test: venv typecheck wheels-linux
 	$(BIN)/python -m pytest
 
 demo: venv

@@ -1,6 +1,8 @@
-"""Add-on preferences: dependency status, the pinned installer with its progress, default device and quality."""
+"""Add-on preferences: dependency status, the two installers (online, wheel files) with progress, defaults."""
 
 from __future__ import annotations
+
+import textwrap
 
 import bpy
 
@@ -20,17 +22,19 @@ class FACESTAGE_AP_preferences(bpy.types.AddonPreferences):
         missing = deps.missing()
         box = layout.box()
         if missing:
-            box.label(text=f"Missing: {', '.join(missing)}", icon="ERROR")
-            box.label(text="FaceStage needs PyTorch, Warp and MediaPipe (pinned versions, about 3 GB).")
+            for i, line in enumerate(textwrap.wrap(deps.missing_sentence(missing), 90)):
+                box.label(text=line, icon="ERROR" if i == 0 else "BLANK1")
         else:
-            box.label(text="PyTorch, Warp and MediaPipe are installed", icon="CHECKMARK")
+            box.label(text="Everything FaceStage needs is installed", icon="CHECKMARK")
         status = install_status(context)
         if running(INSTALL) is not None:
             box.progress(factor=status.progress, type="BAR", text=status.status or "Installing…")
         elif status.status:
             box.label(text=status.status, icon="INFO")
         row = box.row()
-        row.operator("facestage.install_dependencies", icon="IMPORT")
+        if missing:
+            row.operator("facestage.install_dependencies", icon="URL")
+            row.operator("facestage.install_wheel_files", icon="FILE_FOLDER")
         row.operator("facestage.check_dependencies", icon="VIEWZOOM")
         column = layout.column()
         column.use_property_split = True
