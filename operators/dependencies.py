@@ -39,7 +39,7 @@ def installation_from(folder: Path) -> Work:
         try:
             deps.install(lambda step, total, line: progress((step, total, line)), wheel_folder=folder)
         except (RuntimeError, OSError) as error:
-                detail = str(error).strip().rstrip(".")
+            detail = str(error).strip().rstrip(".")
             pins = " and ".join(pin.replace("==", " ") for pin in deps.HEAVY)
             raise FaceStageError(f"Installing from the wheel files in {folder} failed ({detail}). The folder must "
                                  f"hold the {pins} wheels for this computer and Python 3.11.") from None
