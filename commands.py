@@ -108,28 +108,19 @@ def batch(args: argparse.Namespace) -> int:
 
     --jobs N runs N photos at once in threads (torch and Warp release the GIL in their kernels), each
     with its share of the CPU threads; the summary is rewritten after every photo, in photo order.
+    --cluster hands the batch to Ray instead (cluster.py).
     """
+    if getattr(args, "cluster", None):
+        from .cluster import batch as cluster_batch
+
+        return cluster_batch(args)
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
     from tqdm import tqdm
 
-    photos = _photos(Path(args.input_dir))
-    if not photos:
-        raise FaceStageError(f"Input folder {args.input_dir} contains no photos.")
-    out_root = Path(args.output)
-    out_root.mkdir(parents=True, exist_ok=True)
+    photos, out_root, rows, todo = plan_batch(args)
     summary_path = out_root / "summary.json"
-    previous = {row["photo"]: row for row in json.loads(summary_path.read_text())} if summary_path.exists() else {}
-    rows: dict[str, dict[str, object]] = {}
-    todo: list[tuple[Path, argparse.Namespace]] = []  # each photo with its own --force
-    for photo in photos:
-        done = (out_root / photo.stem / "scene.json").is_file()
-        if args.resume and done:
-            rows[photo.name] = previous.get(photo.name, {"photo": photo.name, "status": "ok", "error": "", "seconds": 0.0,
-                                                         "psnr": None})
-        else:
-            todo.append((photo, argparse.Namespace(**{**vars(args), "force": args.force or not done})))
     jobs = max(1, min(getattr(args, "jobs", 1), len(todo)))
     threads = torch.get_num_threads()
     if jobs > 1:
@@ -148,11 +139,44 @@ def batch(args: argparse.Namespace) -> int:
     return 0 if failed == 0 else 1
 
 
-def _batch_compute(photo: Path, args: argparse.Namespace, out_root: Path) -> tuple[object, float]:
+def plan_batch(args: argparse.Namespace) -> tuple[list[Path], Path, dict[str, dict[str, object]],
+                                                   list[tuple[Path, argparse.Namespace]]]:
+    """(photos, output root, summary rows kept by --resume, photos to do each with its own --force).
+
+    Shared by the thread batch and the cluster batch (cluster.py). A photo is done when its scene.json
+    exists (result.save moves a complete folder into place); an incomplete folder is overwritten.
+    """
+    photos = _photos(Path(args.input_dir))
+    if not photos:
+        raise FaceStageError(f"Input folder {args.input_dir} contains no photos.")
+    out_root = Path(args.output)
+    out_root.mkdir(parents=True, exist_ok=True)
+    summary_path = out_root / "summary.json"
+    previous = {row["photo"]: row for row in json.loads(summary_path.read_text())} if summary_path.exists() else {}
+    rows: dict[str, dict[str, object]] = {}
+    todo: list[tuple[Path, argparse.Namespace]] = []
+    for photo in photos:
+        done = (out_root / photo.stem / "scene.json").is_file()
+        if args.resume and done:
+            rows[photo.name] = previous.get(photo.name) or done_row(photo, out_root / photo.stem)
+        else:
+            todo.append((photo, argparse.Namespace(**{**vars(args), "force": args.force or not done})))
+    return photos, out_root, rows, todo
+
+
+def done_row(photo: Path, folder: Path) -> dict[str, object]:
+    """The summary row of a finished photo, rebuilt from its scene.json (a run killed before its summary was written)."""
+    doc = json.loads((folder / "scene.json").read_text())
+    return {"photo": photo.name, "status": "ok", "error": "", "seconds": doc.get("timings", {}).get("total", 0.0),
+            "psnr": doc.get("metrics", {}).get("psnr_masked")}
+
+
+def _batch_compute(photo: Path, args: argparse.Namespace, out_root: Path,
+                   progress: object = None) -> tuple[object, float]:
     """Worker thread: (Result or FaceStageError, seconds)."""
     start = time.perf_counter()
     try:
-        outcome: object = _compute(str(photo), str(out_root / photo.stem), args)
+        outcome: object = _compute(str(photo), str(out_root / photo.stem), args, progress)
     except FaceStageError as error:
         outcome = error
     return outcome, time.perf_counter() - start
@@ -181,7 +205,8 @@ def _write_summary(out_root: Path, rows: list[dict[str, object]]) -> None:
     tmp.replace(out_root / "summary.json")
     tmp_csv = out_root / ".summary.csv.tmp"
     with tmp_csv.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["photo", "status", "error", "seconds", "psnr"])
+        columns = list(dict.fromkeys(key for row in rows for key in row))  # the cluster batch adds blend and node
+        writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
     tmp_csv.replace(out_root / "summary.csv")
