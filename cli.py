@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1, help="photos processed in parallel")
     p.add_argument("--resume", action="store_true", help="skip photos whose output is complete")
     p.add_argument("--cluster", metavar="ADDRESS|auto|local", help="run each photo as a Ray task: on the cluster at "
-                   "ADDRESS (its head, host:port), the one running on this machine (auto) or a new one here (local)")
+                   "ADDRESS (its head, host:port), the one `ray start` runs on this machine (auto) or a new one here (local)")
     p.add_argument("--cpus-per-task", type=float, help="with --cluster: CPUs per photo (default: by --quality)")
     p.add_argument("--gpus-per-task", type=float, help="with --cluster: GPUs per photo, may be a fraction (default: by "
                    "--quality when --device is cuda, or auto on a cluster with GPUs)")
