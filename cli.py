@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="folder that receives one sub-folder per photo")
     p.add_argument("--jobs", type=int, default=1, help="photos processed in parallel")
     p.add_argument("--resume", action="store_true", help="skip photos whose output is complete")
+    p.add_argument("--cluster", metavar="ADDRESS|auto|local", help="run each photo as a Ray task: on the cluster at "
+                   "ADDRESS (its head, host:port), the one `ray start` runs on this machine (auto) or a new one here (local)")
+    p.add_argument("--cpus-per-task", type=float, help="with --cluster: CPUs per photo (default: by --quality)")
+    p.add_argument("--gpus-per-task", type=float, help="with --cluster: GPUs per photo, may be a fraction (default: by "
+                   "--quality when --device is cuda, or auto on a cluster with GPUs)")
     _add_reconstruct_options(p)
 
     p = sub.add_parser("relight", help="re-render a reconstruction under new lights")
