@@ -14,11 +14,10 @@ import torch
 from ..io.image import srgb_to_linear
 from ..io.result import Result
 from ..model import lightstage
-from ..render import RenderOptions, RenderOutput, RenderScene, render
+from ..render import RenderOutput, RenderScene
 from ..render.crop import Crop, paste
+from ..render.tiles import final_options, render_tiled
 
-FINAL_SPP = 4
-FINAL_LIGHT_SAMPLES = 4
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
 
 
@@ -35,21 +34,20 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         return torch.as_tensor(np.asarray(array, np.float32), device=dev)
 
     crop = Crop(*result.render_crop)
-    linear = srgb_to_linear(result.photo_srgb)
     values = stage if stage is not None else result.stage
     scene = RenderScene(
         verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)))
+        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
+        background=t(crop.cut(result.photo_srgb, linear=True)))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
-        out = render(scene, RenderOptions(spp=FINAL_SPP, light_samples=FINAL_LIGHT_SAMPLES, edge_sampling=False,
-                                          return_passes=passes), generator)
+        out = render_tiled(scene, final_options(crop.size, passes), generator)
     h, w = result.height, result.width
-    image = paste(crop, out.image.cpu().numpy(), h, w, linear)
-    alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
+    image = paste(crop, out.image.cpu().numpy(), h, w, srgb_to_linear(result.photo_srgb), in_place=True)
+    alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32), in_place=True)
     return image, alpha, out
 
 

@@ -3,20 +3,27 @@
 Rendering the whole photo would spend most rays on background; the stages
 render a square around the face (`face_crop`) instead, at the quality's
 working size, and the final render.png renders it at the photo's own pixel
-density (`final_crop`). `Crop.K` turns the photo's intrinsics into the
-window's, `Crop.cut` resamples a photo-grid image into the window and `paste`
-puts a window image back, both bilinear through one helper.
+density, up to FINAL_MAX_SIDE (`final_crop`). `Crop.K` turns the photo's
+intrinsics into the window's, `Crop.cut` resamples a photo-grid image (or a
+`Window` of it) into the window and `paste` puts a window image back. Both
+only touch the photo pixels under the window, so their cost follows the face,
+not the photo: cutting area-averages first when the crop is two or more times
+coarser than its source (a 48 MP face is not point-sampled into 256 pixels),
+then samples bilinearly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..io.image import Window, window
+
 CROP_MARGIN = 1.5  # crop side = CROP_MARGIN × face landmark extent
-FINAL_MAX_SIDE = 1024
+FINAL_MAX_SIDE = 2048
 
 
 def _resample(image: np.ndarray, xs: torch.Tensor, ys: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -48,19 +55,53 @@ class Crop:
         out[:2] *= scale
         return out
 
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        """Resample (H, W[, C]) into the crop's (size, size) grid, bilinear, zero outside."""
-        h, w = image.shape[:2]
-        centres = (torch.arange(self.size, dtype=torch.float32) + 0.5) * self.side / self.size
-        return _resample(image, (self.x0 + centres) / w * 2 - 1, (self.y0 + centres) / h * 2 - 1)[0]
+    def box(self, margin: float = 0.0) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the window in photo pixels, grown by `margin` × side on every edge."""
+        grow = margin * self.side
+        return (self.x0 - grow, self.y0 - grow, self.x0 + self.side + grow, self.y0 + self.side + grow)
+
+    def scaled(self, factor: float) -> Crop:
+        """The same window on a photo grid scaled by `factor` (e.g. a preview), rendered at the same size."""
+        return Crop(self.x0 * factor, self.y0 * factor, self.side * factor, self.size)
+
+    def cut(self, image: np.ndarray | Window, linear: bool = False) -> np.ndarray:
+        """Resample a photo-grid image (H, W[, C]) or a Window of it into the crop's (size, size) grid, zero outside.
+
+        Only the pixels under the window are read; uint8/uint16 sRGB images are decoded to linear light first
+        when `linear`. Area-averaged by the integer factor the crop is coarser than its source, then bilinear.
+        """
+        pitch = self.side / self.size  # photo pixels per crop pixel
+        box = self.box(2 * max(1.0, pitch) / self.side)  # the window, with room for the bilinear taps at its edges
+        if isinstance(image, Window):
+            source = image.around(box).reduced(math.floor(pitch / image.step))
+        else:
+            source = window(image, box, step=math.floor(pitch), linear=linear)
+        h, w = source.pixels.shape[:2]
+        centres = (torch.arange(self.size, dtype=torch.float64) + 0.5) * pitch
+        xs = ((self.x0 + centres - source.x0) / source.step / w * 2 - 1).float()
+        ys = ((self.y0 + centres - source.y0) / source.step / h * 2 - 1).float()
+        return _resample(source.pixels, xs, ys)[0]
 
 
-def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray) -> np.ndarray:
-    """Put a crop-grid image back onto the photo grid (bilinear), keeping ``outside`` where the crop does not reach."""
-    xs = ((torch.arange(width, dtype=torch.float32) + 0.5 - crop.x0) / crop.side) * 2 - 1
-    ys = ((torch.arange(height, dtype=torch.float32) + 0.5 - crop.y0) / crop.side) * 2 - 1
-    out, inside = _resample(image, xs, ys)
-    return np.where(inside[..., None] if image.ndim == 3 else inside, out, outside)
+def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray,
+          in_place: bool = False) -> np.ndarray:
+    """Put a crop-grid image back onto the (height, width) photo grid (bilinear), keeping ``outside`` where the crop
+    does not reach. Only the photo pixels under the window are computed; with `in_place`, ``outside`` is written
+    into and returned (no full-resolution copy)."""
+    out = outside if in_place else outside.copy()
+    cols = np.arange(width)
+    rows = np.arange(height)
+    # Photo pixel centres whose crop coordinate lies in [-1, 1] (the grid_sample "inside" test, per axis).
+    col_in = cols[np.abs((cols + 0.5 - crop.x0) / crop.side * 2 - 1) <= 1]
+    row_in = rows[np.abs((rows + 0.5 - crop.y0) / crop.side * 2 - 1) <= 1]
+    if col_in.size == 0 or row_in.size == 0:
+        return out
+    c0, c1, r0, r1 = int(col_in[0]), int(col_in[-1]) + 1, int(row_in[0]), int(row_in[-1]) + 1
+    xs = ((torch.arange(c0, c1, dtype=torch.float64) + 0.5 - crop.x0) / crop.side * 2 - 1).float()
+    ys = ((torch.arange(r0, r1, dtype=torch.float64) + 0.5 - crop.y0) / crop.side * 2 - 1).float()
+    values, _ = _resample(image, xs, ys)
+    out[r0:r1, c0:c1] = values.astype(out.dtype, copy=False)
+    return out
 
 
 def face_crop(points: np.ndarray, size: int) -> Crop:
