@@ -20,11 +20,11 @@ from ..common.config import ReconstructConfig
 from ..common.device import deterministic, pick
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import linear_to_srgb, load_photo, srgb_to_linear
+from ..io.image import area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
-from ..render.crop import Crop, final_crop, paste
+from ..render.crop import Crop, final_crop
 from .landmarks import detect
 from .masks import skin_mask
 from .solver import FitOptions, FitResult, fit_landmarks
@@ -68,9 +68,8 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     result.metrics = {"psnr_masked": face_psnr(result.photo_srgb, image, crop, points),
                       "landmark_error_px": fit0.reprojection_error_px}
     preview, factor = run.photo.preview(PREVIEW_MAX_SIDE)  # the report's pictures of the whole photo
-    preview_crop, hp, wp = crop.scaled(1 / factor), preview.shape[0], preview.shape[1]
-    rendered_srgb = linear_to_srgb(paste(preview_crop, out.image.cpu().numpy(), hp, wp, srgb_to_linear(preview), in_place=True))
-    mask = skin_mask(points / factor, wp, hp)
+    rendered_srgb = linear_to_srgb(area_reduce(image, factor) if factor > 1 else image)
+    mask = skin_mask(points / factor, preview.shape[1], preview.shape[0])
     focal_mm = float(K[0, 0]) * 36.0 / max(w, h)
     directions = lightstage.centroids(stage).detach().cpu().numpy() - stage_np["centre"]
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)

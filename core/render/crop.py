@@ -5,11 +5,12 @@ render a square around the face (`face_crop`) instead, at the quality's
 working size, and the final render.png renders it at the photo's own pixel
 density, up to FINAL_MAX_SIDE (`final_crop`). `Crop.K` turns the photo's
 intrinsics into the window's, `Crop.cut` resamples a photo-grid image (or a
-`Window` of it) into the window and `paste` puts a window image back. Both
-only touch the photo pixels under the window, so their cost follows the face,
-not the photo: cutting area-averages first when the crop is two or more times
-coarser than its source (a 48 MP face is not point-sampled into 256 pixels),
-then samples bilinearly.
+`Window` of it) into the window, `paste` puts a window image back and
+`paste_over` composites a rendered head over the photo. All of them only touch
+the photo pixels under the window, so their cost follows the face, not the
+photo: cutting area-averages first when the crop is two or more times coarser
+than its source (a 48 MP face is not point-sampled into 256 pixels), then
+samples bilinearly.
 """
 
 from __future__ import annotations
@@ -60,10 +61,6 @@ class Crop:
         grow = margin * self.side
         return (self.x0 - grow, self.y0 - grow, self.x0 + self.side + grow, self.y0 + self.side + grow)
 
-    def scaled(self, factor: float) -> Crop:
-        """The same window on a photo grid scaled by `factor` (e.g. a preview), rendered at the same size."""
-        return Crop(self.x0 * factor, self.y0 * factor, self.side * factor, self.size)
-
     def cut(self, image: np.ndarray | Window, linear: bool = False) -> np.ndarray:
         """Resample a photo-grid image (H, W[, C]) or a Window of it into the crop's (size, size) grid, zero outside.
 
@@ -83,24 +80,51 @@ class Crop:
         return _resample(source.pixels, xs, ys)[0]
 
 
+def _photo_window(crop: Crop, height: int, width: int) -> tuple[slice, slice, torch.Tensor, torch.Tensor] | None:
+    """The photo pixels whose centres fall inside the crop (the grid_sample "inside" test per axis): their rows and
+    columns, and their normalised crop coordinates; None when the crop misses the photo."""
+    def axis(count: int, start: float) -> tuple[slice, torch.Tensor] | None:
+        centres = np.arange(count) + 0.5
+        inside = np.flatnonzero(np.abs((centres - start) / crop.side * 2 - 1) <= 1)
+        if inside.size == 0:
+            return None
+        first, last = int(inside[0]), int(inside[-1]) + 1
+        coords = ((torch.arange(first, last, dtype=torch.float64) + 0.5 - start) / crop.side * 2 - 1).float()
+        return slice(first, last), coords
+
+    rows, cols = axis(height, crop.y0), axis(width, crop.x0)
+    if rows is None or cols is None:
+        return None
+    return rows[0], cols[0], cols[1], rows[1]
+
+
 def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray,
           in_place: bool = False) -> np.ndarray:
     """Put a crop-grid image back onto the (height, width) photo grid (bilinear), keeping ``outside`` where the crop
     does not reach. Only the photo pixels under the window are computed; with `in_place`, ``outside`` is written
     into and returned (no full-resolution copy)."""
     out = outside if in_place else outside.copy()
-    cols = np.arange(width)
-    rows = np.arange(height)
-    # Photo pixel centres whose crop coordinate lies in [-1, 1] (the grid_sample "inside" test, per axis).
-    col_in = cols[np.abs((cols + 0.5 - crop.x0) / crop.side * 2 - 1) <= 1]
-    row_in = rows[np.abs((rows + 0.5 - crop.y0) / crop.side * 2 - 1) <= 1]
-    if col_in.size == 0 or row_in.size == 0:
-        return out
-    c0, c1, r0, r1 = int(col_in[0]), int(col_in[-1]) + 1, int(row_in[0]), int(row_in[-1]) + 1
-    xs = ((torch.arange(c0, c1, dtype=torch.float64) + 0.5 - crop.x0) / crop.side * 2 - 1).float()
-    ys = ((torch.arange(r0, r1, dtype=torch.float64) + 0.5 - crop.y0) / crop.side * 2 - 1).float()
-    values, _ = _resample(image, xs, ys)
-    out[r0:r1, c0:c1] = values.astype(out.dtype, copy=False)
+    found = _photo_window(crop, height, width)
+    if found is not None:
+        rows, cols, xs, ys = found
+        out[rows, cols] = _resample(image, xs, ys)[0].astype(out.dtype, copy=False)
+    return out
+
+
+def paste_over(crop: Crop, premultiplied: np.ndarray, alpha: np.ndarray, photo: np.ndarray,
+               in_place: bool = False) -> np.ndarray:
+    """Composite a crop-grid render over the photo grid: its premultiplied colour (alpha · surface, (n, n, 3)) and
+    coverage (n, n) are resampled bilinearly, then photo ← colour + (1 − alpha) · photo.
+
+    Unlike `paste`, the photo under the window keeps its own pixels wherever the head does not cover them, so a
+    face rendered at 2048 px inside a 48 MP photo does not blur the hair and background around it."""
+    out = photo if in_place else photo.copy()
+    found = _photo_window(crop, photo.shape[0], photo.shape[1])
+    if found is not None:
+        rows, cols, xs, ys = found
+        colour = _resample(premultiplied, xs, ys)[0]
+        cover = _resample(alpha, xs, ys)[0][..., None]
+        out[rows, cols] = (colour + (1.0 - cover) * out[rows, cols]).astype(out.dtype, copy=False)
     return out
 
 

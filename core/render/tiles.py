@@ -20,7 +20,6 @@ the time would grow with the photo. So:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
@@ -79,8 +78,3 @@ def render_tiled(scene: RenderScene, options: RenderOptions, generator: torch.Ge
             passes.setdefault(name, []).append(value)
     return RenderOutput(torch.cat(images), torch.cat(alphas), {name: torch.cat(parts) for name, parts in passes.items()})
 
-
-def tile_count(size: int) -> int:
-    """How many bands the final render of a size × size crop takes (for progress and benchmarks)."""
-    spp, light_samples = final_samples(size)
-    return math.ceil(size / max(1, min(size, TILE_SHADOW_RAYS // (size * spp * LIGHTS * light_samples))))
