@@ -57,20 +57,36 @@ def run_one(photo: Path, out: Path, quality: str, device: str) -> dict[str, obje
     timings = dict(res.timings)
     timings["detect"] = timings["load"] - timings["decode"]  # detection and the face's working window
     timings["save"] = time.perf_counter() - mark
-    return {"width": res.width, "height": res.height, "wall_s": wall,
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {"width": res.width, "height": res.height, "wall_s": wall, "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
             "stages_s": {name: round(timings[name], 2) for name in STAGES},
             "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 2),
             "render_px": int(res.render_crop[3]), "psnr_masked_db": round(res.metrics["psnr_masked"], 2)}
 
 
+def targets(by_size: dict[float, dict]) -> dict[str, object]:  # type: ignore[type-arg]
+    """48 MP against 2 MP, decoding excluded, in wall time and in CPU time (which a busy machine inflates less);
+    and the RSS budget."""
+    out: dict[str, object] = {"meets_rss_budget": all(run["peak_rss_gb"] < RSS_BUDGET_GB for run in by_size.values())}
+    if 2.0 in by_size and 48.0 in by_size:
+        small, large = by_size[2.0], by_size[48.0]
+        for key in ("wall_s", "cpu_s"):
+            if key in small and key in large:
+                ratio = ((large[key] - large["stages_s"]["decode"]) / (small[key] - small["stages_s"]["decode"]))
+                out[f"ratio_48_to_2_{key[:-2]}_without_decoding"] = round(ratio, 3)
+                out[f"meets_time_target_{key[:-2]}"] = ratio <= TIME_RATIO_TARGET
+    return out
+
+
 def table(runs: list[dict[str, object]]) -> str:
-    head = "| photo | pixels | " + " | ".join(STAGES) + " | total s | peak RSS GB | face render px | PSNR dB |"
-    rows = [head, "|" + "---|" * (len(STAGES) + 6)]
+    head = ("| photo | pixels | " + " | ".join(STAGES) + " | total s | CPU s | peak RSS GB | face render px | PSNR dB |")
+    rows = [head, "|" + "---|" * (len(STAGES) + 7)]
     for run in runs:
         stages = run["stages_s"]
         rows.append(f"| {run['megapixels']} MP | {run['width']}×{run['height']} | "
                     + " | ".join(f"{stages[name]:.1f}" for name in STAGES)  # type: ignore[index]
-                    + f" | {run['wall_s']:.1f} | {run['peak_rss_gb']:.2f} | {run['render_px']} | {run['psnr_masked_db']} |")
+                    + f" | {run['wall_s']:.1f} | {run.get('cpu_s', float('nan')):.0f} | {run['peak_rss_gb']:.2f} | "
+                    f"{run['render_px']} | {run['psnr_masked_db']} |")
     return "\n".join(rows)
 
 
@@ -100,13 +116,7 @@ def main() -> None:
     report: dict[str, object] = {"photo": "samples/astronaut.jpg upscaled to squares", "quality": args.quality,
                                  "device": args.device,
                                  "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus", "runs": runs}
-    if 2.0 in by_size and 48.0 in by_size:
-        small, large = by_size[2.0], by_size[48.0]
-        ratio = ((large["wall_s"] - large["stages_s"]["decode"])  # type: ignore[index,operator]
-                 / (small["wall_s"] - small["stages_s"]["decode"]))  # type: ignore[index,operator]
-        report["ratio_48_to_2_without_decoding"] = round(ratio, 3)
-        report["meets_time_target"] = ratio <= TIME_RATIO_TARGET
-        report["meets_rss_budget"] = all(run["peak_rss_gb"] < RSS_BUDGET_GB for run in runs)  # type: ignore[operator]
+    report.update(targets(by_size))
     report["table"] = table(runs)
     publish("photo_sizes", report)
     print(report["table"])
