@@ -3,20 +3,19 @@
 Each command checks its output before doing any work, writes into a
 temporary folder and moves it into place at the end, so a failure or Ctrl-C
 never leaves a half-written result. cli.py imports this module only when a
-command runs, so `--help` and `doctor` never load torch.
+command runs, so `--help` and `doctor` never load torch. Progress goes through
+terminal.py (bars on a terminal, short lines in a log); with `--quiet` a
+command prints only what it wrote.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from . import runs
 from .core.apps import relight as apps
@@ -26,41 +25,22 @@ from .core.common.config import ENV_ROTATE
 from .core.common.device import pick
 from .core.common.errors import FaceStageError
 from .core.io import result
-from .core.io.image import linear_to_srgb, save_png
+from .core.io.image import save_png
 from .core.model.head import load_head_model
+from .terminal import counter, stage_progress
 
 log = logging.getLogger(__name__)
 
 
-@contextmanager
-def _tqdm_progress() -> Iterator[object]:
-    """A progress callback drawing one tqdm bar per stage."""
-    bars: dict[str, tqdm] = {}
-
-    def update(p: object) -> None:
-        stage, step, total = getattr(p, "stage"), getattr(p, "step"), getattr(p, "total")
-        bar = bars.get(stage)
-        if bar is None:
-            for other in bars.values():
-                other.close()
-            bar = bars[stage] = tqdm(total=total, desc=f"{stage:>9s}", unit="step", leave=True, dynamic_ncols=True)
-        bar.n = step
-        loss = getattr(p, "loss", float("nan"))
-        if loss == loss:
-            bar.set_postfix_str(f"loss {loss:.4g}", refresh=False)
-        bar.refresh()
-
-    try:
-        yield update
-    finally:
-        for bar in bars.values():
-            bar.close()
+def _done(args: argparse.Namespace, path: Path, message: str) -> None:
+    """The command's last words: the message, or only the path it wrote with --quiet."""
+    print(path if getattr(args, "quiet", False) else message)
 
 
 def reconstruct(args: argparse.Namespace) -> int:
-    with _tqdm_progress() as progress:
+    with stage_progress(getattr(args, "quiet", False)) as progress:
         out = runs.commit(runs.compute(args.photo, args.output, args, progress), args.output, args)
-    print(f"Wrote {out}/ — open {out / 'report.png'} first.")
+    _done(args, out, f"Wrote {out}/ — open {out / 'report.png'} first.")
     return 0
 
 
@@ -82,16 +62,17 @@ def batch(args: argparse.Namespace) -> int:
     if jobs > 1:
         torch.set_num_threads(max(1, threads // jobs))
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool, tqdm(total=len(todo), desc="batch", unit="photo") as bar:
+        with ThreadPoolExecutor(max_workers=jobs) as pool, counter("batch", len(todo), "photos",
+                                                                   getattr(args, "quiet", False)) as one_more:
             work = pool.map if jobs > 1 else map  # one job: compute on this thread (Ctrl-C stops it at once)
             for (photo, photo_args), (outcome, seconds) in zip(todo, work(lambda job: runs.compute_photo(*job, out_root), todo)):
                 rows[photo.name] = runs.commit_photo(photo, photo_args, outcome, seconds, out_root)
                 runs.write_summary(out_root, [rows[p.name] for p in photos if p.name in rows])
-                bar.update()
+                one_more()
     finally:
         torch.set_num_threads(threads)
     failed = sum(row["status"] != "ok" for row in rows.values())
-    print(f"{len(rows) - failed} of {len(rows)} photos reconstructed; summary in {summary_path}.")
+    _done(args, summary_path, f"{len(rows) - failed} of {len(rows)} photos reconstructed; summary in {summary_path}.")
     return 0 if failed == 0 else 1
 
 
@@ -101,10 +82,11 @@ def _check_image_target(path: Path, force: bool) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
 
 
-def _write_png_atomically(path: Path, srgb: object) -> None:
+def _write_png_atomically(path: Path, image: object, encode_srgb: bool = False) -> None:
+    """Write an image (sRGB, or linear with `encode_srgb`) through a temporary file, so a failure leaves nothing."""
     tmp = path.with_name(f".{path.name}.tmp.png")
     try:
-        save_png(tmp, srgb)  # type: ignore[arg-type]
+        save_png(tmp, image, encode_srgb=encode_srgb)  # type: ignore[arg-type]
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -128,8 +110,8 @@ def relight(args: argparse.Namespace) -> int:
     else:
         sh = apps.rotate_environment(res.sh, args.rotate_env, args.pitch)
     image, _, _ = render_result(res, stage=stage, sh=sh, device=_device(args))
-    _write_png_atomically(target, linear_to_srgb(image))
-    print(f"Wrote {target}")
+    _write_png_atomically(target, image, encode_srgb=True)
+    _done(args, target, f"Wrote {target}")
     return 0
 
 
@@ -142,7 +124,7 @@ def caricature(args: argparse.Namespace) -> int:
     car = caricature_result(res, args.factor, regions)
     car.render, car.mask, _ = render_result(car, device=_device(args))
     result.save(car, out, force=args.force)
-    print(f"Wrote {out}/ (render.png shows the caricature)")
+    _done(args, out, f"Wrote {out}/ (render.png shows the caricature)")
     return 0
 
 
@@ -156,8 +138,8 @@ def render(args: argparse.Namespace) -> int:
     layers = pass_images(res, device=_device(args)) if args.passes else {"composite": render_result(res, device=_device(args))[0]}
     for name in names:
         image = layers[name]
-        _write_png_atomically(folder / f"{name}.png", image if name in ("alpha", "shadow") else linear_to_srgb(image))
-    print(f"Wrote {', '.join(n + '.png' for n in names)} to {folder}")
+        _write_png_atomically(folder / f"{name}.png", image, encode_srgb=name not in ("alpha", "shadow"))
+    _done(args, folder, f"Wrote {', '.join(n + '.png' for n in names)} to {folder}")
     return 0
 
 

@@ -18,18 +18,20 @@ import torch
 from ..apps.rerender import render_result
 from ..common.config import ReconstructConfig
 from ..common.device import deterministic, pick
-from ..common.metrics import psnr
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import linear_to_srgb, load_photo
+from ..io.image import area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
 from ..render.crop import Crop, final_crop
 from .landmarks import detect
 from .masks import skin_mask
-from .solver import FitResult, fit_landmarks
+from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
+from .working import face_psnr, face_window
+
+PREVIEW_MAX_SIDE = 2048  # landmarks.png and the report's photo tiles: the photo area-averaged to at most this
 
 
 def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:
@@ -48,7 +50,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
     h, w = run.photo.height, run.photo.width
     result = Result(
-        photo_srgb=run.photo.pixels, K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
+        photo_srgb=run.photo.srgb8(), K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
         identity=run.identity.detach().cpu().numpy(), expression=run.expression.detach().clamp(0, 1).cpu().numpy(),
         expression_names=list(run.model.expression_names), rotation=rotation.cpu().numpy(), translation=translation.cpu().numpy(),
         vertices=vertices.cpu().numpy(), faces=run.model.faces.cpu().numpy(), uvs=run.model.uvs.cpu().numpy(),
@@ -57,25 +59,31 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         diffuse=diffuse, specular=specular[..., 0], roughness=roughness[..., 0],
         render=np.zeros((h, w, 3), np.float32), mask=np.zeros((h, w), np.float32), seed=run.config.seed,
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
-        render_crop=dataclasses.astuple(final_crop(points)),
+        render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
+        exif_focal_mm=run.photo.exif_focal_35mm,
     )
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
-    mask = skin_mask(points, w, h)
-    rendered_srgb = linear_to_srgb(image)
-    result.metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask), "landmark_error_px": fit0.reprojection_error_px}
+    crop = Crop(*result.render_crop)
+    result.metrics = {"psnr_masked": face_psnr(result.photo_srgb, image, crop, points),
+                      "landmark_error_px": fit0.reprojection_error_px}
+    preview, factor = run.photo.preview(PREVIEW_MAX_SIDE)  # the report's pictures of the whole photo
+    rendered_srgb = linear_to_srgb(area_reduce(image, factor) if factor > 1 else image)
+    mask = skin_mask(points / factor, preview.shape[1], preview.shape[0])
+    focal_mm = float(K[0, 0]) * 36.0 / max(w, h)
     directions = lightstage.centroids(stage).detach().cpu().numpy() - stage_np["centre"]
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     shading = (out.passes["diffuse"] + out.passes["ambient"]).cpu().numpy()
     shadow = out.passes["shadow"].cpu().numpy()
     result.extra_images["report"] = make_report([
-        ("photo", run.photo.pixels), ("re-render", rendered_srgb),
-        ("difference x4", np.clip(np.abs(rendered_srgb - run.photo.pixels) * 4, 0, 1) * mask[..., None]),
+        (f"photo, f {focal_mm:.0f} mm ({result.focal_source})", preview), ("re-render", rendered_srgb),
+        ("difference x4", np.clip(np.abs(rendered_srgb - preview) * 4, 0, 1) * mask[..., None]),
         ("diffuse albedo", linear_to_srgb(diffuse)), ("specular level", specular[..., 0]), ("roughness", roughness[..., 0]),
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
     ])
+    result.extra_images["landmarks"] = draw_landmarks(preview, points / factor, fit0.landmarks_px / factor)
     return result
 
 
@@ -90,12 +98,18 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
                  cancel: threading.Event | None) -> Result:
     start = time.perf_counter()
     photo = load_photo(photo_path)
-    detected = detect(photo.pixels, str(photo_path), config.face_index)
+    decoded = time.perf_counter() - start
+    detected = detect(photo.data, str(photo_path), config.face_index)
     run = Reconstruction(photo, config, progress, cancel)
+    run.face = face_window(photo, detected.points, config.render_size)
     run.warnings += detected.warnings
+    run.timings["decode"] = decoded
     run.timings["load"] = time.perf_counter() - start
     mark = time.perf_counter()
-    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel)
+    options = FitOptions.from_config(config)
+    if photo.exif_focal_35mm is not None:
+        options = options.with_known_focal(photo.exif_focal_35mm)
+    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel, options=options)
     run.init_geometry(fit0)
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
@@ -114,7 +128,6 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
     result = _assemble(run, fit0, points, maps)
-    result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
     return result
