@@ -24,12 +24,14 @@ from tqdm import tqdm
 from .core.apps import relight as apps
 from .core.apps.caricature import caricature_result, parse_region_factors
 from .core.apps.rerender import PASS_NAMES, pass_images, render_result
+from .core.apps.rig import render_rig
 from .core.common.config import ENV_ROTATE, PHOTO_SUFFIXES, preset
 from .core.common.device import pick
 from .core.common.errors import FaceStageError
 from .core.fit import pipeline
 from .core.io import result
 from .core.io.image import linear_to_srgb, save_png
+from .core.io.rig import load_rig
 from .core.model.head import load_head_model
 
 log = logging.getLogger(__name__)
@@ -204,6 +206,11 @@ def relight(args: argparse.Namespace) -> int:
     res = result.load(args.result)
     target = Path(args.output) if args.output else Path(args.result) / "relit.png"
     _check_image_target(target, args.force)
+    if getattr(args, "rig", None):
+        image = render_rig(res, load_rig(args.rig), device=_device(args))
+        _write_png_atomically(target, linear_to_srgb(image))
+        print(f"Wrote {target}")
+        return 0
     stage, sh = res.stage, res.sh
     if args.preset == ENV_ROTATE:
         sh = apps.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)

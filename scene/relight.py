@@ -1,20 +1,28 @@
-"""Relighting in Blender: put the stage lights and the world into a preset of core.apps.relight, or back to the fitted lighting.
+"""Relighting in Blender: a preset of core.apps.relight, the fitted lighting, or a user's rig file.
 
 Presets are computed by core.apps.relight.preset_lighting from the fitted stage and
 SH that the build stored (on the "Light Stage" empty and the world), so they
 are exposure-matched to the reconstruction and identical to what
 `facestage relight --preset` renders; the lights are then placed exactly as
-the build places them.
+the build places them. A rig (core/io/rig.py) is placed by core.apps.rig.place
+from the scene's own camera, head and stage centre, so its lights and world are
+those `facestage relight --rig` renders; its lights and world are tagged and
+replaced by the next rig, preset or "Fitted".
 """
 
 from __future__ import annotations
 
 import bpy
 import numpy as np
+from mathutils import Matrix, Vector
 
 from ..core.common.errors import FaceStageError
-from .lights import INDEX, PARAMETERS, place_light
+from ..core.io.rig import load_rig
+
+from .lights import INDEX, PARAMETERS, place_light, set_on
+from .material import node_tree
 from .query import role_object, stage_lights
+from .transaction import ROLE
 from .world import SH, SH_FITTED, set_environment
 
 FITTED = "fitted"
@@ -38,6 +46,7 @@ def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
     from ..core.apps.relight import preset_lighting  # imports torch: only once the dependencies are installed
     from ..core.model import lightstage  # imports torch: only once the dependencies are installed
 
+    clear_rig(scene)
     stage, sh = fitted_lighting(scene)
     if name != FITTED:
         stage, sh = preset_lighting(stage, sh, name)
@@ -56,3 +65,90 @@ def rotate_environment(scene: bpy.types.Scene, yaw_deg: float, pitch_deg: float)
     if world is None or world.get(SH) is None:
         raise FaceStageError("This scene has no FaceStage environment to rotate; rebuild it from its result folder.")
     set_environment(world, rotated(np.asarray(world[SH], dtype=np.float64), yaw_deg, pitch_deg))
+
+
+RIG_ROLE = "rig_light"  # role (scene.transaction.ROLE) of the lights a rig adds
+RIG_WORLD = "FaceStage Rig World"
+
+
+def _fitted_world(scene: bpy.types.Scene) -> bpy.types.World | None:
+    """The build's world (it holds the fitted SH), even while a rig's world is the scene's."""
+    if scene.world is not None and scene.world.get(SH_FITTED) is not None:
+        return scene.world
+    return next((w for w in bpy.data.worlds if w.get(SH_FITTED) is not None), None)
+
+
+def clear_rig(scene: bpy.types.Scene) -> None:
+    """Remove a rig's lights and world and give the scene its FaceStage world back."""
+    rig_objects = [o for o in bpy.data.objects if o.get(ROLE) == RIG_ROLE]
+    datas = [o.data for o in rig_objects if o.data is not None]
+    worlds = [w for w in bpy.data.worlds if w.get(ROLE) == RIG_ROLE]
+    fitted = _fitted_world(scene)
+    if fitted is not None and scene.world is not fitted:
+        scene.world = fitted
+    bpy.data.batch_remove([*rig_objects, *datas, *worlds])
+
+
+def apply_rig(scene: bpy.types.Scene, path: str) -> int:
+    """Light the built scene with a rig file (core.io.rig) instead of the stage: the same lights and world as
+    `facestage relight --rig`. Returns the number of lights added; the stage lights are switched off."""
+    from ..core.apps.rig import Frames, place  # imports torch (core): only once the dependencies are installed
+
+    rig = load_rig(path)
+    camera, face, stage = scene.camera, role_object("face"), role_object("stage")
+    if camera is None or face is None or stage is None:
+        raise FaceStageError("This file has no complete FaceStage scene (face, light stage and camera) to relight.")
+    world_matrix = np.array(face.matrix_world, dtype=np.float64)
+    frames = Frames(np.array(camera.matrix_world, dtype=np.float64), world_matrix[:3, :3], world_matrix[:3, 3],
+                    np.array(stage.matrix_world.translation, dtype=np.float64))
+    placed = place(rig, frames)
+    clear_rig(scene)
+    collection = face.users_collection[0]
+    for obj in stage_lights():
+        set_on(obj, False)
+    for light in placed.lights:
+        data = bpy.data.lights.new(light.name, light.type)
+        data[ROLE] = RIG_ROLE
+        data.energy = light.power_w
+        data.color = light.color
+        if light.type == "AREA":
+            data.shape, data.size, data.size_y = light.shape, light.size, light.size_y
+        else:
+            data.shadow_soft_size = light.radius
+        if light.type == "SPOT":
+            data.spot_size, data.spot_blend, data.show_cone = light.spot_size, light.spot_blend, True
+        obj = bpy.data.objects.new(light.name, data)
+        obj[ROLE] = RIG_ROLE
+        obj.matrix_world = Matrix.LocRotScale(Vector(light.position.tolist()), Matrix(light.rotation.tolist()), None)
+        collection.objects.link(obj)
+    scene.world = _rig_world(placed)
+    return len(placed.lights)
+
+
+def _rig_world(placed: object) -> bpy.types.World:
+    """A world node tree for the rig: a uniform Background, or Environment Texture ← Mapping (the rig's turn)."""
+    world = bpy.data.worlds.new(RIG_WORLD)
+    world[ROLE] = RIG_ROLE
+    tree = node_tree(world)
+    background = tree.nodes.new("ShaderNodeBackground")
+    output = tree.nodes.new("ShaderNodeOutputWorld")
+    output.location = (300, 0)
+    tree.links.new(background.outputs["Background"], output.inputs["Surface"])
+    background.inputs["Strength"].default_value = float(placed.world_strength)  # type: ignore[attr-defined]
+    if placed.world_type == "uniform":  # type: ignore[attr-defined]
+        background.inputs["Color"].default_value = (*placed.world_color, 1.0)  # type: ignore[attr-defined]
+        return world
+    texture = tree.nodes.new("ShaderNodeTexEnvironment")
+    texture.image = bpy.data.images.load(placed.world_path, check_existing=True)  # type: ignore[attr-defined]
+    texture.interpolation = "Linear"
+    texture.location = (-300, 0)
+    mapping = tree.nodes.new("ShaderNodeMapping")
+    mapping.vector_type = "VECTOR"
+    mapping.location = (-550, 0)
+    mapping.inputs["Rotation"].default_value = Matrix(placed.environment_rotation.tolist()).to_euler("XYZ")  # type: ignore[attr-defined]
+    coords = tree.nodes.new("ShaderNodeTexCoord")
+    coords.location = (-750, 0)
+    tree.links.new(coords.outputs["Generated"], mapping.inputs["Vector"])
+    tree.links.new(mapping.outputs["Vector"], texture.inputs["Vector"])
+    tree.links.new(texture.outputs["Color"], background.inputs["Color"])
+    return world

@@ -14,6 +14,7 @@ import torch
 from ..io.image import srgb_to_linear
 from ..io.result import Result
 from ..model import lightstage
+from ..model.emitters import Emitters
 from ..render import RenderOptions, RenderOutput, RenderScene, render
 from ..render.crop import Crop, paste
 
@@ -24,10 +25,14 @@ PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
 
 def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
                   vertices: np.ndarray | None = None, passes: bool = False,
-                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray, RenderOutput]:
+                  device: str = "cpu", lights: Emitters | None = None, environment: np.ndarray | None = None,
+                  environment_samples: int = 0) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
-    Returns the linear image composited over the photo, the coverage alpha, and the crop's RenderOutput.
+    `lights` (extra emitters, e.g. a relight rig's) and `environment` (an equirect world image, which
+    replaces the SH) come from core/apps/rig.py; environment_samples > 0 samples the world with shadow
+    rays (RenderOptions.environment_samples). Returns the linear image composited over the photo, the
+    coverage alpha, and the crop's RenderOutput.
     """
     dev = torch.device(device)
 
@@ -42,11 +47,12 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)))
+        sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
+        background=t(crop.cut(linear)), lights=lights, environment=None if environment is None else t(environment))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
         out = render(scene, RenderOptions(spp=FINAL_SPP, light_samples=FINAL_LIGHT_SAMPLES, edge_sampling=False,
-                                          return_passes=passes), generator)
+                                          return_passes=passes, environment_samples=environment_samples), generator)
     h, w = result.height, result.width
     image = paste(crop, out.image.cpu().numpy(), h, w, linear)
     alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))

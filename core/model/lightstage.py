@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.config import N_LIGHTS
+from .emitters import TRIANGLE, Emitters, make
 
 D_MIN = 0.3  # metres: lights never come closer to the centre than this
 A_MIN = 1e-4  # relative area of the point-light limit
@@ -234,6 +235,14 @@ def radiance(stage: LightStage) -> torch.Tensor:
 def power_watts(stage: LightStage) -> torch.Tensor:
     """(20, 3) emitted power per channel, P = π·A·L (Blender's area-light power)."""
     return math.pi * areas(stage)[:, None] * radiance(stage)
+
+
+def emitters(stage: LightStage) -> Emitters:
+    """The 20 lights as the renderer samples them: triangles emitting L along their inward normals
+    (power = L·A), differentiable in d, a, p and i."""
+    tri = triangles(stage)
+    power = radiance(stage) * areas(stage)[:, None]
+    return make([TRIANGLE] * tri.shape[0], tri[:, 0], tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], normals(stage), power)
 
 
 def is_point_light(stage: LightStage, tol: float = 1e-6) -> torch.Tensor:
