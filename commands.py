@@ -215,7 +215,10 @@ def relight(args: argparse.Namespace) -> int:
     if args.preset == ENV_ROTATE:
         sh = apps.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
     elif args.preset:
-        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset)
+        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset, exposure=apps.rendered_exposure(res))
+        note = apps.PRESETS[args.preset].note
+        if note:
+            print(f"{args.preset}: {note}.")
     elif args.lights:
         stage = result.lights_from_file(args.lights, res.stage)
     else:

@@ -12,16 +12,20 @@ replaced by the next rig, preset or "Fitted".
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import bpy
 import numpy as np
 from mathutils import Matrix, Vector
 
 from ..core.common.errors import FaceStageError
+from ..core.io.result import load
 from ..core.io.rig import load_rig
 
+from .build import RESULT_DIR
 from .lights import INDEX, PARAMETERS, place_light, set_on
 from .material import node_tree
-from .query import role_object, stage_lights
+from .query import role_object, stage_collection, stage_lights
 from .transaction import ROLE
 from .world import SH, SH_FITTED, set_environment
 
@@ -39,17 +43,58 @@ def fitted_lighting(scene: bpy.types.Scene) -> tuple[dict[str, np.ndarray], np.n
             np.asarray(world[SH_FITTED], dtype=np.float64))
 
 
+def _built_result() -> object:
+    """The Result the FaceStage collection was built from, when its folder is still there (else None)."""
+    collection = stage_collection()
+    folder = collection.get(RESULT_DIR) if collection is not None else None
+    if not folder:
+        return None
+    path = Path(bpy.path.abspath(str(folder)))
+    if not (path / "scene.json").is_file():
+        return None
+    try:
+        return load(path)
+    except FaceStageError:
+        return None
+
+
+def face_geometry(scene: bpy.types.Scene) -> object:
+    """core.apps.relight.FaceGeometry of the built face (world-space triangles, the head model's vertex order) and
+    the scene camera, for exposure-matched presets; None when the scene lacks either."""
+    from ..core.apps.relight import FaceGeometry  # imports torch: only once the dependencies are installed
+
+    face, camera = role_object("face"), scene.camera
+    if face is None or camera is None:
+        return None
+    evaluated = face.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    mesh = evaluated.to_mesh()  # the shape keys applied: the face as rendered
+    try:
+        co = np.empty(len(mesh.vertices) * 3, np.float64)
+        mesh.vertices.foreach_get("co", co)
+        corners = np.empty(len(mesh.polygons) * 3, np.int64)
+        mesh.polygons.foreach_get("vertices", corners)
+    finally:
+        evaluated.to_mesh_clear()
+    world = np.array(face.matrix_world, dtype=np.float64)
+    vertices = co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]
+    return FaceGeometry(vertices, corners.reshape(-1, 3), np.array(camera.matrix_world.translation, dtype=np.float64))
+
+
 def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
     """Set the 20 stage lights and the environment to preset ``name`` (core.apps.relight.PRESETS) or to FITTED."""
     import torch  # heavy: only once the dependencies are installed
 
-    from ..core.apps.relight import preset_lighting  # imports torch: only once the dependencies are installed
+    from ..core.apps.relight import preset_lighting, rendered_exposure  # imports torch: only once installed
     from ..core.model import lightstage  # imports torch: only once the dependencies are installed
 
     clear_rig(scene)
     stage, sh = fitted_lighting(scene)
     if name != FITTED:
-        stage, sh = preset_lighting(stage, sh, name)
+        result = _built_result()
+        if result is not None:  # the result folder the scene was built from: the exposure `facestage relight` uses
+            stage, sh = preset_lighting(stage, sh, name, exposure=rendered_exposure(result))
+        else:
+            stage, sh = preset_lighting(stage, sh, name, face=face_geometry(scene))
     lights = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
     for obj in stage_lights():
         place_light(obj, lights[int(obj[INDEX])])
@@ -103,10 +148,17 @@ def apply_rig(scene: bpy.types.Scene, path: str) -> int:
                     np.array(stage.matrix_world.translation, dtype=np.float64))
     placed = place(rig, frames)
     clear_rig(scene)
-    collection = face.users_collection[0]
     for obj in stage_lights():
         set_on(obj, False)
-    for light in placed.lights:
+    add_rig_lights(placed, face.users_collection[0])
+    scene.world = rig_world(placed)
+    return len(placed.lights)
+
+
+def add_rig_lights(placed: object, collection: bpy.types.Collection) -> list[bpy.types.Object]:
+    """Blender lights for a placed rig (core.apps.rig.PlacedRig), tagged as rig lights, linked to collection."""
+    objects = []
+    for light in placed.lights:  # type: ignore[attr-defined]
         data = bpy.data.lights.new(light.name, light.type)
         data[ROLE] = RIG_ROLE
         data.energy = light.power_w
@@ -121,11 +173,11 @@ def apply_rig(scene: bpy.types.Scene, path: str) -> int:
         obj[ROLE] = RIG_ROLE
         obj.matrix_world = Matrix.LocRotScale(Vector(light.position.tolist()), Matrix(light.rotation.tolist()), None)
         collection.objects.link(obj)
-    scene.world = _rig_world(placed)
-    return len(placed.lights)
+        objects.append(obj)
+    return objects
 
 
-def _rig_world(placed: object) -> bpy.types.World:
+def rig_world(placed: object) -> bpy.types.World:
     """A world node tree for the rig: a uniform Background, or Environment Texture ← Mapping (the rig's turn)."""
     world = bpy.data.worlds.new(RIG_WORLD)
     world[ROLE] = RIG_ROLE

@@ -20,13 +20,14 @@ from ..render.crop import Crop, paste
 
 FINAL_SPP = 4
 FINAL_LIGHT_SAMPLES = 4
+FINAL_WORLD_SAMPLES = 16  # world directions (diffuse and glossy each): occlusion and reflection of the SH, as in Cycles
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
 
 
 def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
                   vertices: np.ndarray | None = None, passes: bool = False,
                   device: str = "cpu", lights: Emitters | None = None, environment: np.ndarray | None = None,
-                  environment_samples: int = 0) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
+                  environment_samples: int = FINAL_WORLD_SAMPLES) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
     `lights` (extra emitters, e.g. a relight rig's) and `environment` (an equirect world image, which

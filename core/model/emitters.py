@@ -54,7 +54,7 @@ class Emitters:
         return Emitters(*(move(getattr(self, name)) for name in _FIELDS))
 
     def select(self, index: torch.Tensor) -> Emitters:
-        return Emitters(*(getattr(self, name)[index] for name in _FIELDS))
+        return select(self, index)
 
     @property
     def has_spots(self) -> bool:
@@ -76,6 +76,11 @@ def make(shape: list[int], origin: torch.Tensor, u: torch.Tensor, v: torch.Tenso
         spot_axis=spot_axis if spot_axis is not None else torch.zeros(j, 3, **kw),
         spot_cos=spot_cos if spot_cos is not None else torch.full((j,), -2.0, **kw),
         spot_smooth=spot_smooth if spot_smooth is not None else torch.ones(j, **kw))
+
+
+def select(emitters: Emitters, index: torch.Tensor) -> Emitters:
+    """The lights at `index`."""
+    return Emitters(*(getattr(emitters, name)[index] for name in _FIELDS))
 
 
 def concat(parts: list[Emitters]) -> Emitters:

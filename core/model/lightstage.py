@@ -66,7 +66,7 @@ import torch
 import torch.nn.functional as F
 
 from ..common.config import N_LIGHTS
-from .emitters import TRIANGLE, Emitters, make
+from .emitters import ELLIPSE, TRIANGLE, Emitters, frame_axes, make
 
 D_MIN = 0.3  # metres: lights never come closer to the centre than this
 A_MIN = 1e-4  # relative area of the point-light limit
@@ -235,6 +235,18 @@ def radiance(stage: LightStage) -> torch.Tensor:
 def power_watts(stage: LightStage) -> torch.Tensor:
     """(20, 3) emitted power per channel, P = π·A·L (Blender's area-light power)."""
     return math.pi * areas(stage)[:, None] * radiance(stage)
+
+
+def disk_emitters(stage: LightStage, radiance_values: torch.Tensor | None = None) -> Emitters:
+    """The lights as Blender gets them: equal-area disks at the triangles' centroids, parallel to their faces,
+    with the axes of the exported light's rotation (power = L·A)."""
+    centre = triangle_centroids(stage)
+    normal = normals(stage)
+    radius = torch.sqrt(areas(stage) / math.pi)
+    x_axis, y_axis = frame_axes(normal)
+    values = radiance(stage) if radiance_values is None else radiance_values
+    return make([ELLIPSE] * centre.shape[0], centre, radius[:, None] * x_axis, radius[:, None] * y_axis, normal,
+                values * areas(stage)[:, None])
 
 
 def emitters(stage: LightStage) -> Emitters:
