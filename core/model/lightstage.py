@@ -68,7 +68,7 @@ import torch.nn.functional as F
 from ..common.config import N_LIGHTS
 from .emitters import ELLIPSE, TRIANGLE, Emitters, frame_axes, make
 
-D_MIN = 0.3  # metres: lights never come closer to the centre than this
+D_MIN = 0.5  # metres: lights never come closer to the head's centre than this (studio lights do not sit in the hair)
 A_MIN = 1e-4  # relative area of the point-light limit
 I_MIN = 1e-8  # smallest intensity to_raw represents (softplus never reaches 0)
 _RAW_EPS = 1e-6
