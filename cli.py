@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--preset", help=f"lighting preset: {', '.join((*LIGHTING_PRESETS, ENV_ROTATE))}")
     group.add_argument("--lights", help="JSON file with light-stage parameters")
+    group.add_argument("--rig", help="JSON rig of area/point/spot lights and a world (docs/skin.md)")
     group.add_argument("--rotate-env", type=float, metavar="DEG", help="rotate the SH environment about Z by DEG")
     group.add_argument("--list-presets", action="store_true")
     p.add_argument("--pitch", type=float, default=0.0, help="with --rotate-env: pitch in degrees")

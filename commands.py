@@ -21,11 +21,13 @@ from . import runs
 from .core.apps import relight as apps
 from .core.apps.caricature import caricature_result, parse_region_factors
 from .core.apps.rerender import PASS_NAMES, pass_images, render_result
+from .core.apps.rig import render_rig
 from .core.common.config import ENV_ROTATE
 from .core.common.device import pick
 from .core.common.errors import FaceStageError
 from .core.io import result
 from .core.io.image import save_png
+from .core.io.rig import load_rig
 from .core.model.head import load_head_model
 from .terminal import counter, stage_progress
 
@@ -100,11 +102,19 @@ def relight(args: argparse.Namespace) -> int:
     res = result.load(args.result)
     target = Path(args.output) if args.output else Path(args.result) / "relit.png"
     _check_image_target(target, args.force)
+    if getattr(args, "rig", None):
+        image = render_rig(res, load_rig(args.rig), device=_device(args))
+        _write_png_atomically(target, image, encode_srgb=True)
+        _done(args, target, f"Wrote {target}")
+        return 0
     stage, sh = res.stage, res.sh
     if args.preset == ENV_ROTATE:
         sh = apps.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
     elif args.preset:
-        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset)
+        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset, exposure=apps.rendered_exposure(res))
+        note = apps.PRESETS[args.preset].note
+        if note and not getattr(args, "quiet", False):
+            print(f"{args.preset}: {note}.")
     elif args.lights:
         stage = result.lights_from_file(args.lights, res.stage)
     else:

@@ -58,6 +58,36 @@ class FACESTAGE_OT_relight_preset(_StageEdit):
         return {"FINISHED"}
 
 
+class FACESTAGE_OT_apply_rig(_StageEdit):
+    """Light the scene with a rig file of area, point and spot lights and a world (the stage lights go off); undoable"""
+
+    bl_idname = "facestage.apply_rig"
+    bl_label = "Apply Light Rig"
+
+    filepath: StringProperty(name="Rig File", subtype="FILE_PATH", options={"SKIP_SAVE"},  # type: ignore[valid-type]
+                             description="A FaceStage rig JSON (see docs/skin.md): the file `facestage relight --rig` reads")
+    filter_glob: StringProperty(default="*.json", options={"HIDDEN"})  # type: ignore[valid-type]
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> OperatorReturn:
+        if self.filepath:
+            return self.execute(context)
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def run(self, context: bpy.types.Context) -> OperatorReturn:
+        from ..scene.relight import apply_rig  # imports torch (core): only once the dependencies are installed
+
+        scene = context.scene
+        assert scene is not None
+        if not self.filepath:
+            self.report({"ERROR"}, "Choose a rig file to apply.")
+            return {"CANCELLED"}
+        count = apply_rig(scene, bpy.path.abspath(self.filepath))
+        self.report({"INFO"}, f"Lit by {count} rig light{'s' if count != 1 else ''} from {Path(self.filepath).name}; "
+                    "the stage lights are off (Lighting Preset › Fitted brings them back).")
+        return {"FINISHED"}
+
+
 class FACESTAGE_OT_rotate_environment(_StageEdit):
     """Turn the fitted environment light around the head (SH rotation, no re-fit); undoable"""
 
@@ -125,5 +155,5 @@ class FACESTAGE_OT_setup_passes(FaceStageOperator):
         return {"FINISHED"}
 
 
-classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_rotate_environment, FACESTAGE_OT_caricature,
+classes: tuple[type, ...] = (FACESTAGE_OT_relight_preset, FACESTAGE_OT_apply_rig, FACESTAGE_OT_rotate_environment, FACESTAGE_OT_caricature,
                              FACESTAGE_OT_setup_passes)

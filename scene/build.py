@@ -62,11 +62,18 @@ def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Cont
     return collection
 
 
+# The light transport the reconstruction modelled (core/render/renderer.py): direct light from the lamps and the
+# world on the skin, no indirect diffuse or glossy bounce, and each pixel the box-filtered mean of its square.
+LIGHT_PATHS = {"diffuse_bounces": 0, "glossy_bounces": 0, "pixel_filter_type": "BOX", "filter_width": 1.0}
+
+
 def set_render(tx: Transaction, scene: bpy.types.Scene) -> None:
-    """Cycles with plain sRGB output: the colour pipeline the reconstruction assumed."""
+    """Cycles with plain sRGB output and the fit's light paths: the image formation the reconstruction assumed."""
     tx.set(scene.render, "engine", "CYCLES")
     for attribute, value in VIEW.items():
         tx.set(scene.view_settings, attribute, value)
+    for attribute, value in LIGHT_PATHS.items():
+        tx.set(scene.cycles, attribute, value)
 
 
 def save_blend(result_dir: str | os.PathLike[str], blend_path: str | os.PathLike[str]) -> Path:

@@ -30,7 +30,8 @@ def equirect(sh: np.ndarray) -> np.ndarray:
 
     from ..core.model.sh import sh_to_equirect  # imports torch: only once the dependencies are installed
 
-    return sh_to_equirect(torch.as_tensor(np.asarray(sh, dtype=np.float32)), HEIGHT).detach().cpu().numpy()
+    # clamped at 0 as the core's renderer clamps it: a world must not emit negative light
+    return sh_to_equirect(torch.as_tensor(np.asarray(sh, dtype=np.float32)), HEIGHT).clamp_min(0).detach().cpu().numpy()
 
 
 def build_world(tx: Transaction, result: Result, scene: bpy.types.Scene) -> bpy.types.World:

@@ -37,7 +37,7 @@ def test_relighting_with_the_identical_stage_reproduces_render_png(saved):
 def test_presets_use_the_stage_and_keep_the_total_light(saved, name):
     res = result.load(saved)
     stage, sh = relight.preset_lighting(res.stage, res.sh, name)
-    lights, ambient = relight.PRESETS[name]
+    lights = relight.PRESETS[name].lights
     assert int((stage["i"].sum(1) > 0).sum()) == len(lights)
     total_before = res.stage["i"].mean(1).sum() + np.pi * Y00 * res.sh[:, 0].mean()
     total_after = stage["i"].mean(1).sum() + np.pi * Y00 * sh[:, 0].mean()
@@ -47,6 +47,33 @@ def test_presets_use_the_stage_and_keep_the_total_light(saved, name):
     outward = -lightstage.normals(lightstage.from_dict(stage, dtype=torch.float64)).numpy()
     lit = int(np.argmax(stage["i"].sum(1) * (outward @ key)))
     assert outward[lit] @ key > 0.75  # the key light sits on the face nearest its direction
+
+
+@pytest.mark.parametrize("name", [n for n in relight.PRESETS])
+def test_presets_keep_the_faces_exposure_and_skin_tone(saved, name):
+    """The relit face's mean luminance is the fitted render's (within 10 %), or the preset's stated darker share,
+    and its colour is the fitted render's: preset lights are white and exposure-matched on the face."""
+    res = result.load(saved)
+    model = load_head_model()
+    preset = relight.PRESETS[name]
+    stage, sh = relight.preset_lighting(res.stage, res.sh, name, exposure=relight.rendered_exposure(res))
+    _, _, fitted = render_result(res, passes=True)
+    _, _, relit = render_result(res, stage=stage, sh=sh, passes=True)
+    names = list(model.region_names)
+    region = torch.stack([model.region_weights[names.index(n)] for n in relight.FACE_REGIONS]).amax(0) >= 0.5
+    face_triangles = region[torch.as_tensor(res.faces, dtype=torch.long)].all(1)
+    ids = fitted.passes["face_id"]
+    face = ((ids >= 0) & face_triangles[ids.clamp_min(0)] & (fitted.alpha > 0.999)).numpy()
+    assert face.sum() > 50
+    weights = np.array([0.2126, 0.7152, 0.0722])
+    before, after = fitted.image.numpy()[face], relit.image.numpy()[face]
+    ratio = float((after @ weights).mean() / (before @ weights).mean())
+    assert ratio == pytest.approx(preset.exposure, rel=0.1), ratio
+    assert (preset.exposure < 1) == bool(preset.note)  # a darker preset says so
+    lit = (after @ weights) > 0.5 * (after @ weights).mean()  # where the preset lights the face
+    albedo = relit.passes["albedo"].numpy()[face][lit]
+    chroma, tone = after[lit].sum(0) / after[lit].sum(), albedo.sum(0) / albedo.sum()
+    assert np.abs(chroma - tone).max() < 0.03, (chroma, tone)  # white light on the fitted albedo: its skin tone
 
 
 def test_env_rotation_by_360_degrees_is_the_identity_and_90_moves_the_light():

@@ -208,3 +208,60 @@ def test_core_render_matches_cycles_on_the_head_with_three_stage_lights(tmp_path
         np.save(Path(os.environ["FACESTAGE_KEEP_CYCLES"]) / "cycles.npy", cycles)
     assert np.all(np.abs(ratio - 1) < 0.03), ratio  # same brightness per channel (power/units agree)
     assert psnr >= 30.0, psnr
+
+
+BUILT_SCENE = """
+import sys
+from pathlib import Path
+import bpy
+import numpy as np
+from facestage.scene.build import build_scene
+
+bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+build_scene(Path(sys.argv[1]), bpy.context)
+scene = bpy.context.scene
+for name in ("Eye L", "Eye R"):  # the core renders the face mesh only (the eye fit adds its own check)
+    bpy.data.objects[name].hide_render = True
+cycles = scene.cycles  # the file's own light paths and filter: only the sample count and the denoiser are set
+cycles.device, cycles.samples, cycles.seed = "CPU", 128, 0
+cycles.use_adaptive_sampling, cycles.use_denoising = False, True
+settings = scene.render.image_settings
+settings.file_format, settings.color_mode, settings.color_depth = "OPEN_EXR", "RGB", "32"
+scene.render.filepath = sys.argv[2]
+bpy.ops.render.render(write_still=True)
+image = bpy.data.images.load(sys.argv[2])
+pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
+image.pixels.foreach_get(pixels)
+np.save(sys.argv[3], pixels.reshape(image.size[1], image.size[0], 4)[::-1, :, :3])
+"""
+
+
+@pytest.mark.blender
+def test_cycles_render_of_a_built_scene_matches_the_core_render_in_the_face(tmp_path, blender_env):
+    """A built scene rendered as a user would (its own settings, 128 spp, denoised) reproduces render.png: ≥ 35 dB.
+
+    The fake result has an SH world with a directional term and three stage lights, so the world's occlusion and
+    glossy reflection, the light paths, the pixel filter, the normals and the colour spaces all show if they differ.
+    """
+    pytest.importorskip("bpy")
+    sys.path.insert(0, str(Path(__file__).parent))
+    from blender_helpers import fake_result, run_bpy
+
+    from facestage.core.apps.rerender import render_result
+    from facestage.core.io.image import linear_to_srgb
+    from facestage.core.io.result import save
+
+    result = fake_result(size=(128, 128), distance=0.55)
+    result.render_crop = (0.0, 0.0, 128.0, 128)
+    result.render, result.mask, _ = render_result(result)
+    folder = save(result, tmp_path / "OUT", force=True)
+    run_bpy(BUILT_SCENE, blender_env, str(folder), str(tmp_path / "cycles.exr"), str(tmp_path / "cycles.npy"), timeout=900)
+    cycles = np.load(tmp_path / "cycles.npy")
+    _, _, out = render_result(result, passes=True)
+    face = (out.alpha > 0.999).numpy() & (out.passes["face_id"] >= 0).numpy()
+    assert face.sum() > 3000
+    core, blender = linear_to_srgb(result.render), linear_to_srgb(np.clip(cycles, 0, None))
+    psnr = 10 * math.log10(1 / float(((core - blender)[face] ** 2).mean()))
+    ratio = result.render[face].mean(0) / cycles[face].mean(0)
+    assert np.all(np.abs(ratio - 1) < 0.02), ratio
+    assert psnr >= 35.0, psnr

@@ -18,6 +18,7 @@ class VIEW3D_PT_facestage_apps(FaceStageSubPanel):
         row = layout.row(align=True)
         row.operator_menu_enum("facestage.relight_preset", "preset", text="Lighting Preset", icon="LIGHT_AREA")
         row.operator("facestage.rotate_environment", text="", icon="WORLD")
+        row.operator("facestage.apply_rig", text="", icon="OUTLINER_OB_LIGHT")
         keys = caricature_keys(face_object())
         if keys:
             column = layout.column(align=True)

@@ -1,14 +1,21 @@
 """Relighting a finished reconstruction: named presets on the same 20-light stage, and a rotated environment.
 
 A preset is just another setting of the fitted light stage (so the Blender
-lights and the core render agree), exposure-matched to the total light the
-fit found so the face keeps its brightness; rotating the SH environment
-turns the ambient light without re-fitting.
+lights and the core render agree). It keeps the person: its exposure is
+matched so that the face receives as much light as under the fitted lighting
+(`face_luminance`: a per-vertex render of the face's camera-facing
+vertices, shadows, specular and the world's occlusion included), so the relit face keeps the
+photo's face luminance — unless the preset is meant to be darker (split, rim),
+which its `exposure` says. Preset lights are white, so the relit face keeps
+the reconstruction's skin tone. Rotating the SH environment turns the ambient
+light without re-fitting.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,8 +23,12 @@ import torch
 
 from ..common.config import ENV_ROTATE, LIGHTING_PRESETS
 from ..common.errors import FaceStageError
-from ..model import lightstage
-from ..model.sh import Y00, rotate_sh
+from ..io.result import Result
+from ..model import brdf, emitters, lightstage
+from ..model.head import load_head_model, vertex_normals
+from ..model.sh import Y00, bands_from_size, rotate_sh, sh_basis
+from ..render.raytrace import Bvh
+from .rerender import render_result
 
 
 @dataclass(frozen=True)
@@ -31,16 +42,144 @@ class PresetLight:
     distance: float = 1.5
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A lighting preset: its lights, the ambient share, and the face exposure it aims at (1 = the photo's)."""
+
+    lights: tuple[PresetLight, ...]
+    ambient: float
+    exposure: float = 1.0
+    note: str = ""
+
+
 # Azimuth 0 = in front of the face (−Y), +90 = the subject's left (+X), 180 = behind. Keys: config.LIGHTING_PRESETS.
-PRESETS: dict[str, tuple[tuple[PresetLight, ...], float]] = {
-    "three-point": ((PresetLight(-45, 30, 1.0), PresetLight(40, 10, 0.35, area=0.8), PresetLight(160, 35, 0.6, area=0.2)), 0.05),
-    "rembrandt": ((PresetLight(-50, 45, 1.2, area=0.2),), 0.04),
-    "butterfly": ((PresetLight(0, 50, 1.1, area=0.3),), 0.06),
-    "split": ((PresetLight(-90, 5, 1.2, area=0.2),), 0.03),
-    "rim": ((PresetLight(140, 25, 1.0, area=0.2), PresetLight(-140, 25, 1.0, area=0.2)), 0.08),
-    "soft-box": ((PresetLight(-30, 20, 1.0, area=1.0, distance=0.8),), 0.1),
+PRESETS: dict[str, Preset] = {
+    "three-point": Preset((PresetLight(-45, 30, 1.0), PresetLight(40, 10, 0.35, area=0.8), PresetLight(160, 35, 0.6, area=0.2)), 0.05),
+    "rembrandt": Preset((PresetLight(-50, 45, 1.2, area=0.2),), 0.04),
+    "butterfly": Preset((PresetLight(0, 50, 1.1, area=0.3),), 0.06),
+    "split": Preset((PresetLight(-90, 5, 1.2, area=0.2),), 0.03, exposure=0.6,
+                    note="meant darker: half of the face in shadow (60 % of the photo's face exposure)"),
+    "rim": Preset((PresetLight(140, 25, 1.0, area=0.2), PresetLight(-140, 25, 1.0, area=0.2)), 0.08, exposure=0.35,
+                  note="meant darker: the face in shadow, its outline lit (35 % of the photo's face exposure)"),
+    "soft-box": Preset((PresetLight(-30, 20, 1.0, area=1.0, distance=0.8),), 0.1),
 }
 assert tuple(PRESETS) == LIGHTING_PRESETS, "config.LIGHTING_PRESETS lists the presets defined here"
+FACE_REGIONS = ("nose", "mouth", "eyes", "brows", "forehead", "cheeks", "jaw", "chin")
+
+
+@dataclass
+class FaceGeometry:
+    """The posed face with its reflectance at the vertices, and where the camera is: what exposure matching needs
+    (a Result or a built Blender scene has it)."""
+
+    vertices: np.ndarray  # (V, 3) world, the head model's vertex order
+    faces: np.ndarray  # (F, 3)
+    eye: np.ndarray  # (3,) camera position
+    albedo: np.ndarray  # (V,) diffuse luminance (linear)
+    specular: np.ndarray  # (V,) Specular IOR Level
+    roughness: np.ndarray  # (V,)
+
+    @classmethod
+    def of(cls, result: Result) -> FaceGeometry:
+        maps = vertex_maps([result.diffuse, result.specular, result.roughness], result.faces, result.uvs, result.face_uvs,
+                           len(result.vertices))
+        return cls(np.asarray(result.vertices, np.float64), np.asarray(result.faces), np.asarray(result.world_from_camera)[:3, 3],
+                   *maps)
+
+
+def vertex_maps(maps: list[np.ndarray], faces: np.ndarray, uvs: np.ndarray, face_uvs: np.ndarray, count: int
+                ) -> list[np.ndarray]:
+    """(V,) values of texture maps at the vertices (mean over each vertex's UV corners); a colour map gives its
+    luminance."""
+    corner_uv = np.asarray(uvs)[np.asarray(face_uvs).reshape(-1)]
+    vertex = np.asarray(faces).reshape(-1)
+    corners = np.maximum(np.bincount(vertex, minlength=count), 1)
+    out = []
+    for texture in maps:
+        height, width = texture.shape[:2]
+        col = np.clip((corner_uv[:, 0] * width).astype(int), 0, width - 1)
+        row = np.clip(((1 - corner_uv[:, 1]) * height).astype(int), 0, height - 1)
+        values = np.asarray(texture)[row, col]
+        if values.ndim == 2:
+            values = values[:, :3] @ np.array([0.2126, 0.7152, 0.0722])
+        out.append(np.bincount(vertex, values, minlength=count) / corners)
+    return out
+
+
+AMBIENT_RAYS = 32  # cosine-weighted rays per vertex for the world's occlusion
+
+
+def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
+    """Mean luminance of the face as the camera sees it (a render in miniature): four points on each face-region
+    triangle that faces the camera, weighted by the image area they cover (area × cos to the camera / distance²);
+    each lit stage light 16 points on it (L·A/16·cos_l/r² each, Principled's diffuse and GGX specular, a shadow
+    ray), plus the SH world along cosine-weighted shadow rays, seen diffusely and in the specular layer. A preset scaled to keep it keeps the face's
+    exposure."""
+    model = load_head_model()
+    vertices = torch.as_tensor(face.vertices, dtype=torch.float32)
+    faces = torch.as_tensor(np.asarray(face.faces), dtype=torch.long)
+    names = list(model.region_names)
+    region = torch.stack([model.region_weights[names.index(n)] for n in FACE_REGIONS if n in names]).amax(0) >= 0.5
+    triangles = faces[region[faces].all(1)]
+    # four points a triangle (its centroid and the centroids of its corner sub-triangles), smooth normals
+    bary = torch.tensor([[1 / 3, 1 / 3, 1 / 3], [2 / 3, 1 / 6, 1 / 6], [1 / 6, 2 / 3, 1 / 6], [1 / 6, 1 / 6, 2 / 3]])
+    corners = vertices[triangles]  # (T, 3, 3)
+    x = torch.einsum("pk,tkc->tpc", bary, corners).reshape(-1, 3)
+    normals = vertex_normals(vertices, faces)
+    n = torch.nn.functional.normalize(torch.einsum("pk,tkc->tpc", bary, normals[triangles]).reshape(-1, 3), dim=-1)
+    area = 0.5 * torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]).norm(dim=-1)
+    eye = torch.as_tensor(face.eye, dtype=torch.float32)
+    v = torch.nn.functional.normalize(eye - x, dim=-1)
+    facing = (n * v).sum(-1)
+    coverage = (area.repeat_interleave(4) / 4 * facing.clamp_min(0) / ((eye - x) ** 2).sum(-1)).double()
+    geometric = torch.nn.functional.normalize(torch.linalg.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0]),
+                                              dim=-1).repeat_interleave(4, 0)
+    geometric = geometric * torch.sign((geometric * v).sum(-1, keepdim=True))
+    bvh = Bvh(vertices, faces.int())
+    seen = ~bvh.segments_occluded(x, geometric, eye.expand(x.shape[0], 1, 3).contiguous())[:, 0]
+    keep = (facing > 0.05) & seen  # what the camera sees
+    x, n, v, coverage, ng = x[keep], n[keep], v[keep], coverage[keep], geometric[keep]
+
+    def at_points(values: np.ndarray) -> torch.Tensor:
+        per_vertex = torch.as_tensor(np.asarray(values), dtype=torch.float64)
+        return torch.einsum("pk,tk->tp", bary.double(), per_vertex[triangles]).reshape(-1)[keep][:, None]
+
+    albedo, spec, rough = at_points(face.albedo), at_points(face.specular), at_points(face.roughness)
+    weight = brdf.diffuse_weight((n * v).sum(-1, keepdim=True).double().clamp(brdf.COS_EPS, 1), spec, rough)
+    light = lightstage.from_dict(stage, dtype=torch.float64)
+    lit = np.flatnonzero(np.asarray(stage["i"]).sum(1) > 0)
+    radiance = torch.zeros(x.shape[0], dtype=torch.float64)
+    if lit.size:
+        emit = emitters.select(lightstage.emitters(light), torch.as_tensor(lit))
+        grid = (torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), -1).reshape(16, 2) + 0.5) / 4
+        points = emitters.sample_points(emit, grid[None].expand(len(lit), -1, -1).double()).reshape(-1, 3).float()
+        power = (emit.power.mean(-1) / 16).repeat_interleave(16)  # L·A / samples, per point
+        offset = points[None] - x[:, None]
+        r2 = (offset ** 2).sum(-1)
+        direction = offset / r2.sqrt()[..., None]
+        cos_l = (-(direction * emit.normal.repeat_interleave(16, 0).float()[None])).sum(-1).clamp_min(0)
+        blocked = bvh.segments_occluded(x, ng, points[None].expand(x.shape[0], -1, -1).contiguous())
+        incoming = (cos_l / r2 * (~blocked).float()).double() * power[None]  # (M, J·16) irradiance on a facing receiver
+        diffuse, specular = brdf.shade(n[:, None].double(), v[:, None].double(), direction.double(), albedo[:, None],
+                                       spec[:, None], rough[:, None])
+        above = (direction * ng[:, None]).sum(-1) > 0  # the renderer's terminator: above both tangent planes
+        cos_x = ((direction * n[:, None]).sum(-1).clamp_min(0) * above).double()
+        radiance = radiance + ((diffuse + specular)[..., 0] * cos_x * incoming).sum(-1)
+    generator = torch.Generator().manual_seed(0)
+    xi = torch.rand(x.shape[0], AMBIENT_RAYS, 2, generator=generator)
+    helper = torch.where(n[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0]))
+    t1 = torch.nn.functional.normalize(torch.linalg.cross(helper, n), dim=-1)
+    t2 = torch.linalg.cross(n, t1)
+    r, phi = xi[..., 0].sqrt(), 2 * math.pi * xi[..., 1]
+    rays = (r * phi.cos())[..., None] * t1[:, None] + (r * phi.sin())[..., None] * t2[:, None] \
+        + (1 - xi[..., :1]).clamp_min(0).sqrt() * n[:, None]
+    above = ((rays * ng[:, None]).sum(-1) > 0).double()
+    open_sky = (~bvh.segments_occluded(x, ng, x[:, None] + 10.0 * rays)).double() * above
+    coeffs = torch.as_tensor(np.asarray(sh), dtype=torch.float64)
+    sky = (sh_basis(rays.reshape(-1, 3).double(), bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0).mean(-1)
+    ambient = (sky.reshape(open_sky.shape) * open_sky).mean(1)  # E/π: cosine-weighted rays, as the renderer samples
+    radiance = radiance + (albedo * weight + (1 - weight))[:, 0] * ambient  # diffuse, and the layer's reflection
+    return float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30))
 
 
 def preset_direction(light: PresetLight) -> np.ndarray:
@@ -65,11 +204,42 @@ def _place(j: int, direction: np.ndarray) -> np.ndarray:
     return bary / bary.sum()
 
 
-def preset_lighting(stage: dict, sh: np.ndarray, name: str) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
-    """A named preset on the same 20-light stage, exposure-matched to the reconstruction's total light."""
+Exposure = Callable[[dict, np.ndarray], float]  # type: ignore[type-arg]  # face luminance under (stage, sh)
+
+
+def rendered_exposure(result: Result, size: int = 96) -> Exposure:
+    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean over
+    the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only stand-in)."""
+    model = load_head_model()
+    names = list(model.region_names)
+    region = torch.stack([model.region_weights[names.index(n)] for n in FACE_REGIONS if n in names]).amax(0) >= 0.5
+    face_triangles = region[torch.as_tensor(np.asarray(result.faces), dtype=torch.long)].all(1)
+    small = dataclasses.replace(result, render_crop=(*result.render_crop[:3], size))
+
+    def exposure(stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
+        _, _, out = render_result(small, stage=stage, sh=sh, passes=True)
+        ids = out.passes["face_id"]
+        face = (ids >= 0) & face_triangles[ids.clamp_min(0)] & (out.alpha > 0.999)
+        return float((out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])).mean()) if bool(face.any()) else 0.0
+
+    return exposure
+
+
+def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry | None = None,  # type: ignore[type-arg]
+                    exposure: Exposure | None = None) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
+    """A named preset on the same 20-light stage.
+
+    Its exposure is matched to the fitted lighting's on the face (times the preset's `exposure`), measured by
+    `exposure` (e.g. rendered_exposure(result)) or, with only the face's geometry, by face_luminance; with
+    neither, to the reconstruction's total light at the head's centre.
+    """
+    if exposure is None and face is not None:
+        def exposure(lights: dict, world: np.ndarray) -> float:  # type: ignore[type-arg]
+            return face_luminance(face, lights, world)
     if name not in PRESETS:
         raise FaceStageError(f"Unknown lighting preset {name!r}; choose one of {', '.join(preset_names())}.")
-    lights, ambient = PRESETS[name]
+    preset = PRESETS[name]
+    lights, ambient = preset.lights, preset.ambient
     total = float(np.asarray(stage["i"]).mean(1).sum() + math.pi * Y00 * np.asarray(sh)[:, 0].mean())
     outward = -lightstage.normals(lightstage.from_dict(stage, dtype=torch.float64)).numpy()
     new = {k: np.array(v, dtype=np.float64, copy=True) for k, v in stage.items()}
@@ -83,6 +253,10 @@ def preset_lighting(stage: dict, sh: np.ndarray, name: str) -> tuple[dict, np.nd
         new["i"][j] = (1.0 - ambient) * total * light.intensity / weight
     new_sh = np.zeros_like(np.asarray(sh, np.float64))
     new_sh[:, 0] = ambient * total / (math.pi * Y00)
+    if exposure is not None:
+        scale = preset.exposure * exposure(stage, sh) / max(exposure(new, new_sh), 1e-12)
+        new["i"] *= scale
+        new_sh *= scale
     return new, new_sh
 
 

@@ -14,21 +14,27 @@ import torch
 from ..io.image import srgb_to_linear
 from ..io.result import Result
 from ..model import lightstage
+from ..model.emitters import Emitters
 from ..render import RenderOutput, RenderScene
 from ..render.crop import Crop, paste, paste_over
 from ..render.tiles import final_options, render_tiled
 
+FINAL_WORLD_SAMPLES = 16  # world directions (diffuse and glossy each): occlusion and reflection of the SH, as in Cycles
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
 
 
 def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
                   vertices: np.ndarray | None = None, passes: bool = False,
-                  device: str = "cpu") -> tuple[np.ndarray, np.ndarray, RenderOutput]:
+                  device: str = "cpu", lights: Emitters | None = None, environment: np.ndarray | None = None,
+                  environment_samples: int = FINAL_WORLD_SAMPLES) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
     Returns the linear image composited over the full-resolution photo (only where the head covers it), the
     coverage alpha, and the crop's RenderOutput. The crop is rendered at crop.size (the face's own pixel density,
-    at most 2048 px) in tiles with a fixed sample budget (render/tiles.py).
+    at most 2048 px) in tiles with a fixed sample budget (render/tiles.py). `lights` (extra emitters, e.g. a
+    relight rig's) and `environment` (an equirect world image, which replaces the SH) come from
+    core/apps/rig.py; environment_samples > 0 samples the world with shadow rays
+    (RenderOptions.environment_samples).
     """
     dev = torch.device(device)
 
@@ -43,10 +49,11 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(background))
+        sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
+        background=t(background), lights=lights, environment=None if environment is None else t(environment))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
-        out = render_tiled(scene, final_options(crop.size, passes), generator)
+        out = render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)
     h, w = result.height, result.width
     coverage = out.alpha.cpu().numpy()
     premultiplied = out.image.cpu().numpy() - (1.0 - coverage[..., None]) * background  # alpha · surface

@@ -59,6 +59,10 @@ class ReconstructConfig:
     w_consistency: float = 1e-1
     w_smoothness: float = 1e-1
     w_skin_prior: float = 1e-1
+    w_brightness: float = 1e-2  # pulls the albedo's level to the chromophore model's (its colour fixes lightness loosely)
+    w_white_reference: float = 1.0  # sclera/teeth albedo references, when the eye and mouth fit supplies them
+    w_detail: float = 1e-2  # stage 2's grey detail layer towards 0
+    world_samples: int = 4  # world (SH) directions per shading point, diffuse and glossy each, with shadow rays
 
 
 PRESETS: dict[str, dict[str, object]] = {

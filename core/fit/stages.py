@@ -6,19 +6,29 @@ albedo, so shadows and shading go to the light, not the skin. Stage 2 then
 frees the diffuse, specular and roughness maps per texel, held by symmetry,
 consistency with stage 1, smoothness and the skin-colour prior.
 
-Ambiguities and how they are resolved (stated because they decide the maps):
-* albedo vs light intensity: the albedo lives on the biophysical skin
-  manifold (model/skin.py), whose absolute level is fixed by the chromophore
-  model, so the light takes the remaining scale;
-* SH vs light stage: the SH is ambient only — its l ≥ 1 coefficients are
-  penalised (w_sh_prior), so directional light goes to the stage, where it
-  casts shadows; unused stage lights are driven to zero by an L1/L2 prior.
+Ambiguities and how they are resolved (stated because they decide the maps; docs/skin.md measures each cue):
+* albedo vs light intensity: skin's specular reflectance is the same for every skin tone, so the specular
+  level is held in skin's measured range (model/skin.py SPECULAR_RANGE) and visible highlights measure the
+  light; near-white references (sclera, teeth: `white_references`, filled by the eye and mouth fit) measure
+  it where seen; the biophysical chromophore model, whose colour loosely fixes lightness, is a prior (its
+  brightness offset `brightness` is free but pulled to 0);
+* light colour vs skin colour: each light is held near grey on its own (not only the sum), dim lights are
+  switched off after stage 1, and the SH's directional terms are held grey, so a coloured light cannot
+  survive by being faint or by hiding in the ambient;
+* SH vs light stage: the SH is ambient only — its l ≥ 1 coefficients are penalised (w_sh_prior), so
+  directional light goes to the stage, where it casts shadows; unused stage lights are driven to zero by
+  an L1/L2 prior;
+* per-texel colour vs light: stage 2's albedo is smooth chromophore maps (melanin, haemoglobin at a quarter
+  of the texture's resolution) times a grey detail layer bounded to ±DETAIL_MAX in log, so a texel can
+  darken or lighten a little but never take the light's hue or a shadow's full depth.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -37,8 +47,13 @@ from .embedding import load_embedding
 from .solver import FitResult
 from .working import crop_skin_mask, face_window
 
-ROUGHNESS_STAGE1 = 0.45
-SPECULAR_STAGE1 = 0.5
+log = logging.getLogger(__name__)
+DETAIL_MAX = 0.25  # stage 2's grey detail layer: albedo × exp(±0.25) at most
+CHROMOPHORE_DOWNSCALE = 4  # stage 2's chromophore maps have texture_size / 4 texels a side
+LIGHT_FLOOR = 0.01  # lights delivering less than this share of the stage's irradiance are switched off
+LIGHT_TINT_MAX = 0.15  # largest relative deviation of a light's channel from its mean after stage 1
+SCALE_SEARCH = 1.5  # settle_scale tries light scales within exp(±1.5) each time
+SCALE_STEPS = (0.2, 0.4, 0.6, 0.8)  # fractions of stage 1 after which the scale is settled
 
 
 def robust(residual: torch.Tensor, scale: float = 0.05) -> torch.Tensor:
@@ -98,8 +113,9 @@ class Reconstruction:
     def init_appearance(self, target: np.ndarray, mask: np.ndarray) -> None:
         """Start the skin from the photo's colour and the light from its brightness (a quarter ambient).
 
-        Under grey light the skin's chromaticity alone fixes melanin and haemoglobin (skin.from_colour),
-        hence the albedo's level and the light's; starting there keeps the optimiser near that answer.
+        Under grey light the skin's chromaticity gives melanin and haemoglobin (skin.from_colour), hence an
+        albedo level and a light level to start from; the specular level and roughness start at skin's
+        typical values, inside the ranges they are held in.
         """
         regions = self.model.region_weights
         self.region_w = regions / regions.sum(0).clamp_min(1.0)
@@ -108,7 +124,11 @@ class Reconstruction:
         melanin0, haemoglobin0 = skin.from_colour(torch.as_tensor(colour, dtype=torch.float64))
         self.melanin = self.tensor(np.r_[melanin0, np.zeros(n_regions)], grad=True)
         self.haemoglobin = self.tensor(np.r_[haemoglobin0, np.zeros(n_regions)], grad=True)
-        self.spec_level = self.tensor(np.r_[SPECULAR_STAGE1, np.zeros(n_regions)], grad=True)
+        self.brightness = self.tensor(0.0, grad=True)  # log offset of the albedo from the chromophore model's
+        self.spec_raw = self.tensor(np.r_[skin.unbounded(skin.SPECULAR_LEVEL, *skin.SPECULAR_RANGE), np.zeros(n_regions)],
+                                    grad=True)
+        self.rough_raw = self.tensor(np.r_[skin.unbounded(skin.ROUGHNESS, *skin.ROUGHNESS_RANGE), np.zeros(n_regions)],
+                                     grad=True)
         level = float(colour.mean())
         albedo0 = float(skin.skin_albedo(torch.tensor(melanin0), torch.tensor(haemoglobin0)).mean())
         irradiance = math.pi * level / max(albedo0, 1e-3)
@@ -124,21 +144,30 @@ class Reconstruction:
         stage.i = (0.75 * irradiance * front / front.sum()).expand(-1, 3).clone() + 1e-3
         self.stage_centre = centre
         self.light_raw = {k: v.detach().clone().requires_grad_(True) for k, v in lightstage.to_raw(stage).items()}
+        self.white_references: list[Callable[[Reconstruction], tuple[torch.Tensor, torch.Tensor, float]]] = []
 
     def light_stage(self) -> lightstage.LightStage:
         return lightstage.from_raw(self.light_raw, self.stage_centre)
 
-    def statistical_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Stage-1 textures: biophysical albedo and specular level per region, blended by region weights."""
-        def per_vertex(values: torch.Tensor) -> torch.Tensor:
-            return values[0] + values[1:] @ self.region_w
+    def per_vertex(self, values: torch.Tensor) -> torch.Tensor:
+        """A global value plus per-region offsets (values[0], values[1:]) blended by the region weights, (V,)."""
+        return values[0] + values[1:] @ self.region_w
 
-        albedo = skin.skin_albedo(per_vertex(self.melanin), per_vertex(self.haemoglobin))
-        spec = per_vertex(self.spec_level).clamp(0, 1)[:, None]
+    def statistical_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Stage-1 textures: biophysical albedo (times the brightness offset), specular level and roughness in
+        skin's ranges, each a global value plus per-region offsets blended by the region weights."""
+        albedo = skin.skin_albedo(self.per_vertex(self.melanin), self.per_vertex(self.haemoglobin)) * torch.exp(self.brightness)
+        spec = skin.bounded(self.per_vertex(self.spec_raw), *skin.SPECULAR_RANGE)[:, None]
+        rough = skin.bounded(self.per_vertex(self.rough_raw), *skin.ROUGHNESS_RANGE)[:, None]
         diffuse = uvmaps.vertex_to_texture(albedo, self.faces, self.raster)
         specular = uvmaps.vertex_to_texture(spec, self.faces, self.raster)
-        roughness = torch.full_like(specular, ROUGHNESS_STAGE1)
+        roughness = uvmaps.vertex_to_texture(rough, self.faces, self.raster)
         return diffuse, specular, roughness
+
+    def chromophore_maps(self) -> torch.Tensor:
+        """Stage 1's melanin and haemoglobin as a texture (T, T, 2)."""
+        values = torch.stack([self.per_vertex(self.melanin), self.per_vertex(self.haemoglobin)], -1)
+        return uvmaps.vertex_to_texture(values, self.faces, self.raster)
 
     def scene(self, crop: Crop, background: torch.Tensor, maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
               ) -> RenderScene:
@@ -170,24 +199,106 @@ class Reconstruction:
         return (robust(encode(image) - encode(target), 0.02).sum(-1) * mask).sum() / mask.sum().clamp_min(1.0)
 
     def prior_loss(self) -> torch.Tensor:
-        """Coefficient priors, plus the light priors that settle the albedo/light-intensity ambiguity.
+        """Coefficient priors, plus the light priors that keep the lights plausible.
 
-        Both light priors are blind to overall brightness (an L1 norm would dim the lights and brighten
-        the skin to match, lightening every skin tone). The grey-light prior leaves the photo's colour
-        to the skin, and on the biophysical skin model colour fixes melanin and so brightness.
+        The light priors are blind to overall brightness (an L1 norm would dim the lights and brighten the skin
+        to match): the albedo's scale comes from the specular level held in skin's range, the white references
+        and, weakly (w_brightness), the chromophore model. Each light is held grey relative to its own
+        strength, as are the SH's directional terms relative to the ambient.
         """
         c = self.config
         i = lightstage.from_raw(self.light_raw, self.stage_centre).i
         sparsity = i.abs().sum() / i.norm().clamp_min(1e-8)  # L1/L2: few lights, any brightness
+        regional = ((self.melanin[1:] ** 2).sum() + (self.haemoglobin[1:] ** 2).sum() + (self.spec_raw[1:] ** 2).sum()
+                    + (self.rough_raw[1:] ** 2).sum())
         return (c.w_identity * (self.identity ** 2).sum() + c.w_expression * self.expression.abs().sum()
-                + c.w_light_sparsity * sparsity + c.w_light_colour * (_tint(i) + _tint(self.sh[:, 0]))
-                + c.w_sh_prior * (self.sh[:, 1:] ** 2).sum()
-                + 1e-2 * ((self.melanin[1:] ** 2).sum() + (self.haemoglobin[1:] ** 2).sum() + (self.spec_level[1:] ** 2).sum()))
+                + c.w_light_sparsity * sparsity + c.w_light_colour * (_light_tint(i) + _sh_tint(self.sh))
+                + c.w_sh_prior * (self.sh[:, 1:] ** 2).sum() + 1e-2 * regional
+                + c.w_brightness * self.brightness ** 2 + c.w_white_reference * self.white_reference_loss())
+
+    def white_reference_loss(self) -> torch.Tensor:
+        """Sum of skin.white_reference_loss over the registered references (sclera, teeth); 0 without any.
+
+        Each entry of `white_references` returns (observed linear colour (3,), rendered shading at albedo 1
+        (3,), known albedo) under the current lights, differentiable in them.
+        """
+        total = torch.zeros((), device=self.device)
+        for reference in self.white_references:
+            observed, shading, albedo = reference(self)
+            total = total + skin.white_reference_loss(observed, shading, albedo)
+        return total
+
+    def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor) -> float:
+        """Settle the albedo/light-intensity scale from the highlights: the physics cue of skin's fixed F0.
+
+        Scaling every light (stage and SH) by s scales the specular image by s, since the specular level is held
+        in skin's range; the diffuse image then has to explain what the highlights leave, target − s·specular,
+        which it does best with per-channel albedo factors g(s) (closed form over the skin mask). The loss of
+        g(s)·diffuse + s·specular, plus the brightness prior, is evaluated for a grid of s on the passes of one
+        render (no re-render); the best (s, g) is applied: lights × s, the albedo's colour × g/s, put back on the
+        chromophore manifold (skin.from_colour) with the rest of its level in `brightness`. Returns s.
+        """
+        with torch.no_grad():
+            out = render(self.scene(crop, target, self.statistical_maps()),
+                         RenderOptions(spp=self.config.spp, light_samples=self.config.shadow_samples, edge_sampling=False,
+                                       return_passes=True, environment_samples=self.config.world_samples), self.generator)
+            passes, alpha = out.passes, out.alpha[..., None]
+            diffuse = alpha * passes["albedo"] * (passes["diffuse"] + passes["ambient"])
+            specular = alpha * passes["specular"]
+            weight = (mask[..., None] * alpha).expand_as(diffuse)
+            outside = (1 - alpha) * target
+            k = self.brightness.detach()
+            best = (float("inf"), 1.0, torch.ones(3, device=self.device))
+            for s in torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device)):
+                gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
+                gain = gain.clamp(0.05, 20.0)
+                level = torch.log(gain.mean() / s)
+                loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
+                if float(loss) < best[0]:
+                    best = (float(loss), float(s), gain / s)
+            _, scale, change = best
+            albedo = skin.skin_albedo(self.melanin[0].double(), self.haemoglobin[0].double()) * torch.exp(k.double())
+            colour = albedo * change.double()
+            melanin, haemoglobin = skin.from_colour(colour)
+            model = skin.skin_albedo(torch.tensor(melanin, dtype=torch.float64), torch.tensor(haemoglobin, dtype=torch.float64))
+            self.melanin[0] = melanin
+            self.haemoglobin[0] = haemoglobin
+            self.brightness.fill_(float(torch.log(colour.mean() / model.mean())))
+            stage = self.light_stage()
+            stage.i = stage.i * scale
+            self.light_raw["i"].copy_(lightstage.to_raw(stage)["i"])
+            self.sh.mul_(scale)
+        log.debug("settle_scale: lights × %.3f, albedo colour × %s", scale, change.tolist())
+        return scale
+
+    def prune_lights(self) -> None:
+        """Switch off lights that deliver under LIGHT_FLOOR of the stage's irradiance and pull every light's colour
+        to within LIGHT_TINT_MAX of grey (a faint or strongly tinted light is the fit's way to paint colour)."""
+        with torch.no_grad():
+            stage = self.light_stage()
+            i = stage.i.clone()
+            energy = i.mean(-1)
+            i[energy < LIGHT_FLOOR * energy.sum()] = 0.0
+            mean = i.mean(-1, keepdim=True)
+            deviation = (i - mean) / mean.clamp_min(1e-12)
+            i = mean * (1 + deviation.clamp(-LIGHT_TINT_MAX, LIGHT_TINT_MAX))
+            stage.i = i
+            raw = lightstage.to_raw(stage)
+            self.light_raw["i"].copy_(torch.where(i > 0, raw["i"], torch.full_like(raw["i"], -30.0)))
 
 
-def _tint(rgb: torch.Tensor) -> torch.Tensor:
-    """Squared chroma of colours (..., 3) relative to their total energy (0 for greys, scale-free)."""
-    return ((rgb - rgb.mean(-1, keepdim=True)) ** 2).sum() / (rgb ** 2).sum().clamp_min(1e-8)
+def _light_tint(i: torch.Tensor) -> torch.Tensor:
+    """Mean over lights of each light's squared chroma relative to its own energy (lights under 1 % of the
+    brightest barely count: they are switched off after stage 1)."""
+    energy = (i ** 2).sum(-1)
+    floor = (1e-2 * energy.max().detach()).clamp_min(1e-12)
+    chroma = ((i - i.mean(-1, keepdim=True)) ** 2).sum(-1)
+    return (chroma / (energy + floor)).sum() / (energy / (energy + floor)).sum().clamp_min(1.0)
+
+
+def _sh_tint(sh: torch.Tensor) -> torch.Tensor:
+    """Squared chroma of all SH coefficients (3, n) relative to the ambient (DC) energy: a grey environment."""
+    return ((sh - sh.mean(0, keepdim=True)) ** 2).sum() / (sh[:, 0] ** 2).sum().clamp_min(1e-8)
 
 
 def _levels(config: ReconstructConfig, steps: int) -> list[int]:
@@ -217,18 +328,22 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
     groups = [
         {"params": [run.omega, run.shift, run.log_focal], "lr": 0.1 * lr},
         {"params": [run.identity, run.expression], "lr": lr},
-        {"params": [run.sh, run.melanin, run.haemoglobin, run.spec_level], "lr": 2 * lr},
+        {"params": [run.sh, run.melanin, run.haemoglobin, run.brightness, run.spec_raw, run.rough_raw], "lr": 2 * lr},
         {"params": list(run.light_raw.values()), "lr": 5 * lr},
     ]
     optimizer = torch.optim.Adam(groups)
     params = [p for g in groups for p in g["params"]]
     guard = Guard("lighting", steps, run.progress, run.cancel, params, optimizer)
-    options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=True)
+    options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=True,
+                            environment_samples=run.config.world_samples)
     cache: dict[int, tuple] = {}  # type: ignore[type-arg]
+    settle_at = {int(f * steps) for f in SCALE_STEPS}
     for step, size in enumerate(_levels(run.config, steps)):
         if size not in cache:
             cache[size] = crop_targets(run, points, size)
         crop, target, mask, detected = cache[size]
+        if step in settle_at:
+            run.settle_scale(crop, target, mask)
         optimizer.zero_grad(set_to_none=True)
         out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
@@ -239,55 +354,88 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
             optimizer.step()
             with torch.no_grad():
                 run.expression.clamp_(0, 1)
+    run.prune_lights()
 
 
 def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Stage 2: per-texel diffuse, specular and roughness, regularised; returns the maps and the seen-texel mask."""
+    """Stage 2: per-texel maps, regularised; returns diffuse, specular, roughness and the seen-texel mask.
+
+    The diffuse albedo is skin.skin_albedo of smooth melanin/haemoglobin maps (a quarter of the texture's
+    resolution, upsampled bilinearly) times exp(brightness + detail), detail a grey per-texel layer bounded
+    to ±DETAIL_MAX; specular level and roughness are per texel inside skin's ranges. Lights, SH, pose and
+    shape are fixed.
+    """
     c = run.config
     steps = c.steps.maps
     crop, target, mask, _ = crop_targets(run, points, c.render_size, brows=True)
+    size = run.raster.inside.shape[0]
+    low = max(8, size // CHROMOPHORE_DOWNSCALE)
+    inside_np = run.raster.inside
     with torch.no_grad():
         stat = [m.detach().clone() for m in run.statistical_maps()]
-    maps = [m.clone().requires_grad_(True) for m in stat]
+        chrom0 = run.tensor(uvmaps.dilate_into_gutter(run.chromophore_maps().cpu().numpy(), inside_np))
+        chrom_low = torch.nn.functional.interpolate(chrom0.permute(2, 0, 1)[None], size=(low, low), mode="area")[0].permute(1, 2, 0)
+    chromophores = chrom_low.clone().requires_grad_(True)
+    detail = torch.zeros(size, size, 1, device=run.device, requires_grad=True)
+    spec_raw = torch.logit(((stat[1] - skin.SPECULAR_RANGE[0]) / (skin.SPECULAR_RANGE[1] - skin.SPECULAR_RANGE[0])).clamp(1e-3, 1 - 1e-3)
+                           ).detach().requires_grad_(True)
+    rough_raw = torch.logit(((stat[2] - skin.ROUGHNESS_RANGE[0]) / (skin.ROUGHNESS_RANGE[1] - skin.ROUGHNESS_RANGE[0])).clamp(1e-3, 1 - 1e-3)
+                            ).detach().requires_grad_(True)
+    params = [chromophores, detail, spec_raw, rough_raw]
+    brightness = run.brightness.detach()
+
+    def full(chrom: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(chrom.permute(2, 0, 1)[None], size=(size, size), mode="bilinear",
+                                               align_corners=False)[0].permute(1, 2, 0)
+
+    def maps_of() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        chrom = full(chromophores)
+        diffuse = skin.skin_albedo(chrom[..., 0], chrom[..., 1]) * torch.exp(brightness + DETAIL_MAX * torch.tanh(detail))
+        return (diffuse, skin.bounded(spec_raw, *skin.SPECULAR_RANGE), skin.bounded(rough_raw, *skin.ROUGHNESS_RANGE), chrom)
+
     mirror = run.tensor(np.nan_to_num(uvmaps.mirror_uv(run.raster, run.model.faces.cpu().numpy(), run.model.uvs.cpu().numpy(),
                                                         run.model.face_uvs.cpu().numpy(), run.model.symmetry.cpu().numpy()), nan=-1.0))
     has_mirror = mirror[..., 0] >= 0
-    inside = torch.as_tensor(run.raster.inside, device=run.device)
-    frozen = [p for p in [run.omega, run.shift, run.log_focal, run.identity, run.expression, run.sh,
+    inside = torch.as_tensor(inside_np, device=run.device)
+    frozen = [p for p in [run.omega, run.shift, run.log_focal, run.identity, run.expression, run.sh, run.brightness,
                           *run.light_raw.values()]]
     for p in frozen:
         p.requires_grad_(False)
-    options = RenderOptions(spp=c.spp, light_samples=c.shadow_samples, edge_sampling=False)
+    options = RenderOptions(spp=c.spp, light_samples=c.shadow_samples, edge_sampling=False,
+                            environment_samples=c.world_samples)
     seen = torch.zeros(inside.shape, dtype=torch.bool, device=run.device)
-    optimizer = torch.optim.Adam([{"params": maps[:1], "lr": 2 * c.learning_rate}, {"params": maps[1:], "lr": 2 * c.learning_rate}])
-    guard = Guard("maps", steps, run.progress, run.cancel, maps, optimizer)
-    bounds = [(0.003, 0.95), (0.0, 1.0), (0.15, 1.0)]
+    optimizer = torch.optim.Adam([{"params": params[:2], "lr": 2 * c.learning_rate},
+                                  {"params": params[2:], "lr": 10 * c.learning_rate}])
+    guard = Guard("maps", steps, run.progress, run.cancel, params, optimizer)
+
+    def symmetric_smooth(m: torch.Tensor, scale: float) -> torch.Tensor:
+        mirrored = uvmaps.sample_texture(m, mirror.clamp(0, 1))
+        sym = ((m - mirrored) ** 2).sum(-1)[has_mirror].mean()
+        tv = ((m[1:] - m[:-1]) ** 2).mean() + ((m[:, 1:] - m[:, :-1]) ** 2).mean()
+        return c.w_symmetry * sym + c.w_smoothness * tv * m.shape[0] * scale
+
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        out = render(run.scene(crop, target, tuple(maps)), options, run.generator)  # type: ignore[arg-type]
+        diffuse, specular, roughness, chrom = maps_of()
+        out = render(run.scene(crop, target, (diffuse, specular, roughness)), options, run.generator)
         data = run.photometric(out.image, target, mask)
         if step == 0:
             data.backward(retain_graph=True)
-            seen = maps[0].grad.abs().sum(-1) > 0  # type: ignore[union-attr]
+            seen = detail.grad.abs().sum(-1) > 0  # type: ignore[union-attr]
             optimizer.zero_grad(set_to_none=True)
-        reg = torch.zeros((), device=run.device)
-        for k, (m, s) in enumerate(zip(maps, stat)):
-            mirrored = uvmaps.sample_texture(m, mirror.clamp(0, 1))
-            sym = ((m - mirrored) ** 2).sum(-1)[has_mirror].mean()
-            tv = ((m[1:] - m[:-1]) ** 2).mean() + ((m[:, 1:] - m[:, :-1]) ** 2).mean()
-            cons = (((m - s) ** 2).sum(-1) * inside).mean()
-            reg = reg + c.w_symmetry * sym + c.w_smoothness * tv * m.shape[0] + c.w_consistency * cons
-        reg = reg + c.w_skin_prior * skin.skin_prior(maps[0][inside])
+        log_detail = DETAIL_MAX * torch.tanh(detail)
+        reg = (symmetric_smooth(chrom, 1.0) + symmetric_smooth(specular, 1.0) + symmetric_smooth(roughness, 1.0)
+               + symmetric_smooth(log_detail, 0.25) + c.w_detail * (log_detail[..., 0] ** 2)[inside].mean()
+               + c.w_consistency * ((((chrom - chrom0) ** 2).sum(-1) + ((specular - stat[1]) ** 2).sum(-1)
+                                     + ((roughness - stat[2]) ** 2).sum(-1)) * inside).mean()
+               + c.w_skin_prior * skin.range_penalty(chrom[..., 0][inside], chrom[..., 1][inside]))
         loss = data + reg
         loss.backward()
         if guard.step(step, loss):
             optimizer.step()
-            with torch.no_grad():
-                for m, (lo, hi) in zip(maps, bounds):
-                    m.clamp_(lo, hi)
     with torch.no_grad():
+        diffuse, specular, roughness, _ = maps_of()
         grown = torch.nn.functional.max_pool2d(seen[None, None].float(), 5, 1, 2)[0, 0] > 0
-        filled = [uvmaps.fill_unseen(m, grown, torch.where(has_mirror[..., None], mirror, torch.nan), s) for m, s in zip(maps, stat)]
+        filled = [uvmaps.fill_unseen(m, grown, torch.where(has_mirror[..., None], mirror, torch.nan), s)
+                  for m, s in zip((diffuse, specular, roughness), stat)]
     return filled[0], filled[1], filled[2], grown
-
-

@@ -88,6 +88,43 @@ def smith_g2(n_dot_l: torch.Tensor, n_dot_v: torch.Tensor, alpha: torch.Tensor) 
     return 1.0 / (1.0 + smith_lambda(n_dot_l, alpha) + smith_lambda(n_dot_v, alpha))
 
 
+def smith_g1(cos: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """GGX Smith masking G₁ = 1 / (1 + Λ) of one direction."""
+    return 1.0 / (1.0 + smith_lambda(cos, alpha))
+
+
+def sample_visible_normals(normal: torch.Tensor, view: torch.Tensor, alpha: torch.Tensor, xi: torch.Tensor) -> torch.Tensor:
+    """GGX microfacet normals (..., 3) drawn from the distribution of normals visible from `view` (Heitz 2018).
+
+    normal and view are unit (..., 3) (view towards the eye, above the surface), alpha broadcasts as (..., 1),
+    xi is (..., 2) in [0, 1). Reflecting the view about these normals and weighting each direction by
+    F(v·h)·G₂/G₁(v) estimates the specular lobe's reflected radiance (the lobe's f·cos divided by the pdf).
+    """
+    helper = torch.where(normal[..., 2:].abs() < 0.999, torch.tensor([0.0, 0.0, 1.0], dtype=normal.dtype, device=normal.device),
+                         torch.tensor([1.0, 0.0, 0.0], dtype=normal.dtype, device=normal.device))
+    t1 = torch.nn.functional.normalize(torch.linalg.cross(helper, normal), dim=-1)
+    t2 = torch.linalg.cross(normal, t1)
+    local = torch.stack([(view * t1).sum(-1), (view * t2).sum(-1), (view * normal).sum(-1).clamp_min(COS_EPS)], -1)
+    a = alpha[..., 0]
+    stretched = torch.nn.functional.normalize(torch.stack([a * local[..., 0], a * local[..., 1], local[..., 2]], -1), dim=-1)
+    sx, sy, sz = stretched.unbind(-1)
+    length2 = sx * sx + sy * sy
+    inv = torch.rsqrt(length2.clamp_min(1e-20))
+    b1 = torch.where(length2[..., None] > 1e-10, torch.stack([-sy * inv, sx * inv, torch.zeros_like(sx)], -1),
+                     torch.tensor([1.0, 0.0, 0.0], dtype=normal.dtype, device=normal.device).expand_as(stretched))
+    b2 = torch.linalg.cross(stretched, b1)
+    r = xi[..., 0].sqrt()
+    phi = 2 * math.pi * xi[..., 1]
+    p1 = r * torch.cos(phi)
+    p2 = r * torch.sin(phi)
+    s = 0.5 * (1.0 + sz)
+    p2 = (1.0 - s) * (1.0 - p1 * p1).clamp_min(0.0).sqrt() + s * p2
+    p3 = (1.0 - p1 * p1 - p2 * p2).clamp_min(0.0).sqrt()
+    h = p1[..., None] * b1 + p2[..., None] * b2 + p3[..., None] * stretched
+    h = torch.nn.functional.normalize(torch.stack([a * h[..., 0], a * h[..., 1], h[..., 2].clamp_min(1e-6)], -1), dim=-1)
+    return h[..., :1] * t1 + h[..., 1:2] * t2 + h[..., 2:] * normal
+
+
 def fresnel_schlick(cos: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
     """Schlick's approximation F0 + (1 − F0)(1 − cos)⁵ (reference only; shade() uses fresnel_principled)."""
     return f0 + (1.0 - f0) * (1.0 - cos.clamp(0.0, 1.0)) ** 5

@@ -66,8 +66,9 @@ import torch
 import torch.nn.functional as F
 
 from ..common.config import N_LIGHTS
+from .emitters import ELLIPSE, TRIANGLE, Emitters, frame_axes, make
 
-D_MIN = 0.3  # metres: lights never come closer to the centre than this
+D_MIN = 0.5  # metres: lights never come closer to the head's centre than this (studio lights do not sit in the hair)
 A_MIN = 1e-4  # relative area of the point-light limit
 I_MIN = 1e-8  # smallest intensity to_raw represents (softplus never reaches 0)
 _RAW_EPS = 1e-6
@@ -234,6 +235,26 @@ def radiance(stage: LightStage) -> torch.Tensor:
 def power_watts(stage: LightStage) -> torch.Tensor:
     """(20, 3) emitted power per channel, P = π·A·L (Blender's area-light power)."""
     return math.pi * areas(stage)[:, None] * radiance(stage)
+
+
+def disk_emitters(stage: LightStage, radiance_values: torch.Tensor | None = None) -> Emitters:
+    """The lights as Blender gets them: equal-area disks at the triangles' centroids, parallel to their faces,
+    with the axes of the exported light's rotation (power = L·A)."""
+    centre = triangle_centroids(stage)
+    normal = normals(stage)
+    radius = torch.sqrt(areas(stage) / math.pi)
+    x_axis, y_axis = frame_axes(normal)
+    values = radiance(stage) if radiance_values is None else radiance_values
+    return make([ELLIPSE] * centre.shape[0], centre, radius[:, None] * x_axis, radius[:, None] * y_axis, normal,
+                values * areas(stage)[:, None])
+
+
+def emitters(stage: LightStage) -> Emitters:
+    """The 20 lights as the renderer samples them: triangles emitting L along their inward normals
+    (power = L·A), differentiable in d, a, p and i."""
+    tri = triangles(stage)
+    power = radiance(stage) * areas(stage)[:, None]
+    return make([TRIANGLE] * tri.shape[0], tri[:, 0], tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], normals(stage), power)
 
 
 def is_point_light(stage: LightStage, tol: float = 1e-6) -> torch.Tensor:

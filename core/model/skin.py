@@ -1,22 +1,51 @@
-"""A two-parameter biophysical skin colour model and the prior built on it.
+"""A two-parameter biophysical skin colour model, skin's measured specular ranges, and the priors built on them.
 
 Diffuse skin colour is mostly set by two chromophores: melanin (absorbs more
-towards blue, ~λ^-3) and haemoglobin (absorbs green and blue, little red).
-Writing albedo = base · exp(−m·μ_mel − h·μ_hem) gives a 2-D manifold of
-plausible skin colours across Fitzpatrick types I–VI. Keeping the recovered
-albedo near that manifold is what stops coloured light and cast shadows from
-being painted into the diffuse map: a tinted or darkened patch off the
-manifold is cheaper to explain with light than with albedo.
+towards blue) and haemoglobin (absorbs green and blue, little red). Writing
+albedo = base · exp(−m·μ_mel − h·μ_hem) gives a 2-D manifold of skin colours.
+Keeping the recovered albedo on that manifold is what stops coloured light
+and cast shadows from being painted into the diffuse map: a tinted patch off
+the manifold is cheaper to explain with light than with albedo.
+
+Calibration (docs/skin.md): base, μ_mel and μ_hem are fitted to the mean
+CIELAB skin colours of the ITA groups of Del Bino et al. 2006 (very light to
+dark; L* 67→35, b* 13→20→14), linear-sRGB, at h = 0.4: μ_mel ∝ (1, 1.21,
+1.37) over R, G, B, much flatter than a pure melanin absorption spectrum
+(real skin scatters), which the first model (1, 1.5, 2.2) assumed and which
+made dark skin far too saturated — the fit then read a real dark skin's
+milder colour as light skin. On this manifold the colour of skin fixes its
+lightness only loosely (a 10 % hue error moves the lightness by ~30 %), so
+the fit takes the albedo's scale from physics first: skin's specular
+reflectance (F0 ≈ 0.028 at IOR ≈ 1.4, the same for every skin tone) makes the
+highlights measure the light; near-white references (sclera, teeth) measure
+it where they are seen; the chromophore coupling is a prior.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 
-# Relative absorption of the chromophores in the linear sRGB R, G, B bands.
-MELANIN = (1.6, 2.4, 3.5)
+# Relative absorption of the chromophores in the linear sRGB R, G, B bands, and the chromophore-free skin.
+MELANIN = (1.6, 1.93, 2.19)
 HAEMOGLOBIN = (0.04, 0.5, 0.7)
-BASE = (0.85, 0.80, 0.78)
+BASE = (0.95, 0.82, 0.69)
+MELANIN_MAX = 1.6  # darkest skin ≈ 1.2 (ITA −50°), plus the brows' hair
+HAEMOGLOBIN_MAX = 1.5
+
+# Skin's specular layer (Weyrich et al. 2006; Donner & Jensen): IOR ≈ 1.38–1.45, F0 = ((n−1)/(n+1))² ≈ 0.025–0.034,
+# oily skin up to ~0.045. In Principled's "Specular IOR Level" s (F0 = 0.08·s): nominal and the allowed range.
+SPECULAR_F0 = 0.028
+SPECULAR_LEVEL = SPECULAR_F0 / 0.08  # 0.35
+SPECULAR_RANGE = (0.022 / 0.08, 0.048 / 0.08)  # 0.275 … 0.6
+# Blender roughness (α = r²) of skin's specular lobe: Beckmann/GGX m ≈ 0.2–0.5 in measurements.
+ROUGHNESS = 0.45
+ROUGHNESS_RANGE = (0.3, 0.7)
+# Near-white references: mean diffuse albedo of the sclera and of teeth (linear), and how far they vary.
+SCLERA_ALBEDO = 0.65
+TEETH_ALBEDO = 0.6
+REFERENCE_TOLERANCE = 0.3  # log-albedo band within which a reference does not pull
 
 
 def _vectors(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,14 +80,41 @@ def from_colour(colour: torch.Tensor) -> tuple[float, float]:
         return 0.3, 0.4
     basis = torch.stack([mel, hem, torch.ones_like(mel)], dim=1)  # (3, 3)
     m, h, _ = torch.linalg.solve(basis, torch.log(base) - torch.log(colour)).tolist()
-    return min(max(m, 0.0), 1.2), min(max(h, 0.0), 1.5)
+    return min(max(m, 0.0), MELANIN_MAX), min(max(h, 0.0), HAEMOGLOBIN_MAX)
 
 
 def skin_prior(albedo: torch.Tensor, weight_range: float = 10.0) -> torch.Tensor:
     """Mean squared distance of albedo texels from the skin manifold, plus out-of-range chromophores."""
     melanin, haemoglobin, residual = chromophores(albedo)
-    out_of_range = (torch.relu(-melanin) + torch.relu(melanin - 1.2) + torch.relu(-haemoglobin) + torch.relu(haemoglobin - 1.5)) ** 2
-    return (residual ** 2).sum(-1).mean() + weight_range * out_of_range.mean()
+    return (residual ** 2).sum(-1).mean() + weight_range * range_penalty(melanin, haemoglobin)
+
+
+def range_penalty(melanin: torch.Tensor, haemoglobin: torch.Tensor) -> torch.Tensor:
+    """Mean squared excursion of chromophore amounts outside [0, MELANIN_MAX] × [0, HAEMOGLOBIN_MAX]."""
+    out = (torch.relu(-melanin) + torch.relu(melanin - MELANIN_MAX) + torch.relu(-haemoglobin)
+           + torch.relu(haemoglobin - HAEMOGLOBIN_MAX)) ** 2
+    return out.mean()
+
+
+def bounded(raw: torch.Tensor, low: float, high: float) -> torch.Tensor:
+    """A value in (low, high) from an unconstrained one (sigmoid), for the specular level and roughness."""
+    return low + (high - low) * torch.sigmoid(raw)
+
+
+def unbounded(value: float, low: float, high: float) -> float:
+    """Inverse of `bounded` for an initial value."""
+    t = min(max((value - low) / (high - low), 1e-4), 1 - 1e-4)
+    return float(torch.logit(torch.tensor(t)))
+
+
+def white_reference_loss(observed: torch.Tensor, shading: torch.Tensor, albedo: float,
+                         tolerance: float = REFERENCE_TOLERANCE) -> torch.Tensor:
+    """How far a near-white reference (sclera, teeth) says the light level is off: zero while the albedo it implies,
+    observed / shading (linear radiance over the rendered shading at albedo 1, per channel), lies within
+    ±tolerance of its known albedo in log, quadratic beyond. The eye and mouth fit supplies both colours;
+    without them there is nothing to add."""
+    implied = torch.log(observed.clamp_min(1e-6)) - torch.log(shading.clamp_min(1e-6)) - math.log(albedo)
+    return (torch.relu(implied.abs() - tolerance) ** 2).mean()
 
 
 def ita_degrees(albedo_srgb_mean: torch.Tensor) -> torch.Tensor:

@@ -49,6 +49,7 @@ import torch.nn.functional as F
 
 from ..common.errors import FaceStageError
 from ..model import brdf, lightstage
+from ..model import emitters as emitters_mod
 from ..model import sh as sh_mod
 from ..model.camera import pixel_rays, project
 from ..model.head import vertex_normals
@@ -79,7 +80,9 @@ class RenderScene:
     height: int
     sh: torch.Tensor | None = None  # (3, n) environment radiance coefficients
     stage: lightstage.LightStage | None = None
+    lights: emitters_mod.Emitters | None = None  # other lights (a relight rig), world frame, not optimised
     background: torch.Tensor | None = None  # (3,) or (H, W, 3) linear; None = black
+    environment: torch.Tensor | None = None  # (He, We, 3) equirect world radiance (Blender's mapping), world frame
     ambient_occlusion: torch.Tensor | None = None  # (V,) per-vertex SH visibility in [0, 1]
 
 
@@ -97,6 +100,10 @@ class RenderOptions:
     edge_eps_px: float = 1e-2  # offset of the two radiance rays across an edge, pixels
     shadow_eps: float = 1e-4  # shadow-ray offset off the surface, metres
     return_passes: bool = False
+    # World light: 0 = the SH's closed-form irradiance (no occlusion, no reflection of the world); N > 0 = N
+    # cosine-weighted and N GGX-lobe directions per shading point, each with a shadow ray, for the SH or the
+    # environment image: what Cycles computes for a World, occlusion and glossy reflection included.
+    environment_samples: int = 0
     backend: str = "warp"  # direct light: "warp" fused kernel (float32), "torch" (model/brdf.py, any dtype)
 
 
@@ -127,13 +134,53 @@ def _pixel_samples(height: int, width: int, spp: int, jitter: bool, generator: t
 
 @dataclass
 class _Lights:
-    """The stage lights that contribute, as triangles to sample."""
+    """The lights that contribute (stage lights first, then the scene's other emitters)."""
 
-    triangles: torch.Tensor  # (J, 3, 3)
-    normals: torch.Tensor  # (J, 3) emission directions
-    power: torch.Tensor  # (J, 3) L·A (radiance times area)
-    index: torch.Tensor  # (J,) which of the stage's lights these are
-    total: int  # lights on the stage
+    emitters: emitters_mod.Emitters  # J lights, world frame
+    index: torch.Tensor  # (J,) which of all the scene's lights these are
+    total: int  # lights in the scene (stage and others), dark ones included
+
+
+def _scene_emitters(scene: RenderScene) -> emitters_mod.Emitters | None:
+    """All the scene's lights as emitters: the stage's 20 (differentiable), then scene.lights."""
+    parts = []
+    if scene.stage is not None:
+        parts.append(lightstage.emitters(scene.stage))
+    if scene.lights is not None and len(scene.lights):
+        parts.append(scene.lights)
+    if not parts:
+        return None
+    dtype = parts[0].origin.dtype
+    return emitters_mod.concat([p.to(parts[0].origin.device, dtype) for p in parts]) if len(parts) > 1 else parts[0]
+
+
+def _stage_lights(scene: RenderScene, dtype: torch.dtype, device: torch.device) -> _Lights | None:
+    """The lights to sample (in the scene's dtype and device): all of them while the stage's i is optimised,
+    else only those with some power."""
+    every = _scene_emitters(scene)
+    if every is None:
+        return None
+    keep = torch.ones(len(every), dtype=torch.bool, device=every.power.device)
+    if scene.stage is None or not torch.as_tensor(scene.stage.i).requires_grad:
+        keep = every.power.detach().abs().sum(-1) > 0
+    idx = torch.nonzero(keep).squeeze(1)
+    if idx.numel() == 0:
+        return None
+    return _Lights(every.select(idx).to(device, dtype), idx.to(device), len(every))
+
+
+def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generator | None) -> torch.Tensor:
+    """Stratified uniform points (m, J·count, 3) on the lights, independent per shading point.
+
+    Random numbers are drawn for every light of the scene, dark ones included, so a light's samples do
+    not depend on which others are switched on (finite differences and gradients see the same estimate).
+    """
+    em = lights.emitters
+    j = len(em)
+    xi = stratified((m, lights.total), count, generator, em.origin.device)
+    xi = xi[:, lights.index].to(em.origin.dtype) if j < lights.total else xi.to(em.origin.dtype)
+    points = emitters_mod.sample_points(em, xi)  # (m, J, count, 3)
+    return points.reshape(m, j * count, 3)
 
 
 @dataclass
@@ -146,37 +193,6 @@ class _Context:
     lights: _Lights | None
     sh_irradiance: torch.Tensor | None  # (3, n) irradiance coefficients
     background: torch.Tensor
-
-
-def _stage_lights(stage: lightstage.LightStage | None, dtype: torch.dtype, device: torch.device) -> _Lights | None:
-    """The lights to sample (in the scene's dtype and device): all of them while i is optimised, else only
-    those with i ≠ 0."""
-    if stage is None:
-        return None
-    radiance = lightstage.radiance(stage)
-    areas = lightstage.areas(stage)
-    power = radiance * areas[:, None]
-    keep = torch.ones(power.shape[0], dtype=torch.bool, device=power.device)
-    if not torch.as_tensor(stage.i).requires_grad:
-        keep = (torch.as_tensor(stage.i).detach().abs().sum(-1) > 0).to(power.device)
-    idx = torch.nonzero(keep).squeeze(1)
-    if idx.numel() == 0:
-        return None
-    return _Lights(lightstage.triangles(stage)[idx].to(device, dtype), lightstage.normals(stage)[idx].to(device, dtype),
-                   power[idx].to(device, dtype), idx.to(device), power.shape[0])
-
-
-def _light_points(lights: _Lights, m: int, count: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Stratified uniform points (m, J·count, 3) on the light triangles, independent per shading point.
-
-    Random numbers are drawn for every light of the stage, dark ones included, so a light's samples do
-    not depend on which others are switched on (finite differences and gradients see the same estimate).
-    """
-    j = lights.triangles.shape[0]
-    xi = stratified((m, lights.total), count, generator, lights.triangles.device)
-    xi = xi[:, lights.index].to(lights.triangles.dtype) if j < lights.total else xi.to(lights.triangles.dtype)
-    points = triangle_points(lights.triangles[None, :, None], xi)  # (m, J, count, 3)
-    return points.reshape(m, j * count, 3)
 
 
 @dataclass
@@ -254,8 +270,8 @@ def _light_kernel() -> Any:
     def light_terms(x: wp.array(dtype=wp.vec3), ns: wp.array(dtype=wp.vec3), view: wp.array(dtype=wp.vec3),
                     spec: wp.array(dtype=wp.float32), rough: wp.array(dtype=wp.float32),
                     y: wp.array(dtype=wp.vec3), ng: wp.array(dtype=wp.vec3), nl: wp.array(dtype=wp.vec3),
-                    vis: wp.array(dtype=wp.float32), pairs: wp.array(dtype=wp.int32), per: wp.int32,
-                    expanded: wp.int32, offset: wp.int32, specular: wp.array(dtype=wp.float32),
+                    vis: wp.array(dtype=wp.float32), pairs: wp.array(dtype=wp.int32), omni: wp.array(dtype=wp.int32),
+                    per: wp.int32, expanded: wp.int32, offset: wp.int32, specular: wp.array(dtype=wp.float32),
                     irradiance: wp.array(dtype=wp.float32), unshadowed: wp.array(dtype=wp.float32)):
         i = pairs[wp.tid() + offset]
         m = i / per
@@ -267,6 +283,8 @@ def _light_kernel() -> Any:
         n = ns[m]
         v = view[m]
         cos_l = -wp.dot(l, nl[i % per])
+        if omni[i % per] != 0:  # a point light: no cosine at the emitter
+            cos_l = 1.0
         cos_x = wp.dot(l, n)
         lit = (cos_l > 0.0) and (cos_x > 0.0) and (wp.dot(l, ng[m]) > 0.0)
         g = wp.where(lit, wp.max(cos_x, 0.0) * wp.max(cos_l, 0.0) / r2, 0.0)
@@ -306,13 +324,14 @@ class _LightTerms(torch.autograd.Function):
     at `pairs` (flat indices of the samples the shadow pass did not cull; zero elsewhere)."""
 
     @staticmethod
-    def forward(ctx, x, ns, view, spec, rough, y, ng, nl, vis, pairs):  # type: ignore[override]
+    def forward(ctx, x, ns, view, spec, rough, y, ng, nl, vis, pairs, omni):  # type: ignore[override]
         wp, _ = warp_runtime()
         m, k = y.shape[0], y.shape[1]
         inputs = [t.detach().to(torch.float32).contiguous() for t in (x, ns, view, spec, rough)]
         inputs.append(y.detach().to(torch.float32).reshape(m * k, 3).contiguous())
         consts = [t.detach().to(torch.float32).contiguous() for t in (ng, nl, vis.reshape(m * k))]
         consts.append(pairs.to(torch.int32).contiguous())
+        consts.append(omni.to(torch.int32).contiguous())
         outs = [torch.zeros(m * k, dtype=torch.float32, device=x.device) for _ in range(3)]
         ctx.save_for_backward(*inputs, *consts)
         ctx.shape = (m, k)
@@ -343,12 +362,12 @@ class _LightTerms(torch.autograd.Function):
         if consts[3].numel():
             launch(_light_kernel(), consts[3].numel(), _wp_args(wp, [*inputs, *consts]) + [k, int(expand)],
                    _wp_args(wp, outs), wp_device(inputs[0]),
-                   adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, 0, 0],
+                   adj_inputs=_wp_args(wp, adj_in) + [None, None, None, None, None, 0, 0],
                    adj_outputs=_wp_args(wp, adj_out), private=(0, 1, 2, 3, 4))
         if expand:
             adj_in[:5] = [a.view(m, k, *a.shape[1:]).sum(1) for a in adj_in[:5]]
         adj_in[5] = adj_in[5].view(m, k, 3)
-        return (*adj_in, None, None, None, None)
+        return (*adj_in, None, None, None, None, None)
 
 
 def _wp_args(wp: Any, tensors: list[torch.Tensor]) -> list[Any]:
@@ -359,28 +378,43 @@ def _wp_args(wp: Any, tensors: list[torch.Tensor]) -> list[Any]:
 
 def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
             generator: torch.Generator | None, with_specular: bool = True) -> _Direct | None:
-    """Direct light from the stage at the shading points: Σ_j Σ_s f·V·cos_x·cos_l·(L·A/S)/r²."""
+    """Direct light from the scene's lights at the shading points: Σ_j Σ_s f·V·cos_x·cos_l·(L·A/S)/r²
+    (point lights: cos_l = 1 and L·A is their intensity, times the spot cone)."""
     lights = ctx.lights
     if lights is None:
         return None
+    em = lights.emitters
     m, count = surf.x.shape[0], ctx.options.light_samples
     y = _light_points(lights, m, count, generator)  # (M, K, 3), K = J·S
-    n_light = lights.normals.detach().repeat_interleave(count, 0)  # (K, 3)
-    codes = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps, cull=(surf.ns, n_light),
-                                      codes=True)  # 0 visible, 1 occluded, 2 culled (cannot carry light)
-    power = lights.power.repeat_interleave(count, 0) / count  # (K, 3)
+    n_light = em.normal.detach().repeat_interleave(count, 0)  # (K, 3)
+    omni = em.omni.repeat_interleave(count, 0)  # (K,)
+    if bool(omni.any()):  # one-sided emitters cull segments behind them; points shine everywhere
+        codes = torch.empty(m, y.shape[1], dtype=torch.uint8, device=surf.x.device)
+        area = torch.nonzero(~omni).squeeze(1)
+        point = torch.nonzero(omni).squeeze(1)
+        if area.numel():
+            codes[:, area] = ctx.bvh.segments_occluded(surf.x, surf.ng, y[:, area], ctx.options.shadow_eps,
+                                                       cull=(surf.ns, n_light[area]), codes=True)
+        codes[:, point] = ctx.bvh.segments_occluded(surf.x, surf.ng, y[:, point], ctx.options.shadow_eps, codes=True)
+    else:
+        codes = ctx.bvh.segments_occluded(surf.x, surf.ng, y, ctx.options.shadow_eps, cull=(surf.ns, n_light),
+                                          codes=True)  # 0 visible, 1 occluded, 2 culled (cannot carry light)
+    power = em.power.repeat_interleave(count, 0) / count  # (K, 3)
     vis = (codes == 0).to(surf.x.dtype)
+    if em.has_spots:
+        column_light = torch.arange(len(em), device=surf.x.device).repeat_interleave(count)
+        vis = vis * emitters_mod.spot_factor(em, surf.x.detach(), column_light).to(vis.dtype)
     if ctx.options.backend == "warp":
         pairs = torch.nonzero(codes.view(-1) != 2).squeeze(1)
         fs, seen, geometry = _LightTerms.apply(surf.x, surf.ns, surf.view, spec[:, 0], rough[:, 0], y, surf.ng,
-                                               n_light, vis, pairs)
+                                               n_light, vis, pairs, omni)
         fs, seen = fs.to(power.dtype), seen.to(power.dtype)
         irradiance = seen @ power
         n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
         weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
         diffuse = weight / math.pi * irradiance
     else:
-        fd, fs, seen, geometry = _light_terms_torch(surf, spec, rough, y, n_light, vis)
+        fd, fs, seen, geometry = _light_terms_torch(surf, spec, rough, y, n_light, vis, omni)
         irradiance = seen @ power
         diffuse = fd @ power
     specular = fs @ power if with_specular else torch.zeros_like(surf.x)
@@ -390,13 +424,13 @@ def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tens
 
 
 def _light_terms_torch(surf: _Surface, spec: torch.Tensor, rough: torch.Tensor, y: torch.Tensor,
-                       n_light: torch.Tensor, vis: torch.Tensor
+                       n_light: torch.Tensor, vis: torch.Tensor, omni: torch.Tensor
                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """(M, K) terms f_d·V·G, f_s·V·G, V·G and G with model/brdf.py shade in torch autograd (any dtype)."""
     to_light = y - surf.x[:, None]
     r2 = (to_light * to_light).sum(-1).clamp_min(1e-12)
     l = to_light * r2.rsqrt()[..., None]
-    cos_l = -(l * n_light).sum(-1)
+    cos_l = torch.where(omni, torch.ones_like(r2), -(l * n_light).sum(-1))
     cos_x = (l * surf.ns[:, None]).sum(-1)
     lit = ((l * surf.ng[:, None]).sum(-1) > 0) & (cos_l > 0) & (cos_x > 0)
     geometry = torch.where(lit, cos_x * cos_l / r2, torch.zeros_like(r2))
@@ -406,9 +440,139 @@ def _light_terms_torch(surf: _Surface, spec: torch.Tensor, rough: torch.Tensor, 
     return fd[..., 0] * seen, fs[..., 0] * seen, seen, geometry.detach()
 
 
+ENVIRONMENT_FAR = 100.0  # metres: shadow rays towards the world end this far away
+
+
+def _environment_samples(ctx: _Context) -> int:
+    scene = ctx.scene
+    if scene.environment is None and scene.sh is None:
+        return 0
+    return ctx.options.environment_samples or (16 if scene.environment is not None else 0)
+
+
+def _world_radiance(ctx: _Context, dirs: torch.Tensor) -> torch.Tensor:
+    """World radiance (..., 3) along unit directions: the environment image (bilinear, wrapping in u) or the
+    SH, clamped at 0 (a baked Blender world cannot emit negative light)."""
+    scene = ctx.scene
+    if scene.environment is not None:
+        image = scene.environment.to(dirs.device, dirs.dtype)
+        uv = sh_mod.equirect_uv(dirs.reshape(-1, 3))
+        wrapped = torch.cat([image[:, -1:], image, image[:, :1]], dim=1).permute(2, 0, 1)[None]
+        width = image.shape[1]
+        x = (uv[:, 0] * width + 0.5) / (width + 2) * 2 - 1
+        y = 1 - 2 * uv[:, 1]
+        grid = torch.stack([x, y], -1)[None, None]
+        values = F.grid_sample(wrapped, grid, mode="bilinear", padding_mode="border", align_corners=False)[0, :, 0].T
+        return values.reshape(*dirs.shape[:-1], 3)
+    coeffs = scene.sh.to(dirs.device, dirs.dtype)  # type: ignore[union-attr]
+    basis = sh_mod.sh_basis(dirs.reshape(-1, 3), sh_mod.bands_from_size(coeffs.shape[-1]))
+    return (basis @ coeffs.T).clamp_min(0).reshape(*dirs.shape[:-1], coeffs.shape[0])
+
+
+def _world(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
+           generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sampled world light (M, 3) twice: the diffuse ambient pass w(n·v)·E/π and the world's glossy reflection.
+
+    Diffuse: N cosine-weighted directions about the shading normal, E/π = mean of L·V. Glossy: N directions
+    reflected about GGX visible normals, weighted by F(v·h)·G₂/G₁(v) (the lobe's f·cos / pdf). V is a shadow
+    ray towards the world; directions below the geometric surface see nothing.
+    """
+    n = _environment_samples(ctx)
+    m = surf.x.shape[0]
+    dtype = surf.x.dtype
+    xi = stratified((m,), n, generator, surf.x.device).to(dtype)
+    ns, view, ng = surf.ns, surf.view, surf.ng
+    r, phi = xi[..., 0].sqrt(), 2 * math.pi * xi[..., 1]
+    helper = torch.where(ns[:, :1].abs() < 0.9, ns.new_tensor([1.0, 0, 0]), ns.new_tensor([0, 1.0, 0]))
+    t1 = F.normalize(torch.linalg.cross(helper, ns), dim=-1)
+    t2 = torch.linalg.cross(ns, t1)
+    z = (1 - xi[..., 0]).clamp_min(0).sqrt()
+    cosine = ((r * phi.cos())[..., None] * t1[:, None] + (r * phi.sin())[..., None] * t2[:, None] + z[..., None] * ns[:, None])
+    alpha = brdf.alpha_from_roughness(rough)  # (M, 1)
+    xi_s = stratified((m,), n, generator, surf.x.device).to(dtype)
+    half = brdf.sample_visible_normals(ns[:, None].expand(m, n, 3), view[:, None].expand(m, n, 3),
+                                       alpha[:, None].expand(m, n, 1), xi_s)
+    v_dot_h = (view[:, None] * half).sum(-1, keepdim=True)
+    glossy = 2 * v_dot_h * half - view[:, None]
+    environment = _environment_distribution(ctx)
+    if environment is not None:  # an image world: half of the diffuse directions follow its brightness (MIS)
+        cosine = torch.cat([cosine, environment.sample(m, n, generator)], dim=1)
+    dirs = torch.cat([cosine, glossy], dim=1).detach()  # (M, 2N or 3N, 3)
+    above = (dirs * ng[:, None]).sum(-1) > 0
+    blocked = ctx.bvh.segments_occluded(surf.x, ng, surf.x.detach()[:, None] + ENVIRONMENT_FAR * dirs,
+                                        ctx.options.shadow_eps)
+    seen = (above & ~blocked).to(dtype)[..., None]
+    light = _world_radiance(ctx, dirs) * seen  # (M, 2N, C)
+    n_dot_v = (ns * view).sum(-1, keepdim=True)
+    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+    diffuse_count = cosine.shape[1]
+    if environment is None:
+        ambient = weight * light[:, :n].mean(1)
+    else:  # balance heuristic: Σ f/(N·(p_cos + p_env)) over both sets, f = L·V·cos⁺/π
+        cos_l = (cosine * ns[:, None]).sum(-1).clamp_min(0)
+        p_cos = cos_l / math.pi
+        p_env = environment.pdf(cosine)
+        ambient = weight * (light[:, :diffuse_count] * (p_cos / (p_cos + p_env).clamp_min(1e-20))[..., None]
+                            ).sum(1) / n
+    light = light[:, diffuse_count - n:]
+    n_dot_l = (ns[:, None] * glossy).sum(-1, keepdim=True)
+    f0 = brdf.f0_from_specular_level(spec.clamp_min(0.0))[:, None]
+    lobe = (brdf.fresnel_principled(v_dot_h, f0) * brdf.smith_g2(n_dot_l.clamp(brdf.COS_EPS, 1), n_dot_v[:, None].clamp(brdf.COS_EPS, 1), alpha[:, None])
+            / brdf.smith_g1(n_dot_v[:, None].clamp(brdf.COS_EPS, 1), alpha[:, None]))
+    lobe = torch.where((n_dot_l > 0) & (n_dot_v[:, None] > 0), lobe, torch.zeros_like(lobe))
+    specular = (lobe * light[:, n:]).mean(1)
+    return ambient, specular
+
+
+@dataclass
+class _EnvironmentDistribution:
+    """Directions drawn in proportion to an equirect image's luminance × solid angle, and their pdf (per sr)."""
+
+    probability: torch.Tensor  # (H·W,) of each pixel
+    height: int
+    width: int
+
+    def sample(self, m: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
+        device = self.probability.device
+        source = generator.device if generator is not None else torch.device("cpu")
+        pixel = torch.multinomial(self.probability.to(source), m * n, replacement=True, generator=generator).to(device)
+        jitter = uniform((m * n, 2), generator, device, self.probability.dtype)
+        row, col = pixel // self.width, pixel % self.width
+        u = (col + jitter[:, 0]) / self.width
+        theta = (row + jitter[:, 1]) * (math.pi / self.height)  # from +Z (row 0 = top)
+        phi = math.pi - 2 * math.pi * u
+        dirs = torch.stack([theta.sin() * phi.cos(), theta.sin() * phi.sin(), theta.cos()], -1)
+        return dirs.reshape(m, n, 3)
+
+    def pdf(self, dirs: torch.Tensor) -> torch.Tensor:
+        uv = sh_mod.equirect_uv(dirs)
+        col = (uv[..., 0] * self.width).floor().long().clamp(0, self.width - 1)
+        row = ((1 - uv[..., 1]) * self.height).floor().long().clamp(0, self.height - 1)
+        sin = torch.sqrt((1 - dirs[..., 2] ** 2).clamp_min(1e-12))
+        density = self.probability.to(dirs.dtype)[row * self.width + col]
+        return density * (self.height * self.width) / (2 * math.pi ** 2 * sin)
+
+
+def _environment_distribution(ctx: _Context) -> _EnvironmentDistribution | None:
+    """The sampling distribution of the scene's environment image (None for an SH world), built once per render."""
+    image = ctx.scene.environment
+    if image is None:
+        return None
+    cached = getattr(ctx, "_environment", None)
+    if cached is None:
+        height, width = image.shape[:2]
+        theta = (torch.arange(height, dtype=torch.float64) + 0.5) * (math.pi / height)
+        luminance = (image.detach().double().cpu() @ torch.tensor([0.2126, 0.7152, 0.0722], dtype=torch.float64)).clamp_min(0)
+        weight = (luminance * theta.sin()[:, None]).reshape(-1)
+        weight = weight + 1e-3 * weight.mean() + 1e-30  # every pixel stays reachable
+        cached = _EnvironmentDistribution((weight / weight.sum()).to(image.device, torch.float32), height, width)
+        ctx._environment = cached  # type: ignore[attr-defined]
+    return cached
+
+
 def _ambient(ctx: _Context, surf: _Surface) -> torch.Tensor | None:
     """SH shading E(n)/π (M, 3), optionally scaled by the per-vertex ambient occlusion."""
-    if ctx.sh_irradiance is None:
+    if ctx.sh_irradiance is None or _environment_samples(ctx) > 0:
         return None
     coeffs = ctx.sh_irradiance
     e = (sh_mod.sh_basis(surf.ns, sh_mod.bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0) / math.pi
@@ -460,7 +624,15 @@ def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: 
         diffuse, specular, irradiance, unshadowed = (direct.diffuse, direct.specular, direct.irradiance,
                                                      direct.unshadowed)
     ambient = _ambient(ctx, surf)
-    ambient = zeros if ambient is None else ambient
+    if ambient is None:
+        ambient = zeros
+    else:  # Principled's diffuse weight applies to the world's light as to the lamps'
+        n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
+        ambient = ambient * brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+    if _environment_samples(ctx) > 0:
+        world_diffuse, world_specular = _world(ctx, surf, spec, rough, generator)
+        ambient = ambient + world_diffuse
+        specular = specular + world_specular
     if ctx.options.bounces >= 2:
         diffuse = diffuse + _bounce(ctx, surf, spec, rough, generator)
     hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
@@ -533,7 +705,7 @@ def render(scene: RenderScene, options: RenderOptions | None = None, generator: 
     else:
         bvh.refit(scene.verts)
     ctx = _Context(scene, options, bvh, faces, vertex_normals(scene.verts, faces),
-                   _stage_lights(scene.stage, dtype, device),
+                   _stage_lights(scene, dtype, device),
                    sh_mod.irradiance_coeffs(scene.sh.to(device, dtype)) if scene.sh is not None else None,
                    _background(scene, device, dtype))
 

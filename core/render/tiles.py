@@ -30,7 +30,7 @@ FINAL_SPP = 4
 FINAL_LIGHT_SAMPLES = 4
 FINAL_SAMPLE_BUDGET = 768 * 768 * FINAL_SPP * FINAL_LIGHT_SAMPLES  # pixels × spp × light samples of one final render
 TILE_SHADOW_RAYS = 1 << 22  # shadow rays (shading points × lights × light samples) a tile may need at most
-LIGHTS = 20  # a tile is sized for the light stage's 20 lights
+LIGHTS = 20  # a tile is sized for the light stage's 20 lights (plus the world's samples, diffuse and glossy)
 
 
 def final_samples(size: int) -> tuple[int, int]:
@@ -42,15 +42,16 @@ def final_samples(size: int) -> tuple[int, int]:
     return 1, 1
 
 
-def final_options(size: int, passes: bool = False) -> RenderOptions:
+def final_options(size: int, passes: bool = False, environment_samples: int = 0) -> RenderOptions:
     """The render options of a final (non-differentiated) render of a size × size crop."""
     spp, light_samples = final_samples(size)
-    return RenderOptions(spp=spp, light_samples=light_samples, edge_sampling=False, return_passes=passes)
+    return RenderOptions(spp=spp, light_samples=light_samples, edge_sampling=False, return_passes=passes,
+                         environment_samples=environment_samples)
 
 
 def _tile_rows(scene: RenderScene, options: RenderOptions) -> int:
     """Rows per tile: full-width bands of at most TILE_SHADOW_RAYS shadow rays (at full coverage)."""
-    rays_per_row = scene.width * options.spp * LIGHTS * options.light_samples
+    rays_per_row = scene.width * options.spp * (LIGHTS * options.light_samples + 2 * options.environment_samples)
     return max(1, min(scene.height, TILE_SHADOW_RAYS // max(1, rays_per_row)))
 
 

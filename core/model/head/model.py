@@ -151,13 +151,20 @@ def posed(vertices: torch.Tensor, rotation: torch.Tensor, translation: torch.Ten
 
 
 def vertex_normals(vertices: torch.Tensor, faces: torch.Tensor) -> torch.Tensor:
-    """Area-weighted unit vertex normals (..., V, 3) of triangles `faces` (F, 3); differentiable."""
+    """Unit vertex normals (..., V, 3) of triangles `faces` (F, 3), each face weighted by its corner angle at
+    the vertex, as Blender computes a mesh's vertex normals (area weighting differs from Blender's by 2° on
+    average, 5° at the 90th percentile on the head mesh, which Cycles' shading shows); differentiable."""
     faces = faces.long()
-    a, b, c = (vertices[..., faces[:, i], :] for i in range(3))
-    face_normal = torch.linalg.cross(b - a, c - a)  # length = 2 · area
+    corners = [vertices[..., faces[:, i], :] for i in range(3)]
+    unit_face = torch.nn.functional.normalize(torch.linalg.cross(corners[1] - corners[0], corners[2] - corners[0]),
+                                              dim=-1, eps=1e-20)
     normals = torch.zeros_like(vertices)
     for i in range(3):
-        normals = normals.index_add(-2, faces[:, i], face_normal)
+        p, q, r = corners[i], corners[(i + 1) % 3], corners[(i + 2) % 3]
+        e1 = torch.nn.functional.normalize(q - p, dim=-1, eps=1e-20)
+        e2 = torch.nn.functional.normalize(r - p, dim=-1, eps=1e-20)
+        angle = torch.atan2(torch.linalg.cross(e1, e2).norm(dim=-1), (e1 * e2).sum(-1))
+        normals = normals.index_add(-2, faces[:, i], unit_face * angle[..., None])
     return normals / normals.norm(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
