@@ -231,7 +231,7 @@ def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry |
 
     Its exposure is matched to the fitted lighting's on the face (times the preset's `exposure`), measured by
     `exposure` (e.g. rendered_exposure(result)) or, with only the face's geometry, by face_luminance; with
-    neither, to the reconstruction's total light at the head's centre.
+    neither (or with no face pixel in view), to the reconstruction's total light at the head's centre.
     """
     if exposure is None and face is not None:
         def exposure(lights: dict, world: np.ndarray) -> float:  # type: ignore[type-arg]
@@ -254,9 +254,11 @@ def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry |
     new_sh = np.zeros_like(np.asarray(sh, np.float64))
     new_sh[:, 0] = ambient * total / (math.pi * Y00)
     if exposure is not None:
-        scale = preset.exposure * exposure(stage, sh) / max(exposure(new, new_sh), 1e-12)
-        new["i"] *= scale
-        new_sh *= scale
+        fitted, relit = exposure(stage, sh), exposure(new, new_sh)
+        if fitted > 0.0 and relit > 0.0:  # no face pixel in view (e.g. a crop without the face): keep the total
+            scale = preset.exposure * fitted / relit
+            new["i"] *= scale
+            new_sh *= scale
     return new, new_sh
 
 
