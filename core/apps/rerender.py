@@ -4,6 +4,12 @@ render.png, relit.png, the caricature render and the passes all come from
 `render_result`: it renders the stored face crop with a generator seeded by the
 result's seed, so re-rendering an unchanged result reproduces render.png (the
 pipeline makes render.png with this very function).
+
+The composite rule: the rendered head replaces the photo only where the face is
+visible, alpha = coverage × (1 − occlusion), so the photo's hair, glasses and
+hands stay in front and the render never ends at an edge of its crop (the
+visible face lies well inside the crop, core/render/crop.py). face.blend's
+compositor applies the same rule (scene/compositing.py).
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
-    Returns the linear image composited over the photo, the coverage alpha, and the crop's RenderOutput.
+    Returns the linear image composited over the photo, its alpha (coverage × visibility; mask.png), and the
+    crop's RenderOutput.
     """
     dev = torch.device(device)
 
@@ -50,6 +57,10 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
     h, w = result.height, result.width
     image = paste(crop, out.image.cpu().numpy(), h, w, linear)
     alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
+    if result.occlusion is not None:
+        visible = (1.0 - np.asarray(result.occlusion, np.float32))
+        image = linear + visible[..., None] * (image - linear)
+        alpha = alpha * visible
     return image, alpha, out
 
 

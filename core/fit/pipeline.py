@@ -4,6 +4,9 @@ Stage 0 (fit/solver.py) places the head from landmarks; stages 1 and 2
 (fit/stages.py) fit light, shape and skin to the photo. This module runs them
 in order, times them, and assembles the Result, whose render.png is made by
 apps/rerender.py exactly as a later re-render of the saved folder will be.
+The occlusion mask (fit/occlusion.py) is made from the photo before stage 1,
+refined with stage 1's residual before stage 2, and the photo's own detail
+(fit/detail.py) is laid onto the fitted albedo last.
 """
 
 from __future__ import annotations
@@ -16,24 +19,29 @@ import numpy as np
 import torch
 
 from ..apps.rerender import render_result
-from ..common.config import ReconstructConfig
+from ..common.config import ReconstructConfig, texture_size_for
 from ..common.device import deterministic, pick
-from ..common.metrics import psnr
+from ..common.metrics import psnr, ssim
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import linear_to_srgb, load_photo
+from ..io.image import linear_to_srgb, load_photo, srgb_to_linear
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
+from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop
+from .detail import PhotoView, apply_detail, detail_layer
 from .landmarks import detect
-from .masks import skin_mask
+from .masks import inner_face_mask, skin_mask
+from .occlusion import Occlusion, occlusion_mask, person_mask, residual_map
 from .solver import FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
 
 
-def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:
-    """Assemble the Result, then render it exactly as a later re-render of the saved folder will."""
+def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
+              occluded: Occlusion | None) -> Result:
+    """Assemble the Result (with the photo's detail on the albedo after a full fit), then render it exactly as a
+    later re-render of the saved folder will."""
     stage = run.light_stage()
     with torch.no_grad():
         vertices = run.world_vertices()
@@ -58,12 +66,22 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         render=np.zeros((h, w, 3), np.float32), mask=np.zeros((h, w), np.float32), seed=run.config.seed,
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
         render_crop=dataclasses.astuple(final_crop(points)),
+        occlusion=None if occluded is None else occluded.image,
     )
+    detail_weight = np.zeros(diffuse.shape[:2], np.float32)
+    if occluded is not None and run.config.stages == "full":
+        mark = time.perf_counter()
+        result.diffuse, detail_weight = _with_detail(run, result, occluded)
+        run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
     mask = skin_mask(points, w, h)
     rendered_srgb = linear_to_srgb(image)
-    result.metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask), "landmark_error_px": fit0.reprojection_error_px}
+    inner = inner_face_mask(points, w, h)
+    result.metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask),
+                      "psnr_inner_face": psnr(rendered_srgb, run.photo.pixels, inner),
+                      "ssim_inner_face": ssim(rendered_srgb, run.photo.pixels, inner),
+                      "landmark_error_px": fit0.reprojection_error_px}
     directions = lightstage.centroids(stage).detach().cpu().numpy() - stage_np["centre"]
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     shading = (out.passes["diffuse"] + out.passes["ambient"]).cpu().numpy()
@@ -75,8 +93,43 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
+        ("occlusion (magenta)", _occlusion_picture(run.photo.pixels, result.occlusion)),
+        ("photo detail (weight)", detail_weight),
     ])
     return result
+
+
+def _occlusion_picture(photo: np.ndarray, occlusion: np.ndarray | None) -> np.ndarray:
+    """The photo, dimmed where the photo stays in front of the render and magenta over the face's occluders."""
+    if occlusion is None:
+        return photo
+    return photo * (1 - 0.6 * occlusion[..., None]) + 0.6 * occlusion[..., None] * np.array([1.0, 0.0, 1.0], np.float32)
+
+
+def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion) -> tuple[np.ndarray, np.ndarray]:
+    """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel."""
+    _, _, out = render_result(result, passes=True, device=str(run.device))
+    crop = Crop(*result.render_crop)
+    passes = {k: v.cpu().numpy() for k, v in out.passes.items()}
+    view = PhotoView(image=crop.cut(srgb_to_linear(run.photo.pixels)), albedo=passes["albedo"],
+                     shading=passes["diffuse"] + passes["ambient"], specular=passes["specular"],
+                     trust=crop.cut(occluded.trusted.astype(np.float32)) * out.alpha.cpu().numpy(),
+                     K=crop.K(result.K), world_from_camera=result.world_from_camera)
+    detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
+                                  torch.as_tensor(result.faces), run.raster)
+    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), run.raster.inside)
+    return diffuse, weight
+
+
+def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray) -> Occlusion:
+    """The occlusion mask again, now with stage 1's residual: what the fitted model explains is skin."""
+    crop, target, _, _ = crop_targets(run, points, run.config.render_size)
+    with torch.no_grad():
+        out = render(run.scene(crop, target, run.statistical_maps()),
+                     RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False),
+                     run.generator)
+    residual = residual_map(out.image.cpu().numpy(), target.cpu().numpy(), crop, run.photo.height, run.photo.width)
+    return occlusion_mask(run.photo.pixels, points, person, residual)
 
 
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
@@ -91,6 +144,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     start = time.perf_counter()
     photo = load_photo(photo_path)
     detected = detect(photo.pixels, str(photo_path), config.face_index)
+    config = texture_size_for(config, detected.size_px)
     run = Reconstruction(photo, config, progress, cancel)
     run.warnings += detected.warnings
     run.timings["load"] = time.perf_counter() - start
@@ -100,12 +154,22 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
     mark = time.perf_counter()
+    person = person_mask(photo.pixels)
+    occluded = occlusion_mask(photo.pixels, points, person)
+    run.occlusion = occluded.fit.astype(np.float32)
+    run.timings["occlusion"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     if config.stages != "landmarks":
         stage_lighting(run, points)
     else:
         crop, target, mask, _ = crop_targets(run, points, 64)
         run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
     run.timings["lighting"] = time.perf_counter() - mark
+    if config.stages != "landmarks":
+        mark = time.perf_counter()
+        occluded = _refine_occlusion(run, points, person)
+        run.occlusion = occluded.fit.astype(np.float32)
+        run.timings["occlusion"] += time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():
         maps = run.statistical_maps()
@@ -113,7 +177,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         maps = stage_maps(run, points)[:3]
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = _assemble(run, fit0, points, maps)
+    result = _assemble(run, fit0, points, maps, occluded)
     result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start

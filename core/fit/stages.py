@@ -59,6 +59,7 @@ class Reconstruction:
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = list(photo.warnings)
         self.raster = uvmaps.rasterize_uv(self.model.uvs.cpu().numpy(), self.model.face_uvs.cpu().numpy(), config.texture_size)
+        self.occlusion: np.ndarray | None = None  # photo-grid (H, W), 1 = occluded: set by the pipeline (fit/occlusion.py)
 
     def tensor(self, array: np.ndarray | float, grad: bool = False) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device).clone()
@@ -201,7 +202,10 @@ def crop_targets(run: Reconstruction, points: np.ndarray, size: int, brows: bool
     crop = face_crop(points, size)
     linear = srgb_to_linear(run.photo.pixels)
     target = run.tensor(crop.cut(linear))
-    mask = run.tensor(crop.cut(skin_mask(points, run.photo.width, run.photo.height, brows=brows)))
+    skin = skin_mask(points, run.photo.width, run.photo.height, brows=brows)
+    if run.occlusion is not None:  # hair, glasses, hands (fit/occlusion.py) never reach the photometric losses
+        skin = skin * (1.0 - run.occlusion)
+    mask = run.tensor(crop.cut(skin))
     detected = run.tensor((points - [crop.x0, crop.y0]) * size / crop.side)
     return crop, target, mask, detected
 

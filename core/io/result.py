@@ -64,6 +64,9 @@ class Result:
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sRGB image written as name.png
     render_crop: tuple[float, float, float, int] = (0.0, 0.0, 1.0, 1)  # x0, y0, side (photo px), size (render px)
     edits: dict[str, Any] = field(default_factory=dict)  # applications applied after the fit (e.g. caricature)
+    # (H, W) in [0, 1]: what the photo keeps in front of the rendered head (hair, glasses, hands over the face, and
+    # all that is not face); occlusion.png. None (results made before it existed): the whole render is shown.
+    occlusion: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -194,10 +197,13 @@ def _write_files(result: Result, folder: Path) -> None:
     save_png(folder / "roughness.png", result.roughness, bits=16)
     save_png(folder / "render.png", linear_to_srgb(result.render))
     save_png(folder / "mask.png", result.mask)
+    if result.occlusion is not None:
+        save_png(folder / OCCLUSION_PNG, result.occlusion, bits=16)
     for name, image in result.extra_images.items():
         save_png(folder / f"{name}.png", image)
 
 
+OCCLUSION_PNG = "occlusion.png"  # optional: folders written before it existed load without it
 REQUIRED_FILES = ("scene.json", "face.obj", "photo.png", "diffuse.png", "specular.png", "roughness.png", "render.png", "mask.png")
 
 
@@ -218,6 +224,16 @@ def _crop(doc: dict[str, Any], where: str) -> tuple[float, float, float, int]:
     if values[2] <= 0 or not 1 <= values[3] <= 8192:
         raise FaceStageError(f"{where} has an invalid render crop.")
     return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+
+
+def _occlusion(path: Path, height: int, width: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    occlusion = load_png(path)
+    occlusion = occlusion[..., 0] if occlusion.ndim == 3 else occlusion
+    if occlusion.shape != (height, width):
+        raise FaceStageError(f"{path} is {occlusion.shape[1]}x{occlusion.shape[0]}, scene.json says {width}x{height}.")
+    return occlusion.astype(np.float32)
 
 
 def load(folder: str | os.PathLike[str]) -> Result:
@@ -280,6 +296,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         roughness=load_png(folder / "roughness.png"),
         render=srgb_to_linear(load_png(folder / "render.png")[..., :3]),
         mask=load_png(folder / "mask.png"),
+        occlusion=_occlusion(folder / OCCLUSION_PNG, height, width),
         render_crop=_crop(doc, where),
         edits=dict(doc.get("edits", {})) if isinstance(doc.get("edits", {}), dict) else {},
         model=str(head.get("model", "hm08-head")),
