@@ -64,6 +64,10 @@ cy.use_denoising = True
 cy.denoiser = "OPENIMAGEDENOISE"
 tree = getattr(scene, "compositing_node_group", None)
 composited = tree is not None and any(n.bl_idname == "CompositorNodeImage" for n in tree.nodes)
+if spec.get("border"):  # only the face's square is rendered; outside it F12 gives the photo either way
+    r = scene.render
+    r.use_border, r.use_crop_to_border = True, False
+    r.border_min_x, r.border_max_x, r.border_min_y, r.border_max_y = spec["border"]
 settings = scene.render.image_settings
 if composited:  # the file lays the face over the photo itself: score exactly what F12 gives (8-bit PNG)
     settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "8"
@@ -93,11 +97,15 @@ def photo_list() -> list[dict[str, Any]]:
     return entries
 
 
-def run(command: list[str], log: Path) -> float:
-    """Run a command (stdout+stderr to `log`), raise on failure; returns the wall time."""
+def run(command: list[str], log: Path, code: Path | None = None) -> float:
+    """Run a command (stdout+stderr to `log`), raise on failure; returns the wall time. `code`: a folder holding
+    another checkout as `facestage/`, imported instead of this one (a baseline run of older code)."""
     start = time.perf_counter()
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = os.pathsep.join([str(code), *filter(None, [env.get("PYTHONPATH")])])
     with log.open("w") as handle:
-        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+        done = subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
     if done.returncode != 0:
         tail = log.read_text().strip().splitlines()[-3:]
         raise RuntimeError(f"{' '.join(command[:4])} failed: {' | '.join(tail)}")
@@ -122,8 +130,14 @@ def load_rgb(path: Path) -> np.ndarray:
     return load_png(path)[..., :3]
 
 
-def cycles_image(folder: Path, spp: int, photo: np.ndarray) -> tuple[np.ndarray, dict[str, Any], float]:
-    """face.blend rendered with Cycles, as an sRGB image over the photo; the render's facts; wall seconds."""
+def cycles_image(folder: Path, spp: int, photo: np.ndarray, crop: tuple[float, float, float] | None = None
+                 ) -> tuple[np.ndarray, dict[str, Any], float]:
+    """face.blend rendered with Cycles, as an sRGB image over the photo; the render's facts; wall seconds.
+
+    `crop` (x0, y0, side in photo pixels: scene.json's render crop) limits Cycles to that square with a render
+    border (the inner face and every pixel where the face may be shown lie inside it; outside it the
+    composite is the photo), which saves most of the render time.
+    """
     blend = folder / "face.blend"
     if not blend.is_file():
         raise RuntimeError(f"{blend} was not written (is bpy importable?)")
@@ -134,7 +148,12 @@ def cycles_image(folder: Path, spp: int, photo: np.ndarray) -> tuple[np.ndarray,
     script = folder / "cycles_render.py"
     script.write_text(CYCLES_SCRIPT)
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, str(script), str(blend), str(out), json.dumps({"spp": spp})],
+    spec: dict[str, Any] = {"spp": spp}
+    if crop is not None:
+        h, w = photo.shape[:2]
+        x0, y0, side = crop
+        spec["border"] = [max(0.0, x0 / w), min(1.0, (x0 + side) / w), max(0.0, 1 - (y0 + side) / h), min(1.0, 1 - y0 / h)]
+    done = subprocess.run([sys.executable, str(script), str(blend), str(out), json.dumps(spec)],
                           capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if done.returncode != 0:
@@ -195,6 +214,9 @@ def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     name = entry["name"]
     source = Path(entry["file"]) if Path(entry["file"]).is_absolute() else PHOTOS / entry["file"]
     folder = args.work / name
+    saved = args.work / f"{name}.row.json"
+    if args.reuse and saved.is_file():
+        return json.loads(saved.read_text())
     row: dict[str, Any] = {"name": name, "split": entry["split"], "fitzpatrick": entry.get("fitzpatrick"),
                            "tags": entry.get("tags", []), "quality": args.quality}
     py = [sys.executable, "-m", "facestage"]
@@ -202,9 +224,9 @@ def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     if not (args.reuse and (folder / "scene.json").is_file() and (folder / "face.blend").is_file()):
         folder.parent.mkdir(parents=True, exist_ok=True)
         seconds["reconstruct"] = run([*py, "reconstruct", str(source), "-o", str(folder), "--quality", args.quality,
-                                      "--device", "cpu", "--force"], args.work / f"{name}.reconstruct.log")
+                                      "--device", "cpu", "--force"], args.work / f"{name}.reconstruct.log", args.code)
     seconds["relight"] = run([*py, "relight", str(folder), "--preset", "rembrandt", "-o", str(folder / "relit.png"),
-                              "--force", "--device", "cpu"], args.work / f"{name}.relight.log")
+                              "--force", "--device", "cpu"], args.work / f"{name}.relight.log", args.code)
     doc = json.loads((folder / "scene.json").read_text())
     photo = load_rgb(folder / "photo.png")
     rendered = load_rgb(folder / "render.png")
@@ -215,7 +237,7 @@ def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     tiles = [("photo (inner face outlined)", photo), (f"render.png  {row['render']['psnr_db']:.1f} dB  "
                                                       f"SSIM {row['render']['ssim']:.3f}", rendered)]
     if not args.no_cycles:
-        cycles, facts, seconds["cycles"] = cycles_image(folder, args.spp, photo)
+        cycles, facts, seconds["cycles"] = cycles_image(folder, args.spp, photo, tuple(doc["render"]["crop"][:3]))
         Image.fromarray((cycles * 255).round().astype(np.uint8)).save(folder / "cycles.png")
         row["cycles"] = {**score(cycles, photo, mask), "spp": args.spp, **facts}
         row["cycles_gap_db"] = round(row["render"]["psnr_db"] - row["cycles"]["psnr_db"], 2)
@@ -225,6 +247,7 @@ def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     row["timings_s"] = {**{k: round(v, 1) for k, v in seconds.items()}, "pipeline": doc.get("timings", {})}
     row["metrics"] = doc.get("metrics", {})
     row["sheet"] = str(sheet(name, row, tiles, outline, tuple(doc["render"]["crop"][:3])).relative_to(ROOT))
+    saved.write_text(json.dumps(row))
     return row
 
 
@@ -289,11 +312,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quality", default="default")
     parser.add_argument("--only", nargs="+", help="photo names (file stems) to run")
-    parser.add_argument("--reuse", action="store_true", help="keep reconstructions already in the work folder")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep what the work folder already has: finished photos' rows and reconstructions")
     parser.add_argument("--spp", type=int, default=64)
     parser.add_argument("--no-cycles", action="store_true")
     parser.add_argument("--label", default="current")
     parser.add_argument("--work", type=Path)
+    parser.add_argument("--code", type=Path, help="run the reconstructions with the checkout in CODE/facestage "
+                        "(e.g. `git archive <commit>` extracted there) instead of this one: a baseline")
     args = parser.parse_args()
     args.work = (args.work or ROOT / "out" / "real_photos" / args.quality).resolve()
     args.work.mkdir(parents=True, exist_ok=True)

@@ -51,6 +51,7 @@ MIN_COMPONENT = 0.002  # occluder blobs smaller than this fraction of the face a
 FIT_MARGIN = 0.02  # occluders grown by this fraction of the face width for the fit
 FEATHER = 0.01  # the composite's ramp inside the face outline, fraction of the face width
 OCCLUDER_RAMP = 0.03  # … and away from an occluder (hair edges hide missed strands)
+MIN_RAMP_PX = 2.0  # never a step: ramps are at least this many pixels wide
 FRINGE_GAP = 0.12  # vertical gaps in hair above the brows up to this fraction of the face width are hair too
 RESIDUAL_LIMIT = 0.12  # stage-1 residual (gamma-2.2 space, per pixel) that no skin pixel should leave
 
@@ -217,9 +218,9 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     shown = region & ~occluder & (person >= 0.5)
     # The render fades in away from occluders (strands the mask missed lie next to the ones it found) and
     # from the face's outline; the photo's own edges stay sharp in front.
-    from_occluder = ndimage.distance_transform_edt(~occluder) / max(OCCLUDER_RAMP * face_width, 1.0)
-    from_edge = ndimage.distance_transform_edt(shown) / max(FEATHER * face_width, 1.0)
-    visible = np.clip(np.minimum(from_occluder - 0.25, from_edge), 0, 1) * shown
+    from_occluder = ndimage.distance_transform_edt(~occluder) / max(OCCLUDER_RAMP * face_width, MIN_RAMP_PX)
+    from_edge = ndimage.distance_transform_edt(shown) / max(FEATHER * face_width, MIN_RAMP_PX)
+    visible = np.clip(np.minimum(from_occluder - 0.5, from_edge), 0, 1) * shown
     openings = _polygons(points, (LEFT_EYE, RIGHT_EYE, INNER_LIPS), width, height)
     trusted = region & ~fit & (person >= 0.5) & ~openings
     log.info("occlusion: %.1f %% of the face oval covered", 100 * occluder.sum() / max(region.sum(), 1))
