@@ -45,6 +45,7 @@ class ReconstructConfig:
     sh_bands: int = 3
     render_size: int = 256  # longest side of the face crop rendered during stage 1/2 (coarse-to-fine up to it)
     texture_size: int = 1024  # diffuse/specular/roughness maps (high: 2048 when the face fills it, see texture_size_for)
+    fit_texture_size: int = 512  # stage 2's per-texel maps (its renders resolve no finer); resized to texture_size
     spp: int = 1
     shadow_samples: int = 1
     learning_rate: float = 0.01
@@ -65,6 +66,7 @@ PRESETS: dict[str, dict[str, object]] = {
     "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256},
     "default": {},
     "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 2048,
+             "fit_texture_size": 1024,
              "spp": 2, "shadow_samples": 2},
 }
 

@@ -12,6 +12,7 @@ refined with stage 1's residual before stage 2, and the photo's own detail
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 import threading
 import time
 
@@ -39,18 +40,25 @@ from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
 
 
 def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
-              occluded: Occlusion | None) -> Result:
-    """Assemble the Result (with the photo's detail on the albedo after a full fit), then render it exactly as a
-    later re-render of the saved folder will."""
+              occluded: Occlusion | None, texture_size: int) -> Result:
+    """Assemble the Result (maps brought to `texture_size`, the photo's detail on the albedo after a full fit), then
+    render it exactly as a later re-render of the saved folder will."""
     stage = run.light_stage()
     with torch.no_grad():
         vertices = run.world_vertices()
         rotation, translation = run.rotation(), run.translation()
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().numpy()
-    inside = run.raster.inside
+    raster = run.raster
+    if texture_size != raster.face.shape[0]:
+        raster = uvmaps.rasterize_uv(run.model.uvs.cpu().numpy(), run.model.face_uvs.cpu().numpy(), texture_size)
 
     def texture(m: torch.Tensor) -> np.ndarray:
-        return uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), inside)
+        fitted = uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), run.raster.inside)
+        if texture_size != fitted.shape[0]:  # same texel-centre convention on both grids: a plain bilinear resize
+            grid = torch.from_numpy(fitted).permute(2, 0, 1)[None]
+            fitted = torch.nn.functional.interpolate(grid, size=(texture_size, texture_size), mode="bilinear",
+                                                     align_corners=False)[0].permute(1, 2, 0).numpy()
+        return uvmaps.dilate_into_gutter(fitted, raster.inside)
 
     diffuse, specular, roughness = (texture(m) for m in maps)
     stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
@@ -71,7 +79,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     detail_weight = np.zeros(diffuse.shape[:2], np.float32)
     if occluded is not None and run.config.stages == "full":
         mark = time.perf_counter()
-        result.diffuse, detail_weight = _with_detail(run, result, occluded)
+        result.diffuse, detail_weight = _with_detail(run, result, occluded, raster)
         run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
@@ -93,20 +101,23 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
-        ("occlusion (magenta)", _occlusion_picture(run.photo.pixels, result.occlusion)),
+        ("occluders (magenta), not shown (dim)", _occlusion_picture(run.photo.pixels, occluded)),
         ("photo detail (weight)", detail_weight),
     ])
     return result
 
 
-def _occlusion_picture(photo: np.ndarray, occlusion: np.ndarray | None) -> np.ndarray:
-    """The photo, dimmed where the photo stays in front of the render and magenta over the face's occluders."""
-    if occlusion is None:
+def _occlusion_picture(photo: np.ndarray, occluded: Occlusion | None) -> np.ndarray:
+    """The photo, dimmed where it stays in front of the render, magenta over the occluders the mask found."""
+    if occluded is None:
         return photo
-    return photo * (1 - 0.6 * occlusion[..., None]) + 0.6 * occlusion[..., None] * np.array([1.0, 0.0, 1.0], np.float32)
+    dim = photo * (0.35 + 0.65 * occluded.visible[..., None])
+    magenta = np.array([1.0, 0.0, 1.0], np.float32)
+    return np.where(occluded.occluder[..., None] > 0.5, 0.4 * photo + 0.6 * magenta, dim)
 
 
-def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion) -> tuple[np.ndarray, np.ndarray]:
+def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel."""
     _, _, out = render_result(result, passes=True, device=str(run.device))
     crop = Crop(*result.render_crop)
@@ -116,8 +127,8 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion) -> tu
                      trust=crop.cut(occluded.trusted.astype(np.float32)) * out.alpha.cpu().numpy(),
                      K=crop.K(result.K), world_from_camera=result.world_from_camera)
     detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
-                                  torch.as_tensor(result.faces), run.raster)
-    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), run.raster.inside)
+                                  torch.as_tensor(result.faces), raster)
+    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
     return diffuse, weight
 
 
@@ -145,7 +156,10 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     photo = load_photo(photo_path)
     detected = detect(photo.pixels, str(photo_path), config.face_index)
     config = texture_size_for(config, detected.size_px)
-    run = Reconstruction(photo, config, progress, cancel)
+    # Stage 2 fits its maps at fit_texture_size (its renders cannot resolve finer); the output maps are resized
+    # to texture_size and take the photo's own detail there.
+    run = Reconstruction(photo, replace(config, texture_size=min(config.texture_size, config.fit_texture_size)),
+                         progress, cancel)
     run.warnings += detected.warnings
     run.timings["load"] = time.perf_counter() - start
     mark = time.perf_counter()
@@ -177,7 +191,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         maps = stage_maps(run, points)[:3]
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = _assemble(run, fit0, points, maps, occluded)
+    result = _assemble(run, fit0, points, maps, occluded, config.texture_size)
     result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
