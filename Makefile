@@ -5,7 +5,7 @@ TYPES_PY ?= $(firstword $(shell for p in python3.13 python3.12; do $$p -c '' 2>/
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test demo extension wheels wheels-linux wheels-lock typecheck bench accuracy clean
+.PHONY: venv venv-cluster test demo extension wheels wheels-linux wheels-lock typecheck bench accuracy clean
 
 venv: $(VENV)/.stamp
 
@@ -14,6 +14,13 @@ $(VENV)/.stamp: requirements.txt requirements-mediapipe.txt
 	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps -r requirements-mediapipe.txt
 	ln -sfn $(CURDIR) "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/facestage"
+	touch $@
+
+# The optional Ray extra for `batch --cluster` (and its tests); the add-on and `make demo` never need it.
+venv-cluster: $(VENV)/.stamp-cluster
+
+$(VENV)/.stamp-cluster: requirements-cluster.txt $(VENV)/.stamp
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements-cluster.txt -c requirements.txt
 	touch $@
 
 .venv-types/.stamp: requirements-types.txt
@@ -41,7 +48,7 @@ wheels-lock: venv
 extension: wheels
 	$(BIN)/python tools/build_extension.py --output-dir dist
 
-test: venv typecheck wheels-linux
+test: venv venv-cluster typecheck wheels-linux
 	$(BIN)/python -m pytest
 
 demo: venv
@@ -51,7 +58,7 @@ demo: venv
 	@echo "Done: open out/sample/report.png (then relit.png, face.blend, and out/sample-caricature/render.png)."
 
 bench: venv
-	for b in bench/*.py; do case $$b in */_*|*reference*|*/cuda.py|*/accuracy.py) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+	for b in bench/*.py; do case $$b in */_*|*reference*|*/cuda.py|*/accuracy.py|*/cluster.py) ;; *) $(BIN)/python $$b || exit 1;; esac; done
 
 # Ground-truth accuracy on 12 Cycles scenes (about 30 min on 2 CPU cores); table in bench/results/accuracy.md.
 accuracy: venv

@@ -2,7 +2,10 @@
 
 `main(argv) -> int` is the single entry point for both, so tests call it
 directly. A FaceStageError becomes its one sentence on stderr and exit code 2;
-anything else is a bug and keeps its traceback.
+anything else is a bug and keeps its traceback. `-v` shows the details (INFO
+logs, and the native libraries' own logging, which is silenced otherwise:
+core/common/quiet.py); `--quiet` prints only the path written or the error.
+-v and --quiet are accepted before or after the command name.
 """
 
 from __future__ import annotations
@@ -15,8 +18,18 @@ from collections.abc import Callable, Sequence
 
 from .core.common.config import DEVICES, ENV_ROTATE, LIGHTING_PRESETS, QUALITIES, STAGES
 from .core.common.errors import FaceStageError
+from .core.common.quiet import set_verbose
 
-log = logging.getLogger("facestage")
+log = logging.getLogger(__package__ or "facestage")
+
+
+def _add_output_options(parser: argparse.ArgumentParser, on_command: bool) -> None:
+    """-v / --quiet; on a command they default to "not given" so they do not undo the same option given before it."""
+    default = argparse.SUPPRESS if on_command else False
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="log details, including the native libraries' own messages")
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="print only the path written (or the error)")
 
 
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
@@ -36,22 +49,29 @@ def _add_reconstruct_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="facestage", description="Reconstruct an editable, relightable 3D face from one photo.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details")
+    _add_output_options(parser, on_command=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    output = argparse.ArgumentParser(add_help=False)
+    _add_output_options(output, on_command=True)
 
-    p = sub.add_parser("reconstruct", help="reconstruct one photo into an output folder")
+    p = sub.add_parser("reconstruct", parents=[output], help="reconstruct one photo into an output folder")
     p.add_argument("photo")
     p.add_argument("-o", "--output", required=True, help="output folder (must not exist unless --force)")
     _add_reconstruct_options(p)
 
-    p = sub.add_parser("batch", help="reconstruct every photo of a folder")
+    p = sub.add_parser("batch", parents=[output], help="reconstruct every photo of a folder")
     p.add_argument("input_dir")
     p.add_argument("-o", "--output", required=True, help="folder that receives one sub-folder per photo")
     p.add_argument("--jobs", type=int, default=1, help="photos processed in parallel")
     p.add_argument("--resume", action="store_true", help="skip photos whose output is complete")
+    p.add_argument("--cluster", metavar="ADDRESS|auto|local", help="run each photo as a Ray task: on the cluster at "
+                   "ADDRESS (its head, host:port), the one `ray start` runs on this machine (auto) or a new one here (local)")
+    p.add_argument("--cpus-per-task", type=float, help="with --cluster: CPUs per photo (default: by --quality)")
+    p.add_argument("--gpus-per-task", type=float, help="with --cluster: GPUs per photo, may be a fraction (default: by "
+                   "--quality when --device is cuda, or auto on a cluster with GPUs)")
     _add_reconstruct_options(p)
 
-    p = sub.add_parser("relight", help="re-render a reconstruction under new lights")
+    p = sub.add_parser("relight", parents=[output], help="re-render a reconstruction under new lights")
     p.add_argument("result")
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--preset", help=f"lighting preset: {', '.join((*LIGHTING_PRESETS, ENV_ROTATE))}")
@@ -63,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     _add_device_option(p)
 
-    p = sub.add_parser("caricature", help="exaggerate the identity of a reconstruction")
+    p = sub.add_parser("caricature", parents=[output], help="exaggerate the identity of a reconstruction")
     p.add_argument("result")
     p.add_argument("--factor", type=float, default=1.8)
     p.add_argument("--region", default="", help="per-region factors, e.g. nose=2.5,jaw=1.5")
@@ -71,14 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true")
     _add_device_option(p)
 
-    p = sub.add_parser("render", help="re-render a reconstruction, optionally as separate passes")
+    p = sub.add_parser("render", parents=[output], help="re-render a reconstruction, optionally as separate passes")
     p.add_argument("result")
     p.add_argument("--passes", action="store_true", help="write albedo/diffuse/specular/shadow/ambient layers")
     p.add_argument("-o", "--output", help="folder for the images (default RESULT)")
     p.add_argument("--force", action="store_true")
     _add_device_option(p)
 
-    sub.add_parser("doctor", help="print versions of the dependencies and the compute device")
+    sub.add_parser("doctor", parents=[output], help="print versions of the dependencies and the compute device")
     return parser
 
 
@@ -116,7 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     except SystemExit as exit_:
         return int(exit_.code or 0)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    if args.verbose and args.quiet:
+        print("facestage: use either -v or --quiet, not both.", file=sys.stderr)
+        return 2
+    set_verbose(args.verbose)
+    level = logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    log.setLevel(level)  # basicConfig sets the root level once per process; each command sets the package's
     try:
         return COMMANDS[args.command](args)
     except FaceStageError as error:

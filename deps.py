@@ -26,7 +26,8 @@ HEAVY = ("torch==2.13.0", "warp-lang==1.19.0")
 # What torch imports (its metadata's Requires-Dist, less setuptools, which only torch.utils.cpp_extension uses).
 TORCH_DEPS = ("filelock==4.2.12", "typing_extensions==4.16.0", "sympy==1.14.0", "mpmath==1.3.0",
               "networkx==3.6.1", "Jinja2==3.1.6", "MarkupSafe==3.0.4", "fsspec==2026.9.0")
-LIGHT = ("scipy==1.15.3", "pillow==11.3.0", "tqdm==4.67.1")
+# pillow-heif: HEIC/HEIF photos from phones (Pillow reads AVIF itself); cp311 wheels for all three platforms.
+LIGHT = ("scipy==1.15.3", "pillow==11.3.0", "pillow-heif==1.8.1", "tqdm==4.67.1")
 # tqdm's on Windows only, but a pure wheel, and Blender's --split-platforms puts pure wheels in every zip.
 TQDM_DEPS = ("colorama==0.4.6",)
 # MediaPipe pulls a tree of optional extras (jax, sounddevice, opencv-contrib...); it gets only its minimal runtime
@@ -49,7 +50,8 @@ PYTHONS = ("3.11",)
 # Import name -> (pip name, what the user reads).
 MODULES = {"torch": ("torch", "PyTorch"), "warp": ("warp-lang", "Warp"), "mediapipe": ("mediapipe", "MediaPipe"),
            "cv2": ("opencv-python-headless", "OpenCV"), "scipy": ("scipy", "SciPy"), "PIL": ("pillow", "Pillow"),
-           "tqdm": ("tqdm", "tqdm"), "matplotlib": ("matplotlib", "Matplotlib")}
+           "tqdm": ("tqdm", "tqdm"), "matplotlib": ("matplotlib", "Matplotlib"),
+           "pillow_heif": ("pillow-heif", "pillow-heif")}
 HEAVY_MODULES = ("torch", "warp")
 HOW_TO_ADD = ("add {them} in Preferences › Add-ons › FaceStage with Install Dependencies (online) "
               "or Install from Wheel Files (offline)")

@@ -136,15 +136,17 @@ def test_several_faces_take_the_largest_record_a_warning_and_honour_face_index(t
 
 
 @pytest.mark.slow
-def test_huge_photo_is_downscaled_and_reconstructs(tmp_path, astronaut, capsys):
+def test_huge_photo_keeps_its_resolution_and_reconstructs(tmp_path, astronaut, capsys):
     photo = tmp_path / "huge.jpg"
-    big = astronaut.resize((8000, 8000), Image.Resampling.BILINEAR)
-    canvas = Image.new("RGB", (12000, 8000), (200, 200, 200))
+    big = astronaut.resize((6000, 6000), Image.Resampling.BILINEAR)
+    canvas = Image.new("RGB", (8000, 6000), (200, 200, 200))
     canvas.paste(big, (2000, 0))
     canvas.save(photo, quality=80)
     del big, canvas
     doc = _landmarks_run(photo, tmp_path / "out", capsys)
-    assert doc["camera"]["width"] == 4096 and any("downscaled" in w for w in doc["warnings"])
+    assert (doc["camera"]["width"], doc["camera"]["height"]) == (8000, 6000) and not doc["warnings"]
+    with Image.open(tmp_path / "out" / "render.png") as render:
+        assert render.size == (8000, 6000)
 
 
 def test_same_seed_gives_identical_numbers_and_pngs(tmp_path, root, capsys):

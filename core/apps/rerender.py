@@ -20,11 +20,10 @@ import torch
 from ..io.image import srgb_to_linear
 from ..io.result import Result
 from ..model import lightstage
-from ..render import RenderOptions, RenderOutput, RenderScene, render
-from ..render.crop import Crop, paste
+from ..render import RenderOutput, RenderScene
+from ..render.crop import Crop, paste, paste_over
+from ..render.tiles import final_options, render_tiled
 
-FINAL_SPP = 4
-FINAL_LIGHT_SAMPLES = 4
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
 
 
@@ -33,8 +32,10 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
-    Returns the linear image composited over the photo, its alpha (coverage × visibility; mask.png), and the
-    crop's RenderOutput.
+    Returns the linear image composited over the full-resolution photo (only where the face is visible), its
+    alpha (coverage × visibility; mask.png), and the crop's RenderOutput. The crop is rendered at crop.size (the
+    face's own pixel density, at most 2048 px) in tiles with a fixed sample budget (render/tiles.py); the
+    visibility (1 − occlusion) is read on the crop's grid too, so only the photo pixels under the crop are touched.
     """
     dev = torch.device(device)
 
@@ -42,25 +43,25 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         return torch.as_tensor(np.asarray(array, np.float32), device=dev)
 
     crop = Crop(*result.render_crop)
-    linear = srgb_to_linear(result.photo_srgb)
+    background = crop.cut(result.photo_srgb, linear=True)
     values = stage if stage is not None else result.stage
     scene = RenderScene(
         verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)))
+        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(background))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
-        out = render(scene, RenderOptions(spp=FINAL_SPP, light_samples=FINAL_LIGHT_SAMPLES, edge_sampling=False,
-                                          return_passes=passes), generator)
+        out = render_tiled(scene, final_options(crop.size, passes), generator)
     h, w = result.height, result.width
-    image = paste(crop, out.image.cpu().numpy(), h, w, linear)
-    alpha = paste(crop, out.alpha.cpu().numpy(), h, w, np.zeros((h, w), np.float32))
-    if result.occlusion is not None:
-        visible = (1.0 - np.asarray(result.occlusion, np.float32))
-        image = linear + visible[..., None] * (image - linear)
-        alpha = alpha * visible
+    coverage = out.alpha.cpu().numpy()
+    premultiplied = out.image.cpu().numpy() - (1.0 - coverage[..., None]) * background  # alpha · surface
+    if result.occlusion is not None:  # occlusion.png (full resolution, uint8 or float) read under the crop only
+        visible = 1.0 - crop.cut(result.occlusion)
+        coverage, premultiplied = coverage * visible, premultiplied * visible[..., None]
+    image = paste_over(crop, premultiplied, coverage, srgb_to_linear(result.photo_srgb), in_place=True)
+    alpha = paste(crop, coverage, h, w, np.zeros((h, w), np.float32), in_place=True)
     return image, alpha, out
 
 
@@ -74,7 +75,7 @@ def pass_images(result: Result, device: str = "cpu") -> dict[str, np.ndarray]:
     for name in PASS_NAMES:
         data = out.passes[name].cpu().numpy()
         layers[name] = paste(crop, data, h, w, np.ones((h, w, *data.shape[2:]), np.float32) if name == "shadow"
-                             else np.zeros((h, w, *data.shape[2:]), np.float32))
+                             else np.zeros((h, w, *data.shape[2:]), np.float32), in_place=True)
     layers["alpha"] = alpha
     layers["composite"] = image
     return layers

@@ -20,7 +20,7 @@ STAGES = ("landmarks", "lighting", "full")  # where a run stops: after stage 0, 
 # Named light-stage settings of core.apps.relight (plus ENV_ROTATE, which turns the fitted environment instead).
 LIGHTING_PRESETS = ("three-point", "rembrandt", "butterfly", "split", "rim", "soft-box")
 ENV_ROTATE = "env-rotate"
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".heic", ".heif", ".hif", ".avif")
 
 
 @dataclass(frozen=True)

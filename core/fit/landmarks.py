@@ -4,7 +4,10 @@ Two MediaPipe models run offline from files shipped in the wheel: the
 full-range face detector finds every face (FaceMesh alone misses small or
 off-centre ones), then FaceMesh with refined landmarks runs on a square crop
 around the chosen face, so the landmark quality does not depend on where the
-face sits in a large photo.
+face sits in a large photo. The detector looks at the photo area-averaged to
+at most DETECT_MAX_SIDE pixels (it works at 192 px inside; more only costs
+time), the mesh at the full-resolution crop resized to CROP_SIZE: neither
+grows with the photo's pixel count.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import numpy as np
 from PIL import Image
 
 from ..common.errors import FaceStageError
+from ..common.quiet import native_stderr_silenced
+from ..io.image import area_reduce, to_uint8
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,7 @@ LEFT_EYE_CORNERS = (362, 263)
 MIN_FACE_PX = 64
 CROP_SCALE = 2.2
 CROP_SIZE = 512
+DETECT_MAX_SIDE = 1920
 
 
 @dataclass
@@ -63,16 +69,29 @@ def interocular_px(points: np.ndarray) -> float:
 
 @contextlib.contextmanager
 def _quiet_mediapipe():  # type: ignore[no-untyped-def]
-    """MediaPipe's C++ logs go to stderr; keep the user's terminal clean."""
+    """MediaPipe's C++ logs (TFLite, absl, glog) go to file descriptor 2; keep the user's terminal clean (core/common/quiet.py)."""
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import mediapipe as mp  # heavy (and absent until installed): loaded at the first detection
+    with native_stderr_silenced():
+        import mediapipe as mp  # heavy (and absent until installed): loaded at the first detection
 
-    yield mp
+        yield mp
 
 
-def _to_uint8(pixels: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.clip(np.round(pixels * 255.0), 0, 255).astype(np.uint8))
+def _detection_image(pixels: np.ndarray) -> tuple[np.ndarray, int]:
+    """(uint8 image, factor) for the face detector: area-averaged by an integer factor to at most DETECT_MAX_SIDE."""
+    factor = max(1, -(-max(pixels.shape[:2]) // DETECT_MAX_SIDE))
+    return np.ascontiguousarray(to_uint8(pixels if factor == 1 else area_reduce(pixels, factor))), factor
+
+
+def _region(pixels: np.ndarray, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    """pixels[y0:y1, x0:x1] as uint8, black where the rectangle leaves the image (like Image.crop)."""
+    out = np.zeros((y1 - y0, x1 - x0, 3), np.uint8)
+    height, width = pixels.shape[:2]
+    ix0, iy0, ix1, iy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if ix1 > ix0 and iy1 > iy0:
+        out[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0] = to_uint8(pixels[iy0:iy1, ix0:ix1, :3])
+    return out
 
 
 def _detect_faces(mp, image: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:  # type: ignore[no-untyped-def]
@@ -89,40 +108,42 @@ def _detect_faces(mp, image: np.ndarray) -> list[tuple[float, tuple[float, float
     return faces
 
 
-def _mesh_in_crop(mp, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:  # type: ignore[no-untyped-def]
-    """Run FaceMesh on a square crop around box; return landmarks in full-image pixels."""
+def _mesh_in_crop(mp, pixels: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray | None:  # type: ignore[no-untyped-def]
+    """Run FaceMesh on a square crop around box (full-resolution pixels); return landmarks in full-image pixels."""
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     half = CROP_SCALE * max(box[2] - box[0], box[3] - box[1]) / 2
     x0, y0 = cx - half, cy - half
-    crop = Image.fromarray(image).crop((round(x0), round(y0), round(x0 + 2 * half), round(y0 + 2 * half)))
-    side = crop.size[0]
-    crop = crop.resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR)
+    left, top = round(x0), round(y0)
+    region = _region(pixels, left, top, round(x0 + 2 * half), round(y0 + 2 * half))
+    side = region.shape[1]
+    crop = Image.fromarray(region).resize((CROP_SIZE, CROP_SIZE), Image.Resampling.BILINEAR)
     with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=True,
                                          min_detection_confidence=0.3) as mesh:
         result = mesh.process(np.asarray(crop))
     if not result.multi_face_landmarks:
         return None
     normalised = np.array([(p.x, p.y) for p in result.multi_face_landmarks[0].landmark], dtype=np.float64)
-    return (normalised * side + [round(x0), round(y0)]).astype(np.float32)
+    return (normalised * side + [left, top]).astype(np.float32)
 
 
 def detect(pixels: np.ndarray, source: str = "the photo", face_index: int | None = None) -> Landmarks:
-    """Landmarks of one face of an sRGB float (H, W, 3) image.
+    """Landmarks of one face of an sRGB (H, W, 3) image: float in [0, 1], uint8 or uint16, any size.
 
     Several faces: the largest is used (or ``face_index``, 0 = largest) and a
     warning says so. No face, a face too small, or a bad index raise
     FaceStageError naming ``source``.
     """
-    image = _to_uint8(pixels)
+    image, factor = _detection_image(pixels)
     with _quiet_mediapipe() as mp:
-        faces = _detect_faces(mp, image)
+        faces = [(score, (box[0] * factor, box[1] * factor, box[2] * factor, box[3] * factor))
+                 for score, box in _detect_faces(mp, image)]
         if not faces:
             raise FaceStageError(f"No face found in {source}.")
         index = 0 if face_index is None else face_index
         if not 0 <= index < len(faces):
             raise FaceStageError(f"Face index {index} was requested but {source} has {len(faces)} face(s).")
         score, box = faces[index]
-        points = _mesh_in_crop(mp, image, box)
+        points = _mesh_in_crop(mp, pixels, box)
     if points is None:
         raise FaceStageError(f"No face found in {source} (a face was detected but its landmarks could not be placed).")
     warnings = []

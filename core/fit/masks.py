@@ -11,7 +11,8 @@ brows: they lie flat on the skin, and a face texture without them looks wrong.
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw
+from scipy import ndimage
 from scipy.spatial import ConvexHull
 
 from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
@@ -39,9 +40,10 @@ def skin_mask(points: np.ndarray, width: int, height: int, margin_px: float | No
             continue
         _polygon(draw, points, loop, 255)
     size = 2 * int(round(margin)) + 1
-    oval = oval.filter(ImageFilter.MinFilter(size))
-    holes = holes.filter(ImageFilter.MaxFilter(size))
-    mask = (np.asarray(oval, np.float32) / 255.0) * (1.0 - np.asarray(holes, np.float32) / 255.0)
+    # scipy's separable min/max filters: the same result as Pillow's Min/MaxFilter, hundreds of times faster at large sizes.
+    eroded = ndimage.minimum_filter(np.asarray(oval), size=size, mode="nearest")
+    grown = ndimage.maximum_filter(np.asarray(holes), size=size, mode="nearest")
+    mask = (eroded.astype(np.float32) / 255.0) * (1.0 - grown.astype(np.float32) / 255.0)
     return mask
 
 

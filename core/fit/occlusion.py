@@ -15,6 +15,15 @@ over the photo with `Occlusion.visible`, the face minus its occluders with a
 feathered edge that lies inside the skin, so hair stays sharp in front.
 occlusion.png stores 1 − visible: everything the photo keeps in front of the
 rendered head (occluders over the face and all that is not face).
+
+Size: the mask is made on the face window (fit/working.py: the photo around
+the face, area-averaged to 2-4 × the working size across the face crop), so
+its cost follows the face, never the photo's pixel count. `photo_occlusion`
+then brings it to the photo's grid as 8-bit, computed only under the final
+render crop (bilinear); everywhere else it is 255 (the photo stays). A full-
+resolution 8-bit occlusion.png (48 MB in memory for 48 MP, a few hundred kB
+as PNG) lets the loader check its size against the photo and lets face.blend's
+compositor use it as is, with no transform nodes.
 """
 
 from __future__ import annotations
@@ -26,9 +35,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from scipy import ndimage
 
-from ..io.image import srgb_to_linear
+from ..io.image import Window, srgb_to_linear, to_uint8
 from ..render.crop import Crop, paste
-from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE, _quiet_mediapipe, _to_uint8
+from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE, _quiet_mediapipe
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +85,7 @@ def person_mask(photo_srgb: np.ndarray) -> np.ndarray:
     """MediaPipe selfie segmentation (the model bundled in the wheel): person probability per pixel."""
     with _quiet_mediapipe() as mp:
         with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
-            result = segmenter.process(_to_uint8(photo_srgb))
+            result = segmenter.process(to_uint8(photo_srgb))
     mask = result.segmentation_mask
     return np.ones(photo_srgb.shape[:2], np.float32) if mask is None else np.clip(mask, 0, 1).astype(np.float32)
 
@@ -249,3 +258,16 @@ def residual_map(rendered: np.ndarray, target: np.ndarray, crop: Crop, height: i
 
     error = np.abs(encode(rendered) - encode(target)).mean(-1)
     return paste(crop, error, height, width, np.full((height, width), np.nan, np.float32))
+
+
+def in_window(crop: Crop, face: Window) -> Crop:
+    """The crop (photo pixels) in the coordinates of the window's grid, so `paste` can put crop images onto it."""
+    return Crop((crop.x0 - face.x0) / face.step, (crop.y0 - face.y0) / face.step, crop.side / face.step, crop.size)
+
+
+def photo_occlusion(occluded: Occlusion, face: Window, crop: Crop, height: int, width: int) -> np.ndarray:
+    """occlusion.png on the (height, width) photo grid as uint8: the window's visibility resampled onto the render
+    crop's grid, pasted (bilinear) under the crop only; 255 (the photo in front) everywhere else."""
+    visible = crop.cut(Window(occluded.visible, face.x0, face.y0, face.step))
+    levels = np.clip((1.0 - visible) * 255.0 + 0.5, 0.0, 255.0)  # paste casts by truncation: +0.5 rounds
+    return paste(crop, levels, height, width, np.full((height, width), 255, np.uint8), in_place=True)

@@ -22,10 +22,9 @@ import torch
 from ..apps.rerender import render_result
 from ..common.config import ReconstructConfig, texture_size_for
 from ..common.device import deterministic, pick
-from ..common.metrics import psnr, ssim
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import linear_to_srgb, load_photo, srgb_to_linear
+from ..io.image import Window, area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
@@ -33,10 +32,13 @@ from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop
 from .detail import PhotoView, apply_detail, detail_layer
 from .landmarks import detect
-from .masks import inner_face_mask, skin_mask
-from .occlusion import Occlusion, occlusion_mask, person_mask, residual_map
-from .solver import FitResult, fit_landmarks
+from .masks import skin_mask
+from .occlusion import Occlusion, in_window, occlusion_mask, person_mask, photo_occlusion, residual_map
+from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
+from .working import face_psnr, face_window, inner_face_scores
+
+PREVIEW_MAX_SIDE = 2048  # landmarks.png and the report's photo tiles: the photo area-averaged to at most this
 
 
 def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
@@ -64,7 +66,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
     h, w = run.photo.height, run.photo.width
     result = Result(
-        photo_srgb=run.photo.pixels, K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
+        photo_srgb=run.photo.srgb8(), K=K, world_from_camera=run.world_from_camera.cpu().numpy(),
         identity=run.identity.detach().cpu().numpy(), expression=run.expression.detach().clamp(0, 1).cpu().numpy(),
         expression_names=list(run.model.expression_names), rotation=rotation.cpu().numpy(), translation=translation.cpu().numpy(),
         vertices=vertices.cpu().numpy(), faces=run.model.faces.cpu().numpy(), uvs=run.model.uvs.cpu().numpy(),
@@ -73,9 +75,12 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         diffuse=diffuse, specular=specular[..., 0], roughness=roughness[..., 0],
         render=np.zeros((h, w, 3), np.float32), mask=np.zeros((h, w), np.float32), seed=run.config.seed,
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
-        render_crop=dataclasses.astuple(final_crop(points)),
-        occlusion=None if occluded is None else occluded.image,
+        render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
+        exif_focal_mm=run.photo.exif_focal_35mm,
     )
+    crop = Crop(*result.render_crop)
+    if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only
+        result.occlusion = photo_occlusion(occluded, run.face, crop, h, w)
     detail_weight = np.zeros(diffuse.shape[:2], np.float32)
     if occluded is not None and run.config.stages == "full":
         mark = time.perf_counter()
@@ -83,32 +88,38 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
-    mask = skin_mask(points, w, h)
-    rendered_srgb = linear_to_srgb(image)
-    inner = inner_face_mask(points, w, h)
-    result.metrics = {"psnr_masked": psnr(rendered_srgb, run.photo.pixels, mask),
-                      "psnr_inner_face": psnr(rendered_srgb, run.photo.pixels, inner),
-                      "ssim_inner_face": ssim(rendered_srgb, run.photo.pixels, inner),
+    psnr_inner, ssim_inner = inner_face_scores(result.photo_srgb, image, crop, points)
+    result.metrics = {"psnr_masked": face_psnr(result.photo_srgb, image, crop, points),
+                      "psnr_inner_face": psnr_inner, "ssim_inner_face": ssim_inner,
                       "landmark_error_px": fit0.reprojection_error_px}
+    preview, factor = run.photo.preview(PREVIEW_MAX_SIDE)  # the report's pictures of the whole photo
+    rendered_srgb = linear_to_srgb(area_reduce(image, factor) if factor > 1 else image)
+    mask = skin_mask(points / factor, preview.shape[1], preview.shape[0])
+    focal_mm = float(K[0, 0]) * 36.0 / max(w, h)
     directions = lightstage.centroids(stage).detach().cpu().numpy() - stage_np["centre"]
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     shading = (out.passes["diffuse"] + out.passes["ambient"]).cpu().numpy()
     shadow = out.passes["shadow"].cpu().numpy()
     result.extra_images["report"] = make_report([
-        ("photo", run.photo.pixels), ("re-render", rendered_srgb),
-        ("difference x4", np.clip(np.abs(rendered_srgb - run.photo.pixels) * 4, 0, 1) * mask[..., None]),
+        (f"photo, f {focal_mm:.0f} mm ({result.focal_source})", preview), ("re-render", rendered_srgb),
+        ("difference x4", np.clip(np.abs(rendered_srgb - preview) * 4, 0, 1) * mask[..., None]),
         ("diffuse albedo", linear_to_srgb(diffuse)), ("specular level", specular[..., 0]), ("roughness", roughness[..., 0]),
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
-        ("occluders (magenta), not shown (dim)", _occlusion_picture(run.photo.pixels, occluded)),
+        ("occluders (magenta), not shown (dim)", _occlusion_picture(run.face, occluded)),
         ("photo detail (weight)", detail_weight),
     ])
+    result.extra_images["landmarks"] = draw_landmarks(preview, points / factor, fit0.landmarks_px / factor)
     return result
 
 
-def _occlusion_picture(photo: np.ndarray, occluded: Occlusion | None) -> np.ndarray:
-    """The photo, dimmed where it stays in front of the render, magenta over the occluders the mask found."""
+def _occlusion_picture(face: Window | None, occluded: Occlusion | None) -> np.ndarray:
+    """The face window (the grid the mask was made on), dimmed where the photo stays in front of the render,
+    magenta over the occluders the mask found."""
+    if face is None:
+        return np.zeros((8, 8, 3), np.float32)
+    photo = linear_to_srgb(face.pixels)
     if occluded is None:
         return photo
     dim = photo * (0.35 + 0.65 * occluded.visible[..., None])
@@ -122,14 +133,31 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
     _, _, out = render_result(result, passes=True, device=str(run.device))
     crop = Crop(*result.render_crop)
     passes = {k: v.cpu().numpy() for k, v in out.passes.items()}
-    view = PhotoView(image=crop.cut(srgb_to_linear(run.photo.pixels)), albedo=passes["albedo"],
+    face = run.face
+    assert face is not None  # set before stage 1
+    trusted = Window(occluded.trusted.astype(np.float32), face.x0, face.y0, face.step)
+    view = PhotoView(image=crop.cut(result.photo_srgb, linear=True), albedo=passes["albedo"],
                      shading=passes["diffuse"] + passes["ambient"], specular=passes["specular"],
-                     trust=crop.cut(occluded.trusted.astype(np.float32)) * out.alpha.cpu().numpy(),
+                     trust=crop.cut(trusted) * out.alpha.cpu().numpy(),
                      K=crop.K(result.K), world_from_camera=result.world_from_camera)
     detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
                                   torch.as_tensor(result.faces), raster)
     diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
     return diffuse, weight
+
+
+def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | None = None,
+               residual: np.ndarray | None = None) -> tuple[Occlusion, np.ndarray]:
+    """The occlusion mask on the face window's grid (bounded, whatever the photo's size), and the person mask it
+    used; run.occlusion becomes its fit mask."""
+    face = run.face
+    assert face is not None  # set before stage 1
+    image = linear_to_srgb(face.pixels)
+    local = (np.asarray(points, np.float64) - [face.x0, face.y0]) / face.step
+    person = person_mask(image) if person is None else person
+    occluded = occlusion_mask(image, local, person, residual)
+    run.occlusion = Window(occluded.fit.astype(np.float32), face.x0, face.y0, face.step)
+    return occluded, person
 
 
 def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray) -> Occlusion:
@@ -139,8 +167,10 @@ def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarra
         out = render(run.scene(crop, target, run.statistical_maps()),
                      RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False),
                      run.generator)
-    residual = residual_map(out.image.cpu().numpy(), target.cpu().numpy(), crop, run.photo.height, run.photo.width)
-    return occlusion_mask(run.photo.pixels, points, person, residual)
+    face = run.face
+    assert face is not None
+    residual = residual_map(out.image.cpu().numpy(), target.cpu().numpy(), in_window(crop, face), *person.shape)
+    return _occlusion(run, points, person, residual)[0]
 
 
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
@@ -154,23 +184,27 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
                  cancel: threading.Event | None) -> Result:
     start = time.perf_counter()
     photo = load_photo(photo_path)
-    detected = detect(photo.pixels, str(photo_path), config.face_index)
+    decoded = time.perf_counter() - start
+    detected = detect(photo.data, str(photo_path), config.face_index)
     config = texture_size_for(config, detected.size_px)
     # Stage 2 fits its maps at fit_texture_size (its renders cannot resolve finer); the output maps are resized
     # to texture_size and take the photo's own detail there.
     run = Reconstruction(photo, replace(config, texture_size=min(config.texture_size, config.fit_texture_size)),
                          progress, cancel)
+    run.face = face_window(photo, detected.points, config.render_size)
     run.warnings += detected.warnings
+    run.timings["decode"] = decoded
     run.timings["load"] = time.perf_counter() - start
     mark = time.perf_counter()
-    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel)
+    options = FitOptions.from_config(config)
+    if photo.exif_focal_35mm is not None:
+        options = options.with_known_focal(photo.exif_focal_35mm)
+    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel, options=options)
     run.init_geometry(fit0)
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
     mark = time.perf_counter()
-    person = person_mask(photo.pixels)
-    occluded = occlusion_mask(photo.pixels, points, person)
-    run.occlusion = occluded.fit.astype(np.float32)
+    occluded, person = _occlusion(run, points)
     run.timings["occlusion"] = time.perf_counter() - mark
     mark = time.perf_counter()
     if config.stages != "landmarks":
@@ -182,7 +216,6 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     if config.stages != "landmarks":
         mark = time.perf_counter()
         occluded = _refine_occlusion(run, points, person)
-        run.occlusion = occluded.fit.astype(np.float32)
         run.timings["occlusion"] += time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():
@@ -192,7 +225,6 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
     result = _assemble(run, fit0, points, maps, occluded, config.texture_size)
-    result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
     return result

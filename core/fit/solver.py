@@ -36,7 +36,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -64,7 +64,8 @@ class FitOptions:
          + w_identity Σ identity² + w_expression Σ (expression + expression²) + w_focal (log f − log f_guess)².
     Landmarks cannot tell focal length from face depth (an identity with a deeper face at a longer distance
     projects almost identically), so the focal prior is what keeps f plausible; the data move it only
-    when the perspective cue is strong.
+    when the perspective cue is strong. When the photo's EXIF records the focal length (core/io/exif.py),
+    `with_known_focal` centres the prior there and weights it by w_focal_known instead of w_focal.
     """
 
     max_iterations: int = 60  # LM iterations of the full stage (the pose-only warm-up adds `rigid_iterations`)
@@ -73,6 +74,8 @@ class FitOptions:
     w_expression: float = 0.01  # L1 part (weights are ≥ 0) ...
     w_expression_l2: float = 0.01  # ... and L2 part
     w_focal: float = 1.0
+    w_focal_known: float = 100.0  # prior weight around a focal length the camera recorded: 10 % off costs as much as
+    #                              a 1 %-of-eye-distance residual on every landmark, so only a strong perspective cue moves it
     robust_scale: float = 4.0  # Geman–McClure scale, % of the inter-ocular distance
     robust_scale_start: float = 12.0  # graduated non-convexity: the scale shrinks to robust_scale
     focal_mm: float = DEFAULT_FOCAL_MM  # guess and prior centre (35 mm equivalent)
@@ -83,6 +86,10 @@ class FitOptions:
     group_weights: tuple[tuple[str, float], ...] = tuple(GROUP_WEIGHTS.items())
     spread_scale_mm: float | None = None  # re-derive landmark weights 1 / (1 + (spread / s)²) (None: the file's)
     tolerance: float = 1e-7  # stop when the relative cost decrease of an accepted step is below this
+
+    def with_known_focal(self, focal_mm: float) -> FitOptions:
+        """These options with the focal prior centred on a recorded 35 mm-equivalent focal length, at w_focal_known."""
+        return replace(self, focal_mm=float(focal_mm), w_focal=self.w_focal_known)
 
     @classmethod
     def from_config(cls, config: ReconstructConfig | None) -> FitOptions:

@@ -26,7 +26,7 @@ import torch
 from ..common.config import ReconstructConfig
 from ..common.device import pick
 from ..common.progress import Guard, ProgressCallback
-from ..io.image import Photo, srgb_to_linear
+from ..io.image import Photo, Window
 from ..model import lightstage, skin, uvmaps
 from ..model.camera import project, rotation_from_axis_angle
 from ..model.head import load_head_model
@@ -34,8 +34,8 @@ from ..model.sh import Y00
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, face_crop
 from .embedding import load_embedding
-from .masks import skin_mask
 from .solver import FitResult
+from .working import crop_skin_mask, face_window
 
 ROUGHNESS_STAGE1 = 0.45
 SPECULAR_STAGE1 = 0.5
@@ -58,8 +58,11 @@ class Reconstruction:
         self.faces = self.model.faces.long()
         self.timings: dict[str, float] = {}
         self.warnings: list[str] = list(photo.warnings)
+        self.face: Window | None = None  # the photo around the face at working resolution (fit/working.py)
         self.raster = uvmaps.rasterize_uv(self.model.uvs.cpu().numpy(), self.model.face_uvs.cpu().numpy(), config.texture_size)
-        self.occlusion: np.ndarray | None = None  # photo-grid (H, W), 1 = occluded: set by the pipeline (fit/occlusion.py)
+        # 1 = occluded, the fit ignores it: set by the pipeline on the face window's grid (fit/occlusion.py); a
+        # photo-grid (H, W) array works too (Crop.cut reads either)
+        self.occlusion: Window | np.ndarray | None = None
 
     def tensor(self, array: np.ndarray | float, grad: bool = False) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device).clone()
@@ -200,12 +203,14 @@ def crop_targets(run: Reconstruction, points: np.ndarray, size: int, brows: bool
                  ) -> tuple[Crop, torch.Tensor, torch.Tensor, torch.Tensor]:
     """The face crop at `size` px and, on its grid, the linear photo, the skin mask and the landmarks."""
     crop = face_crop(points, size)
-    linear = srgb_to_linear(run.photo.pixels)
-    target = run.tensor(crop.cut(linear))
-    skin = skin_mask(points, run.photo.width, run.photo.height, brows=brows)
-    if run.occlusion is not None:  # hair, glasses, hands (fit/occlusion.py) never reach the photometric losses
-        skin = skin * (1.0 - run.occlusion)
-    mask = run.tensor(crop.cut(skin))
+    if run.face is None:
+        run.face = face_window(run.photo, points, run.config.render_size)
+    target = run.tensor(crop.cut(run.face))
+    skin = crop_skin_mask(crop, points, brows=brows)
+    if run.occlusion is not None:  # hair, glasses, hands (fit/occlusion.py) never reach the photometric losses:
+        # a crop pixel is dropped when any photo pixel it averages or interpolates is occluded (exact zeros elsewhere)
+        skin = np.where(crop.cut(run.occlusion) > 0.0, 0.0, skin).astype(np.float32)
+    mask = run.tensor(skin)
     detected = run.tensor((points - [crop.x0, crop.y0]) * size / crop.side)
     return crop, target, mask, detected
 

@@ -21,9 +21,12 @@ from typing import Any
 
 import numpy as np
 
+from PIL import Image
+
 from ..common.config import N_LIGHTS
 from ..common.errors import FaceStageError
-from .image import linear_to_srgb, load_png, save_png, srgb_to_linear
+from .exif import SOURCE_ESTIMATED, SOURCES
+from .image import linear_to_srgb, load_png, save_png, srgb_to_linear, to_uint8
 
 FORMAT = "facestage-result/1"
 SCENE_JSON = "scene.json"
@@ -31,9 +34,13 @@ SCENE_JSON = "scene.json"
 
 @dataclass
 class Result:
-    """One reconstruction. Images are linear float32 unless named *_srgb; maps are in the head model's UV layout."""
+    """One reconstruction. Images are linear float32 unless named *_srgb; maps are in the head model's UV layout.
 
-    photo_srgb: np.ndarray  # (H, W, 3) the photo as used (upright, downscaled)
+    The photo and the images composited into it (render, mask) are at the photo's own full resolution;
+    photo_srgb is uint8 (a float array in [0, 1] is accepted too), so a 48 MP photo is 144 MB.
+    """
+
+    photo_srgb: np.ndarray  # (H, W, 3) the photo, upright, at full resolution: uint8 (or float in [0, 1])
     K: np.ndarray  # (3, 3) pixels
     world_from_camera: np.ndarray  # (4, 4) Blender camera convention
     identity: np.ndarray  # (K_id,)
@@ -64,8 +71,12 @@ class Result:
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sRGB image written as name.png
     render_crop: tuple[float, float, float, int] = (0.0, 0.0, 1.0, 1)  # x0, y0, side (photo px), size (render px)
     edits: dict[str, Any] = field(default_factory=dict)  # applications applied after the fit (e.g. caricature)
-    # (H, W) in [0, 1]: what the photo keeps in front of the rendered head (hair, glasses, hands over the face, and
-    # all that is not face); occlusion.png. None (results made before it existed): the whole render is shown.
+    focal_source: str = SOURCE_ESTIMATED  # where the camera's focal length prior came from (core/io/exif.py)
+    exif_focal_mm: float | None = None  # the EXIF focal length (35 mm equivalent) when focal_source is not "estimated"
+    photo_file: Path | None = None  # the photo.png this result was loaded from (Blender reads it natively)
+    # (H, W) at the photo's full resolution, uint8 (0..255) or float in [0, 1]: what the photo keeps in front of the
+    # rendered head (hair, glasses, hands over the face, and all that is not face); occlusion.png, 8-bit. None
+    # (results made before it existed): the whole render is shown.
     occlusion: np.ndarray | None = None
 
     @property
@@ -93,6 +104,9 @@ def scene_json(result: Result) -> dict[str, Any]:
             "height": result.height,
             "world_from_camera": _list(result.world_from_camera),
             "blender": blender_camera(result.K, result.width, result.height),
+            "focal_mm": round(float(result.K[0, 0]) * 36.0 / max(result.width, result.height), 4),
+            "focal_source": result.focal_source,
+            "exif_focal_mm": None if result.exif_focal_mm is None else round(float(result.exif_focal_mm), 4),
         },
         "head": {
             "model": result.model,
@@ -195,10 +209,10 @@ def _write_files(result: Result, folder: Path) -> None:
     save_png(folder / "diffuse.png", linear_to_srgb(result.diffuse))
     save_png(folder / "specular.png", result.specular, bits=16)
     save_png(folder / "roughness.png", result.roughness, bits=16)
-    save_png(folder / "render.png", linear_to_srgb(result.render))
+    save_png(folder / "render.png", result.render, encode_srgb=True)
     save_png(folder / "mask.png", result.mask)
     if result.occlusion is not None:
-        save_png(folder / OCCLUSION_PNG, result.occlusion, bits=16)
+        save_png(folder / OCCLUSION_PNG, result.occlusion)  # 8-bit: 48 MB for a 48 MP photo, mostly one value
     for name, image in result.extra_images.items():
         save_png(folder / f"{name}.png", image)
 
@@ -229,11 +243,11 @@ def _crop(doc: dict[str, Any], where: str) -> tuple[float, float, float, int]:
 def _occlusion(path: Path, height: int, width: int) -> np.ndarray | None:
     if not path.is_file():
         return None
-    occlusion = load_png(path)
+    occlusion = to_uint8(load_png(path, raw=True))  # kept as uint8: no float copy of a full-resolution mask
     occlusion = occlusion[..., 0] if occlusion.ndim == 3 else occlusion
     if occlusion.shape != (height, width):
         raise FaceStageError(f"{path} is {occlusion.shape[1]}x{occlusion.shape[0]}, scene.json says {width}x{height}.")
-    return occlusion.astype(np.float32)
+    return occlusion
 
 
 def load(folder: str | os.PathLike[str]) -> Result:
@@ -274,7 +288,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
     verts, faces, uvs, face_uvs = read_obj(folder / "face.obj")
     if verts.shape[0] != model.vertices.shape[0] or not np.all(np.isfinite(verts)):
         raise FaceStageError(f"{folder / 'face.obj'} does not match the head model ({verts.shape[0]} vertices).")
-    photo = load_png(folder / "photo.png")[..., :3]
+    photo = _photo(folder / "photo.png")
     if photo.shape[:2] != (height, width):
         raise FaceStageError(f"{folder / 'photo.png'} is {photo.shape[1]}x{photo.shape[0]}, scene.json says {width}x{height}.")
     return Result(
@@ -294,7 +308,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         diffuse=srgb_to_linear(load_png(folder / "diffuse.png")[..., :3]),
         specular=load_png(folder / "specular.png"),
         roughness=load_png(folder / "roughness.png"),
-        render=srgb_to_linear(load_png(folder / "render.png")[..., :3]),
+        render=srgb_to_linear(_photo(folder / "render.png")),
         mask=load_png(folder / "mask.png"),
         occlusion=_occlusion(folder / OCCLUSION_PNG, height, width),
         render_crop=_crop(doc, where),
@@ -306,7 +320,31 @@ def load(folder: str | os.PathLike[str]) -> Result:
         versions=dict(doc.get("versions", {})),
         warnings=list(doc.get("warnings", [])),
         metrics=dict(doc.get("metrics", {})),
+        focal_source=_focal_source(camera, where),
+        exif_focal_mm=_optional_float(camera.get("exif_focal_mm")),
+        photo_file=folder / "photo.png",
     )
+
+
+def _photo(path: Path) -> np.ndarray:
+    """An 8-bit image file as (H, W, 3) uint8, whatever its mode (no float copy of a full-resolution photo)."""
+    with Image.open(path) as image:
+        return np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _focal_source(camera: dict[str, Any], where: str) -> str:
+    source = camera.get("focal_source", SOURCE_ESTIMATED)
+    if source not in SOURCES:
+        raise FaceStageError(f"{where} has an unknown camera focal_source {source!r}.")
+    return str(source)
+
+
+def _optional_float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def lights_from_file(path: str, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -3,20 +3,28 @@
 Rendering the whole photo would spend most rays on background; the stages
 render a square around the face (`face_crop`) instead, at the quality's
 working size, and the final render.png renders it at the photo's own pixel
-density (`final_crop`). `Crop.K` turns the photo's intrinsics into the
-window's, `Crop.cut` resamples a photo-grid image into the window and `paste`
-puts a window image back, both bilinear through one helper.
+density, up to FINAL_MAX_SIDE (`final_crop`). `Crop.K` turns the photo's
+intrinsics into the window's, `Crop.cut` resamples a photo-grid image (or a
+`Window` of it) into the window, `paste` puts a window image back and
+`paste_over` composites a rendered head over the photo. All of them only touch
+the photo pixels under the window, so their cost follows the face, not the
+photo: cutting area-averages first when the crop is two or more times coarser
+than its source (a 48 MP face is not point-sampled into 256 pixels), then
+samples bilinearly.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from ..io.image import Window, window
+
 CROP_MARGIN = 1.5  # crop side = CROP_MARGIN × face landmark extent
-FINAL_MAX_SIDE = 1024
+FINAL_MAX_SIDE = 2048
 
 
 def _resample(image: np.ndarray, xs: torch.Tensor, ys: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -48,19 +56,76 @@ class Crop:
         out[:2] *= scale
         return out
 
-    def cut(self, image: np.ndarray) -> np.ndarray:
-        """Resample (H, W[, C]) into the crop's (size, size) grid, bilinear, zero outside."""
-        h, w = image.shape[:2]
-        centres = (torch.arange(self.size, dtype=torch.float32) + 0.5) * self.side / self.size
-        return _resample(image, (self.x0 + centres) / w * 2 - 1, (self.y0 + centres) / h * 2 - 1)[0]
+    def box(self, margin: float = 0.0) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the window in photo pixels, grown by `margin` × side on every edge."""
+        grow = margin * self.side
+        return (self.x0 - grow, self.y0 - grow, self.x0 + self.side + grow, self.y0 + self.side + grow)
+
+    def cut(self, image: np.ndarray | Window, linear: bool = False) -> np.ndarray:
+        """Resample a photo-grid image (H, W[, C]) or a Window of it into the crop's (size, size) grid, zero outside.
+
+        Only the pixels under the window are read; uint8/uint16 sRGB images are decoded to linear light first
+        when `linear`. Area-averaged by the integer factor the crop is coarser than its source, then bilinear.
+        """
+        pitch = self.side / self.size  # photo pixels per crop pixel
+        box = self.box(2 * max(1.0, pitch) / self.side)  # the window, with room for the bilinear taps at its edges
+        if isinstance(image, Window):
+            source = image.around(box).reduced(math.floor(pitch / image.step))
+        else:
+            source = window(image, box, step=math.floor(pitch), linear=linear)
+        h, w = source.pixels.shape[:2]
+        centres = (torch.arange(self.size, dtype=torch.float64) + 0.5) * pitch
+        xs = ((self.x0 + centres - source.x0) / source.step / w * 2 - 1).float()
+        ys = ((self.y0 + centres - source.y0) / source.step / h * 2 - 1).float()
+        return _resample(source.pixels, xs, ys)[0]
 
 
-def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray) -> np.ndarray:
-    """Put a crop-grid image back onto the photo grid (bilinear), keeping ``outside`` where the crop does not reach."""
-    xs = ((torch.arange(width, dtype=torch.float32) + 0.5 - crop.x0) / crop.side) * 2 - 1
-    ys = ((torch.arange(height, dtype=torch.float32) + 0.5 - crop.y0) / crop.side) * 2 - 1
-    out, inside = _resample(image, xs, ys)
-    return np.where(inside[..., None] if image.ndim == 3 else inside, out, outside)
+def _photo_window(crop: Crop, height: int, width: int) -> tuple[slice, slice, torch.Tensor, torch.Tensor] | None:
+    """The photo pixels whose centres fall inside the crop (the grid_sample "inside" test per axis): their rows and
+    columns, and their normalised crop coordinates; None when the crop misses the photo."""
+    def axis(count: int, start: float) -> tuple[slice, torch.Tensor] | None:
+        centres = np.arange(count) + 0.5
+        inside = np.flatnonzero(np.abs((centres - start) / crop.side * 2 - 1) <= 1)
+        if inside.size == 0:
+            return None
+        first, last = int(inside[0]), int(inside[-1]) + 1
+        coords = ((torch.arange(first, last, dtype=torch.float64) + 0.5 - start) / crop.side * 2 - 1).float()
+        return slice(first, last), coords
+
+    rows, cols = axis(height, crop.y0), axis(width, crop.x0)
+    if rows is None or cols is None:
+        return None
+    return rows[0], cols[0], cols[1], rows[1]
+
+
+def paste(crop: Crop, image: np.ndarray, height: int, width: int, outside: np.ndarray,
+          in_place: bool = False) -> np.ndarray:
+    """Put a crop-grid image back onto the (height, width) photo grid (bilinear), keeping ``outside`` where the crop
+    does not reach. Only the photo pixels under the window are computed; with `in_place`, ``outside`` is written
+    into and returned (no full-resolution copy)."""
+    out = outside if in_place else outside.copy()
+    found = _photo_window(crop, height, width)
+    if found is not None:
+        rows, cols, xs, ys = found
+        out[rows, cols] = _resample(image, xs, ys)[0].astype(out.dtype, copy=False)
+    return out
+
+
+def paste_over(crop: Crop, premultiplied: np.ndarray, alpha: np.ndarray, photo: np.ndarray,
+               in_place: bool = False) -> np.ndarray:
+    """Composite a crop-grid render over the photo grid: its premultiplied colour (alpha · surface, (n, n, 3)) and
+    coverage (n, n) are resampled bilinearly, then photo ← colour + (1 − alpha) · photo.
+
+    Unlike `paste`, the photo under the window keeps its own pixels wherever the head does not cover them, so a
+    face rendered at 2048 px inside a 48 MP photo does not blur the hair and background around it."""
+    out = photo if in_place else photo.copy()
+    found = _photo_window(crop, photo.shape[0], photo.shape[1])
+    if found is not None:
+        rows, cols, xs, ys = found
+        colour = _resample(premultiplied, xs, ys)[0]
+        cover = _resample(alpha, xs, ys)[0][..., None]
+        out[rows, cols] = (colour + (1.0 - cover) * out[rows, cols]).astype(out.dtype, copy=False)
+    return out
 
 
 def face_crop(points: np.ndarray, size: int) -> Crop:

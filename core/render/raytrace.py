@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from ..common.quiet import native_stderr_silenced
+
 log = logging.getLogger(__name__)
 
 _NO_HIT_T = 1.0e30
@@ -36,11 +38,12 @@ _MIN_SLICE = 16384  # rays per CPU thread below which splitting a launch costs m
 @lru_cache(maxsize=1)
 def warp_runtime() -> Any:
     """Import and initialise Warp once, quietly, and define the kernels (compiled lazily, cached on disk)."""
-    import warp as wp  # heavy (and absent until installed): loaded at the first ray query
+    with native_stderr_silenced():  # the native library's CUDA probe prints a warning on machines without CUDA
+        import warp as wp  # heavy (and absent until installed): loaded at the first ray query
 
-    wp.config.quiet = True
-    wp.config.log_level = wp.LOG_WARNING
-    wp.init()
+        wp.config.quiet = True
+        wp.config.log_level = wp.LOG_WARNING
+        wp.init()
     log.debug("Warp %s initialised, devices %s", wp.__version__, [str(d) for d in wp.get_devices()])
 
     @wp.kernel

@@ -1,0 +1,80 @@
+"""The final, full-resolution render of a face crop: tiled, with a fixed sample budget, whatever its size.
+
+render.png, relit.png and the caricature render show the face at the
+resolution its pixels occupy in the photo, up to crop.FINAL_MAX_SIDE (2048 px)
+across. Rendered in one piece, the renderer's per-sample tensors (shading
+points × lights × light samples) would take many gigabytes at that size, and
+the time would grow with the photo. So:
+
+* `final_options` keeps the number of shading samples of a final render near
+  FINAL_SAMPLE_BUDGET: a small crop gets FINAL_SPP × FINAL_LIGHT_SAMPLES per
+  pixel (as before), a large one fewer per pixel, down to one. The noise per
+  unit of face area stays about the same, and a 48 MP photo's final render
+  costs what a 2 MP one's does.
+* `render_tiled` renders the crop in tiles of at most TILE_SHADOW_RAYS shadow
+  rays, each with the crop's camera shifted to the tile, one BVH for all and
+  the caller's generator drawn in tile order, so the result is deterministic
+  and memory is bounded by a tile.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .raytrace import Bvh
+from .renderer import RenderOptions, RenderOutput, RenderScene, render
+
+FINAL_SPP = 4
+FINAL_LIGHT_SAMPLES = 4
+FINAL_SAMPLE_BUDGET = 768 * 768 * FINAL_SPP * FINAL_LIGHT_SAMPLES  # pixels × spp × light samples of one final render
+TILE_SHADOW_RAYS = 1 << 22  # shadow rays (shading points × lights × light samples) a tile may need at most
+LIGHTS = 20  # a tile is sized for the light stage's 20 lights
+
+
+def final_samples(size: int) -> tuple[int, int]:
+    """(spp, light samples) of the final render of a size × size crop within FINAL_SAMPLE_BUDGET."""
+    per_pixel = FINAL_SAMPLE_BUDGET / (size * size)
+    for spp, light_samples in ((FINAL_SPP, FINAL_LIGHT_SAMPLES), (FINAL_SPP, 2), (FINAL_SPP, 1), (2, 1)):
+        if spp * light_samples <= per_pixel:
+            return spp, light_samples
+    return 1, 1
+
+
+def final_options(size: int, passes: bool = False) -> RenderOptions:
+    """The render options of a final (non-differentiated) render of a size × size crop."""
+    spp, light_samples = final_samples(size)
+    return RenderOptions(spp=spp, light_samples=light_samples, edge_sampling=False, return_passes=passes)
+
+
+def _tile_rows(scene: RenderScene, options: RenderOptions) -> int:
+    """Rows per tile: full-width bands of at most TILE_SHADOW_RAYS shadow rays (at full coverage)."""
+    rays_per_row = scene.width * options.spp * LIGHTS * options.light_samples
+    return max(1, min(scene.height, TILE_SHADOW_RAYS // max(1, rays_per_row)))
+
+
+def render_tiled(scene: RenderScene, options: RenderOptions, generator: torch.Generator | None = None) -> RenderOutput:
+    """`render(scene, options, generator)` computed in full-width bands; one band when the crop is small enough.
+
+    Only for renders without gradients (edge sampling off): each band is an independent render of its rows."""
+    rows = _tile_rows(scene, options)
+    if rows >= scene.height:
+        return render(scene, options, generator)
+    bvh = Bvh(scene.verts, scene.faces.long())
+    images, alphas, passes = [], [], {}
+    for top in range(0, scene.height, rows):
+        height = min(rows, scene.height - top)
+        K = scene.K.clone()
+        K[1, 2] = K[1, 2] - top
+        background = scene.background
+        if background is not None and background.ndim == 3:
+            background = background[top:top + height]
+        band = dataclasses.replace(scene, K=K, height=height, background=background)
+        out = render(band, options, generator, bvh=bvh)
+        images.append(out.image)
+        alphas.append(out.alpha)
+        for name, value in out.passes.items():
+            passes.setdefault(name, []).append(value)
+    return RenderOutput(torch.cat(images), torch.cat(alphas), {name: torch.cat(parts) for name, parts in passes.items()})
+
