@@ -254,3 +254,25 @@ def test_f12_of_face_blend_lays_the_face_over_the_photo_like_render_png(tmp_path
     shown = alpha > 0.99
     assert shown.sum() > 300
     assert np.abs(frame[shown] - linear_to_srgb(core)[shown]).mean() < 0.05  # the face, as render.png has it
+
+
+def test_occlusion_png_is_filled_in_under_the_render_crop_only_and_never_shows_its_edge() -> None:
+    """photo_occlusion: the face window's visibility on the full photo grid as uint8, 255 outside the render crop;
+    a window that shows nothing gives 255 everywhere, also on the crop's edge pixels (no ring of render)."""
+    from facestage.core.io.image import Window
+    from facestage.core.render.crop import Crop
+
+    crop = Crop(40.3, 60.7, 150.2, 120)
+    height, width = 300, 260
+
+    def occlusion_png(visible: np.ndarray) -> np.ndarray:
+        occluded = occlusion.Occlusion(occluder=1 - visible, fit=visible < 1, visible=visible, trusted=visible > 0)
+        return occlusion.photo_occlusion(occluded, Window(visible, 10, 20, 2), crop, height, width)
+
+    hidden = occlusion_png(np.zeros((120, 120), np.float32))
+    assert hidden.dtype == np.uint8 and hidden.shape == (height, width) and hidden.min() == 255
+    shown = occlusion_png(np.ones((120, 120), np.float32))  # the window (10..250, 20..260) covers the crop
+    assert shown[63:209, 43:189].max() == 0  # inside the crop, two pixels (over one crop pixel) in from its edges
+    outside = np.ones((height, width), bool)
+    outside[60:212, 40:192] = False
+    assert shown[outside].min() == 255

@@ -269,5 +269,8 @@ def photo_occlusion(occluded: Occlusion, face: Window, crop: Crop, height: int, 
     """occlusion.png on the (height, width) photo grid as uint8: the window's visibility resampled onto the render
     crop's grid, pasted (bilinear) under the crop only; 255 (the photo in front) everywhere else."""
     visible = crop.cut(Window(occluded.visible, face.x0, face.y0, face.step))
-    levels = np.clip((1.0 - visible) * 255.0 + 0.5, 0.0, 255.0)  # paste casts by truncation: +0.5 rounds
-    return paste(crop, levels, height, width, np.full((height, width), 255, np.uint8), in_place=True)
+    # The visibility is pasted, not the occlusion: the bilinear taps beyond the crop's edge read zero, which must
+    # mean "not visible" (a 1-px ring of partly visible render otherwise). paste casts by truncation: +0.5 rounds.
+    levels = np.clip(visible, 0.0, 1.0) * 255.0 + 0.5  # at most 255.5: still 255 after the cast
+    shown = paste(crop, levels, height, width, np.zeros((height, width), np.uint8), in_place=True)
+    return np.subtract(255, shown, out=shown)
