@@ -1,7 +1,7 @@
 """Build the "FaceStage" collection from a result, all or nothing; and write face.blend headlessly.
 
 `build_scene` runs every builder (mesh, material, eyes, light stage, world,
-camera, render settings) inside one Transaction: if any step raises, every
+camera, compositor, render settings) inside one Transaction: if any step raises, every
 datablock created so far is removed and every setting restored, so the
 file is exactly as before. A successful build replaces the datablocks of
 an earlier FaceStage build in the same file.
@@ -16,6 +16,7 @@ import bpy
 
 from ..core.io.result import Result, load
 from .camera import build_camera
+from .compositing import build_compositing
 from .lights import build_stage
 from .material import build_eye, build_skin
 from .mesh import build_eyes, build_face
@@ -50,7 +51,8 @@ def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Cont
         build_eyes(tx, result, model, face, collection, build_eye(tx))
         build_stage(tx, result, collection)
         build_world(tx, result, scene)
-        build_camera(tx, result, scene, collection)
+        camera = build_camera(tx, result, scene, collection)
+        build_compositing(tx, result, scene, camera.data.background_images[0].image)  # F12 = render.png's composite
         set_render(tx, scene)
     except BaseException:
         tx.rollback()

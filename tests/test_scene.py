@@ -198,8 +198,8 @@ def test_images_are_packed_and_hold_the_maps_right_way_up(facts, result):
     assert np.allclose(images["FaceStage Diffuse"]["top_left"], facts["expected_diffuse_top_left"], atol=1 / 255)
     assert np.allclose(images["FaceStage Specular"]["top_left"], result.specular[0, 0], atol=1e-4)
     assert np.allclose(images["FaceStage Roughness"]["bottom_right"], result.roughness[-1, -1], atol=1e-4)
-    assert np.allclose(images["FaceStage Photo"]["top_left"], result.photo_srgb[0, 0], atol=1 / 255)
-    assert np.allclose(images["FaceStage Photo"]["bottom_right"], result.photo_srgb[-1, -1], atol=1 / 255)
+    assert np.allclose(images["FaceStage Photo"]["top_left"], result.photo_srgb[0, 0] / 255.0, atol=1 / 255)  # uint8 photo
+    assert np.allclose(images["FaceStage Photo"]["bottom_right"], result.photo_srgb[-1, -1] / 255.0, atol=1 / 255)
 
 
 def test_twenty_area_lights_match_result_lights_and_off_ones_are_hidden(facts, result):

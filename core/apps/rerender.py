@@ -4,6 +4,12 @@ render.png, relit.png, the caricature render and the passes all come from
 `render_result`: it renders the stored face crop with a generator seeded by the
 result's seed, so re-rendering an unchanged result reproduces render.png (the
 pipeline makes render.png with this very function).
+
+The composite rule: the rendered head replaces the photo only where the face is
+visible, alpha = coverage × (1 − occlusion), so the photo's hair, glasses and
+hands stay in front and the render never ends at an edge of its crop (the
+visible face lies well inside the crop, core/render/crop.py). face.blend's
+compositor applies the same rule (scene/compositing.py).
 """
 
 from __future__ import annotations
@@ -29,11 +35,12 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
                   environment_samples: int = FINAL_WORLD_SAMPLES) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
-    Returns the linear image composited over the full-resolution photo (only where the head covers it), the
-    coverage alpha, and the crop's RenderOutput. The crop is rendered at crop.size (the face's own pixel density,
-    at most 2048 px) in tiles with a fixed sample budget (render/tiles.py). `lights` (extra emitters, e.g. a
-    relight rig's) and `environment` (an equirect world image, which replaces the SH) come from
-    core/apps/rig.py; environment_samples > 0 samples the world with shadow rays
+    Returns the linear image composited over the full-resolution photo (only where the face is visible), its
+    alpha (coverage × visibility; mask.png), and the crop's RenderOutput. The crop is rendered at crop.size (the
+    face's own pixel density, at most 2048 px) in tiles with a fixed sample budget (render/tiles.py); the
+    visibility (1 − occlusion) is read on the crop's grid too, so only the photo pixels under the crop are touched.
+    `lights` (extra emitters, e.g. a relight rig's) and `environment` (an equirect world image, which replaces
+    the SH) come from core/apps/rig.py; environment_samples > 0 samples the world with shadow rays
     (RenderOptions.environment_samples).
     """
     dev = torch.device(device)
@@ -57,6 +64,9 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
     h, w = result.height, result.width
     coverage = out.alpha.cpu().numpy()
     premultiplied = out.image.cpu().numpy() - (1.0 - coverage[..., None]) * background  # alpha · surface
+    if result.occlusion is not None:  # occlusion.png (full resolution, uint8 or float) read under the crop only
+        visible = 1.0 - crop.cut(result.occlusion)
+        coverage, premultiplied = coverage * visible, premultiplied * visible[..., None]
     image = paste_over(crop, premultiplied, coverage, srgb_to_linear(result.photo_srgb), in_place=True)
     alpha = paste(crop, coverage, h, w, np.zeros((h, w), np.float32), in_place=True)
     return image, alpha, out

@@ -44,7 +44,8 @@ class ReconstructConfig:
     steps: StageSteps = field(default_factory=StageSteps)
     sh_bands: int = 3
     render_size: int = 256  # longest side of the face crop rendered during stage 1/2 (coarse-to-fine up to it)
-    texture_size: int = 512
+    texture_size: int = 1024  # diffuse/specular/roughness maps (high: 2048 when the face fills it, see texture_size_for)
+    fit_texture_size: int = 512  # stage 2's per-texel maps (its renders resolve no finer); resized to texture_size
     spp: int = 1
     shadow_samples: int = 1
     learning_rate: float = 0.01
@@ -68,7 +69,8 @@ class ReconstructConfig:
 PRESETS: dict[str, dict[str, object]] = {
     "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256},
     "default": {},
-    "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 1024,
+    "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 2048,
+             "fit_texture_size": 1024,
              "spp": 2, "shadow_samples": 2},
 }
 
@@ -78,3 +80,16 @@ def preset(quality: str = "default", **overrides: object) -> ReconstructConfig:
     if quality not in PRESETS:
         raise FaceStageError(f"Unknown quality {quality!r}; use one of {', '.join(QUALITIES)}.")
     return replace(ReconstructConfig(quality=quality), **{**PRESETS[quality], **overrides})  # type: ignore[arg-type]
+
+
+MIN_DETAIL_TEXTURE = 1024  # texture_size_for never goes below this (nor above the preset's size)
+FACE_PX_PER_TEXEL = 0.35  # the face's width in photo pixels per texel of the map's side for it to carry the detail
+
+
+def texture_size_for(config: ReconstructConfig, face_width_px: float) -> ReconstructConfig:
+    """The config with its texture size halved (not below MIN_DETAIL_TEXTURE) while the face in the photo is too
+    small to fill it: the face takes about half the map's side, so a 2048² map wants a face ~700 px wide."""
+    size = config.texture_size
+    while size > MIN_DETAIL_TEXTURE and face_width_px < FACE_PX_PER_TEXEL * size:
+        size //= 2
+    return config if size == config.texture_size else replace(config, texture_size=size)

@@ -4,11 +4,15 @@ Stage 0 (fit/solver.py) places the head from landmarks; stages 1 and 2
 (fit/stages.py) fit light, shape and skin to the photo. This module runs them
 in order, times them, and assembles the Result, whose render.png is made by
 apps/rerender.py exactly as a later re-render of the saved folder will be.
+The occlusion mask (fit/occlusion.py) is made from the photo before stage 1,
+refined with stage 1's residual before stage 2, and the photo's own detail
+(fit/detail.py) is laid onto the fitted albedo last.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 import threading
 import time
 
@@ -16,35 +20,47 @@ import numpy as np
 import torch
 
 from ..apps.rerender import render_result
-from ..common.config import ReconstructConfig
+from ..common.config import ReconstructConfig, texture_size_for
 from ..common.device import deterministic, pick
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import area_reduce, linear_to_srgb, load_photo
+from ..io.image import Window, area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
+from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop
+from .detail import PhotoView, apply_detail, detail_layer
 from .landmarks import detect
 from .masks import skin_mask
+from .occlusion import Occlusion, in_window, occlusion_mask, person_mask, photo_occlusion, residual_map
 from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
-from .working import face_psnr, face_window
+from .working import face_psnr, face_window, inner_face_scores
 
 PREVIEW_MAX_SIDE = 2048  # landmarks.png and the report's photo tiles: the photo area-averaged to at most this
 
 
-def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:
-    """Assemble the Result, then render it exactly as a later re-render of the saved folder will."""
+def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
+              occluded: Occlusion | None, texture_size: int) -> Result:
+    """Assemble the Result (maps brought to `texture_size`, the photo's detail on the albedo after a full fit), then
+    render it exactly as a later re-render of the saved folder will."""
     stage = run.light_stage()
     with torch.no_grad():
         vertices = run.world_vertices()
         rotation, translation = run.rotation(), run.translation()
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().numpy()
-    inside = run.raster.inside
+    raster = run.raster
+    if texture_size != raster.face.shape[0]:
+        raster = uvmaps.rasterize_uv(run.model.uvs.cpu().numpy(), run.model.face_uvs.cpu().numpy(), texture_size)
 
     def texture(m: torch.Tensor) -> np.ndarray:
-        return uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), inside)
+        fitted = uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), run.raster.inside)
+        if texture_size != fitted.shape[0]:  # same texel-centre convention on both grids: a plain bilinear resize
+            grid = torch.from_numpy(fitted).permute(2, 0, 1)[None]
+            fitted = torch.nn.functional.interpolate(grid, size=(texture_size, texture_size), mode="bilinear",
+                                                     align_corners=False)[0].permute(1, 2, 0).numpy()
+        return uvmaps.dilate_into_gutter(fitted, raster.inside)
 
     diffuse, specular, roughness = (texture(m) for m in maps)
     stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
@@ -62,10 +78,19 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
         exif_focal_mm=run.photo.exif_focal_35mm,
     )
+    crop = Crop(*result.render_crop)
+    if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only
+        result.occlusion = photo_occlusion(occluded, run.face, crop, h, w)
+    detail_weight = np.zeros(diffuse.shape[:2], np.float32)
+    if occluded is not None and run.config.stages == "full":
+        mark = time.perf_counter()
+        result.diffuse, detail_weight = _with_detail(run, result, occluded, raster)
+        run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
-    crop = Crop(*result.render_crop)
+    psnr_inner, ssim_inner = inner_face_scores(result.photo_srgb, image, crop, points)
     result.metrics = {"psnr_masked": face_psnr(result.photo_srgb, image, crop, points),
+                      "psnr_inner_face": psnr_inner, "ssim_inner_face": ssim_inner,
                       "landmark_error_px": fit0.reprojection_error_px}
     preview, factor = run.photo.preview(PREVIEW_MAX_SIDE)  # the report's pictures of the whole photo
     rendered_srgb = linear_to_srgb(area_reduce(image, factor) if factor > 1 else image)
@@ -82,9 +107,70 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
+        ("occluders (magenta), not shown (dim)", _occlusion_picture(run.face, occluded)),
+        ("photo detail (weight)", detail_weight),
     ])
     result.extra_images["landmarks"] = draw_landmarks(preview, points / factor, fit0.landmarks_px / factor)
     return result
+
+
+def _occlusion_picture(face: Window | None, occluded: Occlusion | None) -> np.ndarray:
+    """The face window (the grid the mask was made on), dimmed where the photo stays in front of the render,
+    magenta over the occluders the mask found."""
+    if face is None:
+        return np.zeros((8, 8, 3), np.float32)
+    photo = linear_to_srgb(face.pixels)
+    if occluded is None:
+        return photo
+    dim = photo * (0.35 + 0.65 * occluded.visible[..., None])
+    magenta = np.array([1.0, 0.0, 1.0], np.float32)
+    return np.where(occluded.occluder[..., None] > 0.5, 0.4 * photo + 0.6 * magenta, dim)
+
+
+def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel."""
+    _, _, out = render_result(result, passes=True, device=str(run.device))
+    crop = Crop(*result.render_crop)
+    passes = {k: v.cpu().numpy() for k, v in out.passes.items()}
+    face = run.face
+    assert face is not None  # set before stage 1
+    trusted = Window(occluded.trusted.astype(np.float32), face.x0, face.y0, face.step)
+    view = PhotoView(image=crop.cut(result.photo_srgb, linear=True), albedo=passes["albedo"],
+                     shading=passes["diffuse"] + passes["ambient"], specular=passes["specular"],
+                     trust=crop.cut(trusted) * out.alpha.cpu().numpy(),
+                     K=crop.K(result.K), world_from_camera=result.world_from_camera)
+    detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
+                                  torch.as_tensor(result.faces), raster)
+    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
+    return diffuse, weight
+
+
+def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | None = None,
+               residual: np.ndarray | None = None) -> tuple[Occlusion, np.ndarray]:
+    """The occlusion mask on the face window's grid (bounded, whatever the photo's size), and the person mask it
+    used; run.occlusion becomes its fit mask."""
+    face = run.face
+    assert face is not None  # set before stage 1
+    image = linear_to_srgb(face.pixels)
+    local = (np.asarray(points, np.float64) - [face.x0, face.y0]) / face.step
+    person = person_mask(image) if person is None else person
+    occluded = occlusion_mask(image, local, person, residual)
+    run.occlusion = Window(occluded.fit.astype(np.float32), face.x0, face.y0, face.step)
+    return occluded, person
+
+
+def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray) -> Occlusion:
+    """The occlusion mask again, now with stage 1's residual: what the fitted model explains is skin."""
+    crop, target, _, _ = crop_targets(run, points, run.config.render_size)
+    with torch.no_grad():
+        out = render(run.scene(crop, target, run.statistical_maps()),
+                     RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False),
+                     run.generator)
+    face = run.face
+    assert face is not None
+    residual = residual_map(out.image.cpu().numpy(), target.cpu().numpy(), in_window(crop, face), *person.shape)
+    return _occlusion(run, points, person, residual)[0]
 
 
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
@@ -100,7 +186,11 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     photo = load_photo(photo_path)
     decoded = time.perf_counter() - start
     detected = detect(photo.data, str(photo_path), config.face_index)
-    run = Reconstruction(photo, config, progress, cancel)
+    config = texture_size_for(config, detected.size_px)
+    # Stage 2 fits its maps at fit_texture_size (its renders cannot resolve finer); the output maps are resized
+    # to texture_size and take the photo's own detail there.
+    run = Reconstruction(photo, replace(config, texture_size=min(config.texture_size, config.fit_texture_size)),
+                         progress, cancel)
     run.face = face_window(photo, detected.points, config.render_size)
     run.warnings += detected.warnings
     run.timings["decode"] = decoded
@@ -114,12 +204,19 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
     mark = time.perf_counter()
+    occluded, person = _occlusion(run, points)
+    run.timings["occlusion"] = time.perf_counter() - mark
+    mark = time.perf_counter()
     if config.stages != "landmarks":
         stage_lighting(run, points)
     else:
         crop, target, mask, _ = crop_targets(run, points, 64)
         run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
     run.timings["lighting"] = time.perf_counter() - mark
+    if config.stages != "landmarks":
+        mark = time.perf_counter()
+        occluded = _refine_occlusion(run, points, person)
+        run.timings["occlusion"] += time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():
         maps = run.statistical_maps()
@@ -127,7 +224,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         maps = stage_maps(run, points)[:3]
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = _assemble(run, fit0, points, maps)
+    result = _assemble(run, fit0, points, maps, occluded, config.texture_size)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
     return result

@@ -75,6 +75,9 @@ class Reconstruction:
         self.warnings: list[str] = list(photo.warnings)
         self.face: Window | None = None  # the photo around the face at working resolution (fit/working.py)
         self.raster = uvmaps.rasterize_uv(self.model.uvs.cpu().numpy(), self.model.face_uvs.cpu().numpy(), config.texture_size)
+        # 1 = occluded, the fit ignores it: set by the pipeline on the face window's grid (fit/occlusion.py); a
+        # photo-grid (H, W) array works too (Crop.cut reads either)
+        self.occlusion: Window | np.ndarray | None = None
 
     def tensor(self, array: np.ndarray | float, grad: bool = False) -> torch.Tensor:
         t = torch.as_tensor(np.asarray(array, dtype=np.float32), device=self.device).clone()
@@ -314,7 +317,11 @@ def crop_targets(run: Reconstruction, points: np.ndarray, size: int, brows: bool
     if run.face is None:
         run.face = face_window(run.photo, points, run.config.render_size)
     target = run.tensor(crop.cut(run.face))
-    mask = run.tensor(crop_skin_mask(crop, points, brows=brows))
+    skin = crop_skin_mask(crop, points, brows=brows)
+    if run.occlusion is not None:  # hair, glasses, hands (fit/occlusion.py) never reach the photometric losses:
+        # a crop pixel is dropped when any photo pixel it averages or interpolates is occluded (exact zeros elsewhere)
+        skin = np.where(crop.cut(run.occlusion) > 0.0, 0.0, skin).astype(np.float32)
+    mask = run.tensor(skin)
     detected = run.tensor((points - [crop.x0, crop.y0]) * size / crop.side)
     return crop, target, mask, detected
 

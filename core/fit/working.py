@@ -15,10 +15,10 @@ import math
 
 import numpy as np
 
-from ..common.metrics import psnr
+from ..common.metrics import psnr, ssim
 from ..io.image import Photo, Window, area_reduce, linear_to_srgb, window
 from ..render.crop import FINAL_MAX_SIDE, Crop, face_crop
-from .masks import skin_mask
+from .masks import inner_face_mask, skin_mask
 
 WINDOW_MARGIN = 0.25  # of the crop side, on every edge: room for the crops of every stage and their bilinear taps
 SUPERSAMPLE = 4  # mask polygons are drawn this much finer than the crop grid, then area-averaged (soft edges)
@@ -52,3 +52,16 @@ def face_psnr(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np
     height, width = rendered.pixels.shape[:2]
     mask = skin_mask((np.asarray(points, np.float64) - [rendered.x0, rendered.y0]) / step, width, height)
     return psnr(linear_to_srgb(rendered.pixels), linear_to_srgb(photo.pixels), mask)
+
+
+def inner_face_scores(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np.ndarray) -> tuple[float, float]:
+    """(PSNR, SSIM) of the composited render against the photo over the inner face (masks.inner_face_mask), on
+    the same bounded grid as `face_psnr`: the photo's own inside the render crop, area-averaged past 2048 px."""
+    step = max(1, math.ceil(crop.side / FINAL_MAX_SIDE))
+    box = crop.box()
+    rendered = window(render, box, step)
+    photo = window(photo_srgb, box, step, linear=True)
+    height, width = rendered.pixels.shape[:2]
+    inner = inner_face_mask((np.asarray(points, np.float64) - [rendered.x0, rendered.y0]) / step, width, height)
+    rendered_srgb, photo_srgb_window = linear_to_srgb(rendered.pixels), linear_to_srgb(photo.pixels)
+    return psnr(rendered_srgb, photo_srgb_window, inner), ssim(rendered_srgb, photo_srgb_window, inner)

@@ -26,7 +26,7 @@ from PIL import Image
 from ..common.config import N_LIGHTS
 from ..common.errors import FaceStageError
 from .exif import SOURCE_ESTIMATED, SOURCES
-from .image import linear_to_srgb, load_png, save_png, srgb_to_linear
+from .image import linear_to_srgb, load_png, save_png, srgb_to_linear, to_uint8
 
 FORMAT = "facestage-result/1"
 SCENE_JSON = "scene.json"
@@ -74,6 +74,10 @@ class Result:
     focal_source: str = SOURCE_ESTIMATED  # where the camera's focal length prior came from (core/io/exif.py)
     exif_focal_mm: float | None = None  # the EXIF focal length (35 mm equivalent) when focal_source is not "estimated"
     photo_file: Path | None = None  # the photo.png this result was loaded from (Blender reads it natively)
+    # (H, W) at the photo's full resolution, uint8 (0..255) or float in [0, 1]: what the photo keeps in front of the
+    # rendered head (hair, glasses, hands over the face, and all that is not face); occlusion.png, 8-bit. None
+    # (results made before it existed): the whole render is shown.
+    occlusion: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -207,10 +211,13 @@ def _write_files(result: Result, folder: Path) -> None:
     save_png(folder / "roughness.png", result.roughness, bits=16)
     save_png(folder / "render.png", result.render, encode_srgb=True)
     save_png(folder / "mask.png", result.mask)
+    if result.occlusion is not None:
+        save_png(folder / OCCLUSION_PNG, result.occlusion)  # 8-bit: 48 MB for a 48 MP photo, mostly one value
     for name, image in result.extra_images.items():
         save_png(folder / f"{name}.png", image)
 
 
+OCCLUSION_PNG = "occlusion.png"  # optional: folders written before it existed load without it
 REQUIRED_FILES = ("scene.json", "face.obj", "photo.png", "diffuse.png", "specular.png", "roughness.png", "render.png", "mask.png")
 
 
@@ -231,6 +238,16 @@ def _crop(doc: dict[str, Any], where: str) -> tuple[float, float, float, int]:
     if values[2] <= 0 or not 1 <= values[3] <= 8192:
         raise FaceStageError(f"{where} has an invalid render crop.")
     return float(values[0]), float(values[1]), float(values[2]), int(values[3])
+
+
+def _occlusion(path: Path, height: int, width: int) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    occlusion = to_uint8(load_png(path, raw=True))  # kept as uint8: no float copy of a full-resolution mask
+    occlusion = occlusion[..., 0] if occlusion.ndim == 3 else occlusion
+    if occlusion.shape != (height, width):
+        raise FaceStageError(f"{path} is {occlusion.shape[1]}x{occlusion.shape[0]}, scene.json says {width}x{height}.")
+    return occlusion
 
 
 def load(folder: str | os.PathLike[str]) -> Result:
@@ -293,6 +310,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         roughness=load_png(folder / "roughness.png"),
         render=srgb_to_linear(_photo(folder / "render.png")),
         mask=load_png(folder / "mask.png"),
+        occlusion=_occlusion(folder / OCCLUSION_PNG, height, width),
         render_crop=_crop(doc, where),
         edits=dict(doc.get("edits", {})) if isinstance(doc.get("edits", {}), dict) else {},
         model=str(head.get("model", "hm08-head")),

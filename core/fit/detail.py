@@ -1,0 +1,141 @@
+"""The photo's own skin detail (freckles, moles, lip lines, brows), de-lit and laid onto the fitted albedo.
+
+Stage 2 fits the maps through renders of a few hundred pixels, so the albedo it
+finds is smooth: the photo holds far finer detail than that. This module
+unwarps the photo into UV space through the final fit: every texel's surface
+point is projected into the photo, kept where the camera sees it (a BVH ray
+towards the camera), and divided by what the fitted model predicts there,
+`(photo − specular) / (albedo · (diffuse + ambient))`, which de-lights it. The
+ratio's low frequencies are the fit's business (and hold its shading errors),
+so only its high frequencies are kept, bounded in brightness and more tightly
+in colour, so a shadow edge or the light's colour cannot turn into albedo. The
+weight fades the detail out where the view is grazing, occluded (hair,
+glasses: fit/occlusion.py), not skin (the eye and mouth openings) or unseen, so
+the detailed albedo blends into the fitted one with no visible seam.
+
+Interface for the albedo model (stages): `diffuse · detail ** weight`
+(`apply_detail`); the layer is a multiplicative ratio near 1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from ..model import uvmaps
+from ..model.camera import project
+from ..render.raytrace import Bvh
+
+SIGMA_UV = 4.0 / 1024  # high-pass scale: the detail keeps what is finer than this (texture fraction)
+BLEND_UV = 6.0 / 1024  # width of the weight's ramp towards grazing, occluded or unseen texels
+GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, full detail above the second
+LUMINANCE_BOUND = 1.0  # |log| of the detail's brightness: ×0.37 … ×2.7 (moles, brows, lip lines fit inside)
+CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
+
+
+@dataclass
+class PhotoView:
+    """The photo and the fit's prediction of it on one pixel grid (the final render's crop).
+
+    `trust` is 1 where a pixel shows visible facial skin (the face region minus occluders and the eye and
+    mouth openings), 0 elsewhere.
+    """
+
+    image: np.ndarray  # (h, w, 3) linear photo
+    albedo: np.ndarray  # (h, w, 3) the fitted albedo as rendered
+    shading: np.ndarray  # (h, w, 3) diffuse + ambient irradiance factor of the render
+    specular: np.ndarray  # (h, w, 3)
+    trust: np.ndarray  # (h, w)
+    K: np.ndarray  # (3, 3) intrinsics of this grid
+    world_from_camera: np.ndarray  # (4, 4)
+
+
+def texel_surface(vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """World point (S, S, 3), geometric normal (S, S, 3) and shading normal (S, S, 3) of every texel."""
+    face = torch.from_numpy(np.maximum(raster.face, 0)).to(vertices.device)
+    bary = torch.from_numpy(raster.bary).to(vertices.device, vertices.dtype)
+    corners = vertices[faces[face]]  # (S, S, 3, 3)
+    points = (corners * bary[..., None]).sum(-2)
+    geometric = torch.nn.functional.normalize(torch.cross(corners[..., 1, :] - corners[..., 0, :],
+                                                          corners[..., 2, :] - corners[..., 0, :], dim=-1), dim=-1)
+    normals = torch.zeros_like(vertices).index_add_(0, faces.reshape(-1), torch.nn.functional.normalize(
+        torch.cross(vertices[faces[:, 1]] - vertices[faces[:, 0]], vertices[faces[:, 2]] - vertices[faces[:, 0]], dim=-1),
+        dim=-1).repeat_interleave(3, 0))
+    shading = torch.nn.functional.normalize((torch.nn.functional.normalize(normals, dim=-1)[faces[face]]
+                                             * bary[..., None]).sum(-2), dim=-1)
+    return points, geometric, shading
+
+
+def _sample(image: np.ndarray, xy: np.ndarray) -> np.ndarray:
+    """Bilinear samples of (h, w[, C]) at pixel positions xy (N, 2) (pixel centres at +0.5), edge-clamped."""
+    h, w = image.shape[:2]
+    x = np.clip(xy[:, 0] - 0.5, 0, w - 1)
+    y = np.clip(xy[:, 1] - 0.5, 0, h - 1)
+    x0, y0 = np.minimum(np.floor(x).astype(int), w - 2), np.minimum(np.floor(y).astype(int), h - 2)
+    fx, fy = x - x0, y - y0
+    if image.ndim == 3:
+        fx, fy = fx[:, None], fy[:, None]
+    return ((1 - fy) * ((1 - fx) * image[y0, x0] + fx * image[y0, x0 + 1])
+            + fy * ((1 - fx) * image[y0 + 1, x0] + fx * image[y0 + 1, x0 + 1]))
+
+
+def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of (S, S, C) that ignores zero-weight texels (normalised convolution)."""
+    blurred = ndimage.gaussian_filter(values * weight[..., None], (sigma, sigma, 0))
+    norm = ndimage.gaussian_filter(weight, sigma)
+    return blurred / np.maximum(norm, 1e-6)[..., None]
+
+
+def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The photo's de-lit high-frequency albedo detail in UV space: (detail (S, S, 3) ratio near 1, weight (S, S)).
+
+    vertices (V, 3) world and faces (F, 3) are the final fitted mesh; the view's K and world_from_camera place
+    the photo. A texel gets weight only when the camera sees its surface point (nothing of the head in front,
+    facing the camera) through a trusted pixel.
+    """
+    size = raster.face.shape[0]
+    faces = faces.long()
+    points, geometric, normals = texel_surface(vertices.float(), faces, raster)
+    inside = torch.from_numpy(raster.inside)
+    eye = torch.as_tensor(view.world_from_camera[:3, 3], dtype=torch.float32)
+    to_eye = torch.nn.functional.normalize(eye - points, dim=-1)
+    cosine = (normals * to_eye).sum(-1)
+    candidates = inside & (cosine > GRAZING[0])
+    idx = torch.nonzero(candidates.reshape(-1)).squeeze(1)
+    flat_points = points.reshape(-1, 3)[idx]
+    blocked = Bvh(vertices.float(), faces).segments_occluded(
+        flat_points, geometric.reshape(-1, 3)[idx], eye.expand(len(idx), 1, 3).contiguous())[:, 0]
+    xy, depth = project(flat_points, torch.as_tensor(view.K, dtype=torch.float32),
+                        torch.as_tensor(view.world_from_camera, dtype=torch.float32))
+    xy_np = xy.numpy()
+    h, w = view.trust.shape
+    on_grid = (xy_np[:, 0] >= 0) & (xy_np[:, 0] < w) & (xy_np[:, 1] >= 0) & (xy_np[:, 1] < h) & (depth.numpy() > 0)
+    trust = _sample(view.trust.astype(np.float32), xy_np) * on_grid * (~blocked.numpy())
+    ramp = np.clip((cosine.reshape(-1)[idx].numpy() - GRAZING[0]) / (GRAZING[1] - GRAZING[0]), 0, 1)
+    predicted = np.maximum(_sample(view.albedo * view.shading, xy_np), 1e-4)
+    observed = np.maximum(_sample(view.image - view.specular, xy_np), 1e-4)
+    log_ratio = np.zeros((size * size, 3), np.float32)
+    log_ratio[idx.numpy()] = np.log(observed / predicted)
+    weight = np.zeros(size * size, np.float32)
+    weight[idx.numpy()] = (trust > 0.99) * ramp
+    log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
+    valid = (weight > 0).astype(np.float32)
+    high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
+    brightness = np.clip(high.mean(-1, keepdims=True), -LUMINANCE_BOUND, LUMINANCE_BOUND)
+    colour = np.clip(high - high.mean(-1, keepdims=True), -CHROMA_BOUND, CHROMA_BOUND)
+    detail = np.exp(brightness + colour).astype(np.float32)
+    # Fade towards every edge of the trusted area: the blurred weight, zero outside it, ramps over BLEND_UV.
+    smooth = ndimage.gaussian_filter(weight, BLEND_UV * size / 2)
+    weight = np.clip(2 * smooth - 1, 0, 1) * weight
+    return detail, weight.astype(np.float32)
+
+
+def apply_detail(diffuse: np.ndarray, detail: np.ndarray, weight: np.ndarray, bounds: tuple[float, float] = (0.003, 0.95)
+                 ) -> np.ndarray:
+    """diffuse · detail ** weight, kept inside the albedo's bounds."""
+    return np.clip(diffuse * detail ** weight[..., None], *bounds).astype(np.float32)

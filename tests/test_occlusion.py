@@ -1,0 +1,278 @@
+"""Occluders over the face: the mask finds a fringe, hair never reaches the albedo, and the composite has no seam."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from scipy import ndimage
+
+from facestage.core.apps.rerender import render_result
+from facestage.core.common import config
+from facestage.core.common.device import deterministic
+from facestage.core.fit import occlusion
+from facestage.core.fit.detail import texel_surface
+from facestage.core.fit.embedding import load_embedding
+from facestage.core.fit.landmarks import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+from facestage.core.fit.masks import BROW_TOP
+from facestage.core.fit.solver import fit_landmarks
+from facestage.core.fit.stages import Reconstruction, stage_lighting, stage_maps
+from facestage.core.io.image import Photo, linear_to_srgb
+from facestage.core.model import lightstage, uvmaps
+from facestage.core.render import RenderOptions, RenderScene, render
+from ground_truth import head_vertices, pose_points, project_points, sample_scene, skin_maps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from blender_helpers import fake_result, run_bpy  # noqa: E402
+
+SKIN = np.array([0.80, 0.60, 0.48], np.float32)
+HAIR = np.array([0.28, 0.17, 0.10], np.float32)
+
+
+@pytest.fixture(scope="module")
+def frontal(model):  # type: ignore[no-untyped-def]
+    """A frontal synthetic head: (scene, world vertices, 478 landmark pixels) at 256²."""
+    from facestage.core.model.camera import rotation_from_yaw_pitch_roll
+
+    scene = sample_scene(model, 11, 256, 256, identity_limit=0.5)
+    scene.rotation = rotation_from_yaw_pitch_roll(0.0, 0.0, 0.0).tolist()
+    scene.expression = [0.0] * len(scene.expression)
+    vertices = pose_points(head_vertices(model, np.asarray(scene.identity), np.asarray(scene.expression)), scene)
+    embedding = load_embedding()
+    faces = np.asarray(model.faces, np.int64)
+    points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
+    return scene, vertices, project_points(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
+
+
+def _fringe(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boolean (H, W): a straight fringe from the top of the image down to just above the brows."""
+    bottom = points[list(BROW_TOP), 1].min() - 0.04 * np.ptp(points[:, 0])
+    ys = np.arange(height)[:, None] * np.ones((1, width))
+    xs = np.ones((height, 1)) * np.arange(width)[None]
+    lo, hi = points[:, 0].min() - 10, points[:, 0].max() + 10
+    return (ys < bottom) & (xs > lo) & (xs < hi)
+
+
+def _painted_face(points: np.ndarray, width: int, height: int, fringe: bool) -> np.ndarray:
+    """An sRGB picture of a face from its landmarks: shaded skin, white eyes, dark brows, red lips, hair above."""
+    rng = np.random.default_rng(0)
+    image = np.empty((height, width, 3), np.float32)
+    image[:] = (0.45, 0.55, 0.62)
+    oval = occlusion.face_region(points, width, height)
+    shade = np.linspace(0.75, 1.0, width)[None, :, None]
+    image[oval] = (SKIN * shade * np.ones((height, width, 1)))[oval]
+    canvas = Image.fromarray((image * 255).astype(np.uint8))
+    draw = ImageDraw.Draw(canvas)
+    for loop, colour in ((LEFT_EYE, (235, 235, 230)), (RIGHT_EYE, (235, 235, 230)), (LEFT_BROW, (70, 45, 30)),
+                         (RIGHT_BROW, (70, 45, 30)), (occlusion.OUTER_LIPS, (170, 70, 70))):
+        draw.polygon([tuple(map(float, points[i])) for i in loop], fill=colour)
+    image = np.asarray(canvas, np.float32) / 255
+    above = np.arange(height)[:, None] < points[10, 1] + 2
+    head = above & (np.abs(np.arange(width)[None] - points[:, 0].mean()) < 0.7 * np.ptp(points[:, 0]))
+    image[head & ~oval] = HAIR
+    if fringe:
+        hair = _fringe(points, width, height)
+        strands = (np.arange(width) % 9 == 0)[None].repeat(height, 0)  # thin skin-coloured gaps between locks
+        image[hair] = HAIR
+        image[hair & strands & oval] = SKIN * 0.9
+    return np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1).astype(np.float32)
+
+
+def test_a_fringe_over_the_forehead_is_an_occluder_and_the_cheeks_are_not(frontal) -> None:  # type: ignore[no-untyped-def]
+    scene, _, points = frontal
+    size = scene.width
+    image = _painted_face(points, size, size, fringe=True)
+    found = occlusion.occlusion_mask(image, points, person=np.ones((size, size), np.float32))
+    oval = occlusion.face_region(points, size, size)
+    fringe = _fringe(points, size, size) & oval
+    assert fringe.sum() > 150
+    assert found.occluder[fringe].mean() > 0.95  # the skin-coloured gaps between the locks are hair too
+    assert (found.visible[fringe] == 0).all() and found.fit[fringe].all()
+    cheeks = np.zeros((size, size), bool)
+    for i in (50, 280, 205, 425):  # both cheeks, upper and lower
+        x, y = np.round(points[i]).astype(int)
+        cheeks[y - 4:y + 5, x - 4:x + 5] = True
+    assert found.occluder[cheeks].mean() == 0 and (found.visible[cheeks] > 0.99).all()
+    features = occlusion.feature_regions(points, size, size)
+    assert found.occluder[features].sum() == 0  # eyes, brows and lips are face, however unlike skin
+    assert np.allclose(found.image, 1 - found.visible)
+    clean = occlusion.occlusion_mask(_painted_face(points, size, size, fringe=False), points,
+                                     person=np.ones((size, size), np.float32))
+    assert clean.occluder[oval].mean() < 0.02
+
+
+def _lock(points: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Boolean (H, W): a lock of hair hanging from the top of the image over one cheek, down to the mouth."""
+    face_width = np.ptp(points[:, 0])
+    left = points[:, 0].min()
+    ys, xs = np.mgrid[0:height, 0:width]
+    return (ys < points[13, 1]) & (xs > left - 5) & (xs < left + 0.3 * face_width)
+
+
+@pytest.mark.slow
+def test_a_lock_of_hair_never_reaches_the_albedo(frontal, model) -> None:  # type: ignore[no-untyped-def]
+    """Stages 1 and 2 with a lock of hair over one cheek masked out: the maps are the same whether the photo shows
+    the lock or bare skin (its pixels cannot reach them), and the texels under it take the prior: the mirror
+    texel, seen on the other cheek, or the statistical map."""
+    scene, vertices, points = frontal
+    size = scene.width
+    maps = skin_maps(model, scene, 128)
+    t = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
+    stage = lightstage.default_stage(torch.zeros(3), d=1.5, a=0.3)
+    stage.i[:] = 0.0
+    stage.i[3] = torch.tensor([3.0, 3.0, 3.0])
+    rendered = render(RenderScene(verts=t(vertices), faces=model.faces.long(), uvs=model.uvs, face_uvs=model.face_uvs,
+                                  diffuse=t(maps["diffuse"]), specular=t(maps["specular"])[..., None],
+                                  roughness=t(maps["roughness"])[..., None], K=t(scene.K),
+                                  world_from_camera=t(scene.world_from_camera), width=size, height=size,
+                                  sh=t(np.c_[np.full((3, 1), 0.4), np.zeros((3, 8))]), stage=stage,
+                                  background=t([0.2, 0.25, 0.3])),
+                      RenderOptions(spp=4, edge_sampling=False), torch.Generator().manual_seed(0)).image.numpy()
+    bare = linear_to_srgb(rendered)
+    lock = _lock(points, size, size)
+    hairy = bare.copy()
+    hairy[lock] = HAIR
+    cfg = config.preset("fast", steps=config.StageSteps(landmarks=120, lighting=16, maps=10), render_size=64,
+                        texture_size=128)
+    occluded = ndimage.binary_dilation(lock, iterations=3).astype(np.float32)
+
+    def fit(photo_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, Reconstruction]:
+        with deterministic(torch.device("cpu")):  # as the pipeline runs: bit-identical on a loaded machine
+            run = Reconstruction(Photo(photo_srgb, path=Path("synthetic.png"), original_size=(size, size)), cfg, None, None)
+            run.occlusion = occluded
+            run.init_geometry(fit_landmarks(points, size, size, run.model, cfg))
+            stage_lighting(run, points)
+            with torch.no_grad():
+                stat = run.statistical_maps()[0].numpy()
+            return stage_maps(run, points)[0].detach().numpy(), stat, run
+
+    with_lock, stat, run = fit(hairy)
+    without, _, _ = fit(bare)
+    assert np.abs(with_lock - without).max() < 1e-5
+    raster = run.raster
+    with torch.no_grad():
+        texel_points, _, normals = texel_surface(t(vertices), model.faces.long(), raster)
+        xy = project_points(texel_points.reshape(-1, 3).numpy(), np.asarray(scene.K), np.asarray(scene.world_from_camera))
+        mirror = uvmaps.mirror_uv(raster, model.faces.numpy(), model.uvs.numpy(), model.face_uvs.numpy(),
+                                  model.symmetry.numpy())
+        mirrored = uvmaps.sample_texture(torch.as_tensor(with_lock), torch.as_tensor(np.nan_to_num(mirror, nan=0.5))).numpy()
+    eye = np.asarray(scene.world_from_camera)[:3, 3]
+    facing = ((normals.numpy().reshape(-1, 3) * (eye - texel_points.numpy().reshape(-1, 3))).sum(-1) > 0)
+    deep = ndimage.binary_erosion(lock & occlusion.face_region(points, size, size), iterations=6)
+    px = np.clip(np.round(xy - 0.5).astype(int), 0, size - 1)
+    under = (deep[px[:, 1], px[:, 0]] & facing).reshape(raster.face.shape) & raster.inside
+    assert under.sum() > 30
+    off = np.minimum(np.abs(with_lock - stat).max(-1), np.abs(with_lock - mirrored).max(-1))[under]
+    assert np.quantile(off, 0.95) < 2e-3 and off.max() < 0.02, (off.max(), np.quantile(off, 0.95))
+
+
+def test_render_png_shows_the_photo_wherever_the_face_is_not_visible_and_has_no_crop_seam(reconstructed_stub) -> None:  # type: ignore[no-untyped-def]
+    from facestage.core.io.image import srgb_to_linear
+
+    result = reconstructed_stub
+    h, w = result.height, result.width
+    ys, xs = np.mgrid[0:h, 0:w]
+    blob = np.clip(1.5 - np.hypot(xs - w / 2, ys - h / 2) / 8, 0, 1).astype(np.float32)  # a feathered disc
+    result.occlusion = 1.0 - blob
+    result.render_crop = (w / 2 - 15, h / 2 - 15, 30.0, 30)  # a crop that cuts through the head
+    image, alpha, _ = render_result(result)
+    photo = srgb_to_linear(result.photo_srgb)
+    hidden = blob == 0
+    assert np.abs(image[hidden] - photo[hidden]).max() < 1e-6  # the photo wherever the face is not shown
+    assert (alpha[blob > 0.99] > 0.5).mean() > 0.9  # the head is shown inside
+    ring = np.zeros((h, w), bool)  # the pixels on both sides of the crop square's edge
+    ring[h // 2 - 16:h // 2 + 16, w // 2 - 16:w // 2 + 16] = True
+    ring[h // 2 - 14:h // 2 + 14, w // 2 - 14:w // 2 + 14] = False
+    assert np.abs(image[ring] - photo[ring]).max() < 1e-6  # no step where the render's crop ends
+
+
+def test_the_visible_face_lies_inside_the_render_crop_with_a_feathered_edge(frontal) -> None:  # type: ignore[no-untyped-def]
+    from facestage.core.render.crop import final_crop
+
+    scene, _, points = frontal
+    size = scene.width
+    image = _painted_face(points, size, size, fringe=True)
+    visible = occlusion.occlusion_mask(image, points, person=np.ones((size, size), np.float32)).visible
+    crop = final_crop(points)
+    ys, xs = np.nonzero(visible)
+    margin = 0.1 * crop.side
+    assert xs.min() > crop.x0 + margin and xs.max() < crop.x0 + crop.side - margin
+    assert ys.min() > crop.y0 + margin and ys.max() < crop.y0 + crop.side - margin
+    face_width = np.ptp(points[:, 0])
+    slope = max(np.abs(np.diff(visible, axis=0)).max(), np.abs(np.diff(visible, axis=1)).max())
+    assert slope <= 1.0 / max(occlusion.FEATHER * face_width, occlusion.MIN_RAMP_PX) + 1e-3  # a ramp, never a step
+
+
+def test_occlusion_png_round_trips_and_folders_without_it_still_load(tmp_path, reconstructed_stub) -> None:  # type: ignore[no-untyped-def]
+    from facestage.core.io import result as contract
+
+    stub = reconstructed_stub
+    stub.occlusion = np.linspace(0, 1, stub.width, dtype=np.float32)[None].repeat(stub.height, 0)
+    back = contract.load(contract.save(stub, tmp_path / "a"))
+    assert back.occlusion is not None and back.occlusion.dtype == np.uint8  # 8-bit at the photo's full resolution
+    assert np.abs(back.occlusion / 255.0 - stub.occlusion).max() <= 0.5 / 255 + 1e-6
+    stub.occlusion = None
+    assert contract.load(contract.save(stub, tmp_path / "b")).occlusion is None
+
+
+F12 = """
+import sys
+import bpy
+from facestage.scene.build import build_scene
+
+bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+build_scene(sys.argv[1], bpy.context)
+scene = bpy.context.scene
+scene.cycles.device, scene.cycles.samples, scene.cycles.use_denoising = "CPU", 8, False
+settings = scene.render.image_settings
+settings.file_format, settings.color_mode, settings.color_depth = "PNG", "RGB", "16"
+scene.render.filepath = sys.argv[2]
+bpy.ops.render.render(write_still=True)
+"""
+
+
+@pytest.mark.blender
+def test_f12_of_face_blend_lays_the_face_over_the_photo_like_render_png(tmp_path, blender_env) -> None:  # type: ignore[no-untyped-def]
+    from facestage.core.io.image import load_png
+    from facestage.core.io.result import save
+
+    stub = fake_result()
+    h, w = stub.height, stub.width
+    visible = np.zeros((h, w), np.float32)
+    visible[:, w // 2:] = 1.0  # the right half shows the face, the left half keeps the photo in front
+    stub.occlusion = 1.0 - visible
+    stub.render_crop = (0.0, 0.0, float(max(w, h)), max(w, h))  # the core renders the whole photo
+    folder = save(stub, tmp_path / "OUT")
+    run_bpy(F12, blender_env, str(folder), str(tmp_path / "f12.png"))
+    frame = load_png(tmp_path / "f12.png")[..., :3]
+    core, alpha, _ = render_result(stub)
+    assert np.abs(frame[:, : w // 2 - 1] - stub.photo_srgb[:, : w // 2 - 1]).max() < 2 / 255  # the photo, untouched
+    shown = alpha > 0.99
+    assert shown.sum() > 300
+    assert np.abs(frame[shown] - linear_to_srgb(core)[shown]).mean() < 0.05  # the face, as render.png has it
+
+
+def test_occlusion_png_is_filled_in_under_the_render_crop_only_and_never_shows_its_edge() -> None:
+    """photo_occlusion: the face window's visibility on the full photo grid as uint8, 255 outside the render crop;
+    a window that shows nothing gives 255 everywhere, also on the crop's edge pixels (no ring of render)."""
+    from facestage.core.io.image import Window
+    from facestage.core.render.crop import Crop
+
+    crop = Crop(40.3, 60.7, 150.2, 120)
+    height, width = 300, 260
+
+    def occlusion_png(visible: np.ndarray) -> np.ndarray:
+        occluded = occlusion.Occlusion(occluder=1 - visible, fit=visible < 1, visible=visible, trusted=visible > 0)
+        return occlusion.photo_occlusion(occluded, Window(visible, 10, 20, 2), crop, height, width)
+
+    hidden = occlusion_png(np.zeros((120, 120), np.float32))
+    assert hidden.dtype == np.uint8 and hidden.shape == (height, width) and hidden.min() == 255
+    shown = occlusion_png(np.ones((120, 120), np.float32))  # the window (10..250, 20..260) covers the crop
+    assert shown[63:209, 43:189].max() == 0  # inside the crop, two pixels (over one crop pixel) in from its edges
+    outside = np.ones((height, width), bool)
+    outside[60:212, 40:192] = False
+    assert shown[outside].min() == 255
