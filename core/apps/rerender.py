@@ -16,6 +16,7 @@ from ..io.result import Result
 from ..model import lightstage
 from ..render import RenderOptions, RenderOutput, RenderScene, render
 from ..render.crop import Crop, paste
+from .parts import result_parts
 
 FINAL_SPP = 4
 FINAL_LIGHT_SAMPLES = 4
@@ -42,7 +43,8 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)))
+        sh=t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev), background=t(crop.cut(linear)),
+        parts=result_parts(result, dev, vertices))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
         out = render(scene, RenderOptions(spp=FINAL_SPP, light_samples=FINAL_LIGHT_SAMPLES, edge_sampling=False,

@@ -26,13 +26,16 @@ from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
 from ..render.crop import Crop, final_crop
+from .eyes import EyeFit, fit_eyes
 from .landmarks import detect
 from .masks import skin_mask
+from .mouth import MouthFit, fit_mouth
 from .solver import FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
 
 
-def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...]) -> Result:
+def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
+              eyes: EyeFit, mouth: MouthFit) -> Result:
     """Assemble the Result, then render it exactly as a later re-render of the saved folder will."""
     stage = run.light_stage()
     with torch.no_grad():
@@ -58,6 +61,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         render=np.zeros((h, w, 3), np.float32), mask=np.zeros((h, w), np.float32), seed=run.config.seed,
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
         render_crop=dataclasses.astuple(final_crop(points)),
+        gaze=eyes.gaze.gaze, eye_texture=eyes.texture, mouth_texture=mouth.texture, teeth_shift=mouth.teeth_shift,
     )
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
@@ -75,6 +79,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
+        ("eyes", linear_to_srgb(eyes.texture)), ("teeth and mouth", linear_to_srgb(mouth.texture)),
     ])
     return result
 
@@ -113,7 +118,11 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         maps = stage_maps(run, points)[:3]
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = _assemble(run, fit0, points, maps)
+    eyes = fit_eyes(run, points, maps, texture=config.stages == "full")
+    mouth = fit_mouth(run, points, maps, eyes.gaze.gaze, eyes.texture, texture=config.stages == "full")
+    run.timings["eyes_mouth"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    result = _assemble(run, fit0, points, maps, eyes, mouth)
     result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
