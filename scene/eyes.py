@@ -16,9 +16,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.io.image import linear_to_srgb
 from ..core.io.result import Result
-from .material import build_part_material, packed_image
+from .material import LINEAR, build_part_material, packed_image
 from .mesh import as_numpy, new_mesh
 from .transaction import Transaction
 
@@ -31,11 +30,11 @@ def build_eyes(tx: Transaction, result: Result, model: Any, face: bpy.types.Obje
                collection: bpy.types.Collection) -> list[bpy.types.Object]:
     """"Eye L" / "Eye R", parented to the face, origin at the eyeball centre, rotated by the fitted gaze."""
     from ..core.apps.parts import part_vertices, textures  # imports torch: only once the dependencies are installed
-    from ..core.model.head import parts as head_parts
+    from ..core.model.head import parts as head_parts  # imports torch, as above
 
     vertices, _ = part_vertices(result, model, turned=False)
     eye_texture, _ = textures(result, model)
-    image = packed_image(tx, EYE_IMAGE, linear_to_srgb(eye_texture), "sRGB", float_buffer=False)
+    image = packed_image(tx, EYE_IMAGE, eye_texture, LINEAR, float_buffer=True)
     material = build_part_material(tx, EYE_MATERIAL, image, head_parts.EYE_MATERIAL)
     faces, face_uvs = as_numpy(model.eye_faces, np.int64), as_numpy(model.eye_face_uvs, np.int64)
     uvs = as_numpy(model.eye_uvs)

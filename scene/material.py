@@ -17,6 +17,9 @@ from ..core.io.result import Result
 from .transaction import Transaction
 
 SKIN = "FaceSkin"
+# Part textures (eyes, mouth) are linear floats: Cycles interpolates an 8-bit sRGB image before decoding it,
+# which rings at the iris rim and the teeth edges where the core (interpolating linear albedo) does not.
+LINEAR = "Linear Rec.709"
 MAPS = {"diffuse": "FaceStage Diffuse", "specular": "FaceStage Specular", "roughness": "FaceStage Roughness"}
 
 

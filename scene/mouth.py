@@ -17,9 +17,8 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core.io.image import linear_to_srgb
 from ..core.io.result import Result
-from .material import build_part_material, packed_image
+from .material import LINEAR, build_part_material, packed_image
 from .mesh import add_expression_keys, as_numpy, new_mesh
 from .transaction import Transaction
 
@@ -33,7 +32,7 @@ def build_mouth(tx: Transaction, result: Result, model: Any, face: bpy.types.Obj
                 collection: bpy.types.Collection) -> bpy.types.Object:
     """The "Mouth" object: teeth (material 0) and interior (material 1), shape keys driven by the face's."""
     from ..core.apps.parts import part_vertices, textures  # imports torch: only once the dependencies are installed
-    from ..core.model.head import parts as head_parts
+    from ..core.model.head import parts as head_parts  # imports torch, as above
 
     _, fitted = part_vertices(result, model)
     names = [str(n) for n in model.expression_names]
@@ -42,7 +41,7 @@ def build_mouth(tx: Transaction, result: Result, model: Any, face: bpy.types.Obj
     mesh = new_mesh(tx, MOUTH, basis, as_numpy(model.mouth_faces, np.int64), as_numpy(model.mouth_uvs),
                     as_numpy(model.mouth_face_uvs, np.int64))
     _, mouth_texture = textures(result, model)
-    image = packed_image(tx, MOUTH_IMAGE, linear_to_srgb(mouth_texture), "sRGB", float_buffer=False)
+    image = packed_image(tx, MOUTH_IMAGE, mouth_texture, LINEAR, float_buffer=True)
     mesh.materials.append(build_part_material(tx, TEETH_MATERIAL, image, head_parts.TEETH_MATERIAL))
     mesh.materials.append(build_part_material(tx, MOUTH_MATERIAL, image, head_parts.MOUTH_MATERIAL))
     part_names = list(model.mouth_part_names)

@@ -73,8 +73,13 @@ the head mesh) and the helper-upper-teeth, helper-lower-teeth and
 helper-tongue meshes, in that order (`mouth_face_part` indexes
 MOUTH_PARTS). The face units move them directly (jawOpen turns the lower
 teeth by ~21° about the jaw, tongueOut moves the tongue; the upper teeth stay
-with the skull), and so do the identity targets. UVs: each part's hm08 UVs,
-scaled uniformly into its own rectangle of one square atlas (MOUTH_UV_BOXES).
+with the skull), and so do the identity targets. The teeth helpers are thin
+folded bands whose smooth normals at the folds are ill-defined (and differ
+between the core's area weighting and Blender's angle weighting), so their
+vertices are split along edges sharper than TEETH_CREASE_DEG (`split_creases`;
+`mouth_source_vertex_ids` then repeats the hm08 id). UVs: each part's hm08
+UVs, scaled uniformly into its own rectangle of one square atlas
+(MOUTH_UV_BOXES).
 
 Regions. Soft weights in [0, 1]: nose, mouth, eyes, brows, forehead, cheeks,
 chin and ears are the vertices their MakeHuman target folder moves by more than
@@ -138,6 +143,7 @@ EYE_UV_FRONT = 0.23  # UV radius of the 90° ring (radius ∝ angle in front of 
 EYE_UV_BACK = 0.015  # the back hemisphere's rim width
 MOUTH_PARTS = ("cavity", "upper_teeth", "lower_teeth", "tongue")
 MOUTH_GROUPS = {"upper_teeth": "helper-upper-teeth", "lower_teeth": "helper-lower-teeth", "tongue": "helper-tongue"}
+TEETH_CREASE_DEG = 60.0  # teeth edges sharper than this are split, so both renderers' smooth normals agree
 MOUTH_UV_BOXES = {  # (u0, v0, u1, v1) of each part's island in the mouth atlas
     "upper_teeth": (UV_MARGIN, 0.64, 1 - UV_MARGIN, 1 - UV_MARGIN),
     "lower_teeth": (UV_MARGIN, 0.28, 1 - UV_MARGIN, 0.63),
@@ -332,6 +338,38 @@ def sphere_motion(helper: np.ndarray, centre: np.ndarray, deltas: np.ndarray, po
     return out.reshape(*deltas.shape[:-2], len(points), 3)
 
 
+def split_creases(tris: np.ndarray, points: np.ndarray, crease_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split vertices along edges whose faces meet at more than `crease_deg`: (new triangles, original vertex of
+    each new vertex). Around each vertex, faces joined by an edge at a smaller angle share one copy."""
+    normal = np.cross(points[tris[:, 1]] - points[tris[:, 0]], points[tris[:, 2]] - points[tris[:, 0]])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    cos_limit = np.cos(np.radians(crease_deg))
+    out = tris.copy()
+    origin: list[int] = []
+    for v in range(len(points)):
+        around = np.nonzero((tris == v).any(1))[0]
+        group = {int(f): int(f) for f in around}
+
+        def root(f: int) -> int:
+            while group[f] != f:
+                f = group[f]
+            return f
+
+        for i, f in enumerate(around):
+            for g in around[i + 1:]:
+                shared = set(tris[f].tolist()) & set(tris[g].tolist())
+                if len(shared) == 2 and normal[f] @ normal[g] > cos_limit:
+                    group[root(int(g))] = root(int(f))
+        ids: dict[int, int] = {}
+        for f in around:
+            r = root(int(f))
+            if r not in ids:
+                ids[r] = len(origin)
+                origin.append(v)
+            out[f][tris[f] == v] = ids[r]
+    return out, np.array(origin, np.int64)
+
+
 def mouth_uvs(uvs: np.ndarray, tri_uv: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The mouth atlas: (uvs (T, 2), face-varying ids (F, 3)), each part's hm08 UVs scaled uniformly into the
     centre of its MOUTH_UV_BOXES rectangle. UV ids are made unique per part, so no corner is shared by two."""
@@ -490,11 +528,18 @@ def build(out: Path) -> dict:
     mouth_quads = [head_quads(data, all_uvs, faces, "mouth_cavity")]
     mouth_quads += [[f for f in faces if f[0] == MOUTH_GROUPS[name]] for name in MOUTH_PARTS[1:]]
     mouth_split = [triangulate(q, positions) for q in mouth_quads]
-    mouth_ids = np.concatenate([np.unique(t) for t, _ in mouth_split])  # cavity, upper teeth, lower teeth, tongue
-    assert len(np.unique(mouth_ids)) == len(mouth_ids), "mouth parts share vertices"
-    lookup = np.full(n_all, -1)
-    lookup[mouth_ids] = np.arange(len(mouth_ids))
-    mouth_tri = lookup[np.concatenate([t for t, _ in mouth_split])]
+    part_ids = [np.unique(t) for t, _ in mouth_split]  # cavity, upper teeth, lower teeth, tongue
+    assert len(np.unique(np.concatenate(part_ids))) == sum(map(len, part_ids)), "mouth parts share vertices"
+    part_tris = []
+    for name, ids_k, (t, _) in zip(MOUTH_PARTS, part_ids, mouth_split):
+        local = np.searchsorted(ids_k, t)
+        if name in MOUTH_GROUPS and "teeth" in name:
+            local, origin = split_creases(local, positions[ids_k], TEETH_CREASE_DEG)
+            ids_k = ids_k[origin]
+        part_tris.append((local, ids_k))
+    offsets = np.cumsum([0] + [len(ids_k) for _, ids_k in part_tris[:-1]])
+    mouth_tri = np.concatenate([local + o for (local, _), o in zip(part_tris, offsets)])
+    mouth_ids = np.concatenate([ids_k for _, ids_k in part_tris])
     mouth_part = np.concatenate([np.full(len(t), k) for k, (t, _) in enumerate(mouth_split)])
     mouth_uv, mouth_tri_uv = mouth_uvs(all_uvs, np.concatenate([u for _, u in mouth_split]), mouth_part)
     ids = np.concatenate([head_ids, eye_ids, mouth_ids])  # every point the model moves; head first
@@ -614,7 +659,8 @@ def build(out: Path) -> dict:
                 "(gaze is a rotation about eye_centres); eye_centres = [left (+X), right] helper vertex means",
         "mouth": f"parts {list(MOUTH_PARTS)} (mouth_face_part): body quads on the mouth_cavity segmentation colour, "
                  "helper-upper-teeth, helper-lower-teeth, helper-tongue; moved by the same identity targets and face "
-                 f"units as hm08's vertices; UVs: each part's hm08 UVs scaled into {MOUTH_UV_BOXES}",
+                 f"units as hm08's vertices; teeth split along edges sharper than {TEETH_CREASE_DEG} deg; UVs: each "
+                 f"part's hm08 UVs scaled into {MOUTH_UV_BOXES}",
         "regions": "target folders (nose, mouth, eyes, eyebrows, forehead, cheek, chin, ears; moved by > "
                    f"{REGION_MOVE} of each target's max; forehead only where the surface faces forward), rig "
                    f"weights (jaw, neck01-03; scalp = head bone minus face and neck), symmetrised, {SMOOTH_RINGS} "

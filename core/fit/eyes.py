@@ -1,8 +1,12 @@
 """The eyes from the photo: where each eye looks (gaze), how large the iris is, and the eyeballs' colour, de-lit.
 
 A face without irises reads as blind, so after the skin is fitted the eyes are
-recovered in two cheap steps rather than inside the photometric stages:
+recovered in three cheap steps rather than inside the photometric stages:
 
+* the eyelids: the blink, wide and squint units of each eye are refitted to
+  MediaPipe's 16 eye-contour landmarks of that eye, everything else held (the
+  whole-face stages leave the lid aperture ~20 % narrow: the contour is a few
+  of their many landmarks, and the photometric term does not see the eyes);
 * gaze and iris radius from MediaPipe's iris landmarks (468–472 the subject's
   right eye, 473–477 the left: centre, then the rim towards +X, up, −X, down
   of the head): each eyeball turns about its centre (model/head/parts.py) so
@@ -36,7 +40,8 @@ from ..model.camera import project
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
 from ..render.crop import Crop
-from .landmarks import LEFT_EYE, RIGHT_EYE
+from .embedding import load_embedding
+from .landmarks import LEFT_EYE, RIGHT_EYE, interocular_px
 from .stages import Reconstruction
 
 log = logging.getLogger(__name__)
@@ -45,13 +50,60 @@ IRIS = ((473, 474, 475, 476, 477), (468, 469, 470, 471, 472))  # [left (+X), rig
 GAZE_PRIOR_DEG = 25.0  # σ of the prior pulling each eye towards straight ahead
 VERGENCE_PRIOR_DEG = 4.0  # σ of the difference between the two eyes' yaw (and pitch)
 IRIS_PRIOR = 0.08  # σ of log(iris radius / IRIS_RADIUS_M)
+LANDMARK_NOISE = 0.05  # σ of an iris landmark, in iris radii
 PROFILE_BINS = 48  # radial bins of the profile, over 0..PROFILE_MAX iris radii
 PROFILE_MAX = 4.0
 HIGHLIGHT_RATIO = 1.6  # a pixel brighter than this × its ring's median (and by 0.06) is an unexplained catch-light
 MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shading are left out
-PRIOR_TEXELS = 0.6  # weight of the radial profile against the splatted photo samples, per texel
+PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
 ALBEDO_RANGE = (0.005, 0.95)
 LIGHT_SAMPLES = 4  # shadow rays per light for the de-lighting render (the splat averages several pixels per texel)
+
+
+EYELID_UNITS = ("eyeBlinkLeft", "eyeWideLeft", "eyeSquintLeft", "eyeBlinkRight", "eyeWideRight", "eyeSquintRight")
+EYELID_PRIOR = 0.05  # σ of a lid unit's change from the stages' value
+
+
+def fit_eyelids(run: Reconstruction, points: np.ndarray) -> dict[str, float]:
+    """Refit the lid units of run.expression (in place) to the eye-contour landmarks; returns the new weights.
+
+    The embedded landmark points move linearly with the units, so the problem is six bounded weights
+    against 32 reprojected points (errors in 1 % of the inter-ocular distance), with a weak pull towards
+    the stages' values.
+    """
+    model, embedding = run.model, load_embedding()
+    ids = np.array(LEFT_EYE + RIGHT_EYE)
+    units = [model.expression_index(name) for name in EYELID_UNITS]
+    with torch.no_grad():
+        tri = run.faces[torch.as_tensor(embedding.faces[ids], device=run.device)]
+        bary = run.tensor(embedding.bary[ids])
+        start = run.expression.detach().clamp(0, 1)
+        base = (run.model.evaluate(run.identity.detach(), start)[tri] * bary[..., None]).sum(1)
+        deltas = (model.expression_basis[units][:, tri] * bary[None, ..., None]).sum(2)  # (6, N, 3)
+        rotation, translation = run.rotation().detach(), run.translation().detach()
+        K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).detach()
+    target = run.tensor(points[ids])
+    scale = 0.01 * max(interocular_px(points), 1.0)
+    x0 = start[units].clone()
+    x = x0.clone().requires_grad_(True)
+
+    def loss() -> torch.Tensor:
+        moved = base + torch.einsum("k,knc->nc", x.clamp(0, 1) - x0, deltas)
+        pixels = project(moved @ rotation.T + translation, K, run.world_from_camera)[0]
+        return ((pixels - target) / scale).square().sum() + ((x - x0) / EYELID_PRIOR).square().sum() * 0.1
+
+    optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=40, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        value = loss()
+        value.backward()
+        return value
+
+    optimizer.step(closure)
+    with torch.no_grad():
+        run.expression[units] = x.detach().clamp(0, 1)
+    return {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
 
 
 @dataclass
@@ -82,7 +134,8 @@ def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, r
     c = torch.as_tensor(centres, dtype=dtype)
     rho = torch.as_tensor(radii, dtype=dtype)
     observed = torch.as_tensor(points[np.array(IRIS)], dtype=dtype)  # (2, 5, 2)
-    scale = max(float(np.linalg.norm(observed[:, 1:].numpy() - observed[:, :1].numpy(), axis=-1).mean()), 1.0)
+    iris_px = float(np.linalg.norm(observed[:, 1:].numpy() - observed[:, :1].numpy(), axis=-1).mean())
+    scale = max(LANDMARK_NOISE * iris_px, 0.2)  # residual unit: the landmarks' expected error
     angles = torch.tensor([0.0, 0.5, 1.0, 1.5], dtype=dtype) * math.pi
     weights = torch.tensor([2.0, 1.0, 1.0, 1.0, 1.0], dtype=dtype)
     params = torch.zeros(5, dtype=dtype, requires_grad=True)  # yaw L, pitch L, yaw R, pitch R, log(r / r0)
@@ -104,7 +157,7 @@ def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, r
         gaze = params[:4].view(2, 2)
         prior = (gaze / math.radians(GAZE_PRIOR_DEG)).square().sum()
         prior = prior + ((gaze[0] - gaze[1]) / math.radians(VERGENCE_PRIOR_DEG)).square().sum()
-        return residual + 0.1 * prior + (params[4] / IRIS_PRIOR).square()
+        return residual + prior + (params[4] / IRIS_PRIOR).square()
 
     optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=60, line_search_fn="strong_wolfe")
 
@@ -132,8 +185,9 @@ def eye_crop(points: np.ndarray, density: float = 1.5, max_size: int = 512) -> C
 
 
 def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(uv (N, 2), albedo (N, 3), shading (N,)) of the crop pixels whose first hit is `material`, not at its border.
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """(uv (N, 2), albedo (N, 3), shading (N,), spacing) of the crop pixels whose first hit is `material`, not at
+    its border; spacing is the median UV distance between horizontally neighbouring ones.
 
     albedo = (photo − specular) / (diffuse + ambient), the inverse of the renderer's composition; pixels next
     to another material mix two surfaces and are dropped.
@@ -143,13 +197,17 @@ def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: 
     shading = (passes["diffuse"] + passes["ambient"]).cpu().numpy()[inner]
     specular = passes["specular"].cpu().numpy()[inner]
     albedo = (photo[inner] - specular) / np.maximum(shading, 1e-4)
-    return passes["uv"].cpu().numpy()[inner], albedo, shading.mean(-1)
+    uv = passes["uv"].cpu().numpy()
+    pairs = inner[:, 1:] & inner[:, :-1]
+    steps = np.linalg.norm(uv[:, 1:] - uv[:, :-1], axis=-1)[pairs]
+    spacing = float(np.median(steps)) if len(steps) else 0.0
+    return uv[inner], albedo, shading.mean(-1), spacing
 
 
 def splat(uv: np.ndarray, values: np.ndarray, weights: np.ndarray, size: int, sigma: float = 0.8
           ) -> tuple[np.ndarray, np.ndarray]:
     """Bilinear splat of samples at UVs into (size, size) texture sums, smoothed by a Gaussian of `sigma`
-    texels: (Σ w·value (S, S, C), Σ w (S, S))."""
+    texels (about half the samples' spacing, so neighbouring samples meet): (Σ w·value (S, S, C), Σ w (S, S))."""
     x = uv[:, 0] * size - 0.5
     y = (1 - uv[:, 1]) * size - 0.5
     x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
@@ -211,7 +269,7 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
                 size: int = EYE_TEXTURE_SIZE) -> tuple[np.ndarray, float]:
     """The eye texture from a rendered crop's passes and the photo on the crop's grid (linear): see the module
     docstring. Returns (texture (S, S, 3), fraction of iris texels seen)."""
-    uv, albedo, shading = delit_samples(photo, passes, material)
+    uv, albedo, shading, spacing = delit_samples(photo, passes, material)
     default = default_profile(iris_deg)
     if len(uv) < 8:
         return head_parts.default_eye_texture(size, iris_deg), 0.0
@@ -228,14 +286,16 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     keep &= ~((luminance > HIGHLIGHT_RATIO * ring_luminance) & (luminance > ring_luminance + 0.06))
     profiles = radial_profiles(eye[keep], radius[keep], albedo[keep], default)
     albedo = np.clip(albedo, *ALBEDO_RANGE)
-    num, den = splat(uv[keep], albedo[keep], np.ones(int(keep.sum())), size)
+    step = float(np.clip(spacing * size, 1.0, 8.0))  # texels between neighbouring samples
+    num, den = splat(uv[keep], albedo[keep], np.ones(int(keep.sum())), size, sigma=max(0.8, 0.6 * step))
     t_eye, angle, _ = head_parts.eye_texture_angles(size)
     t_radius = angle / iris_deg
     t_bins = np.clip((t_radius / PROFILE_MAX * PROFILE_BINS).astype(int), 0, PROFILE_BINS - 1)
     prior = profiles[t_eye, t_bins]
-    texture = (num + PRIOR_TEXELS * prior) / (den + PRIOR_TEXELS)[..., None]
+    weight = PRIOR_SAMPLES / step ** 2
+    texture = (num + weight * prior) / (den + weight)[..., None]
     iris = t_radius < 1.0
-    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), float((den[iris] > 0.5).mean())
+    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), float((den[iris] > weight).mean())
 
 
 def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
@@ -248,7 +308,10 @@ def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_eyes(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...],
              mouth_texture: np.ndarray | None = None, texture: bool = True) -> EyeFit:
-    """Gaze, iris radius and (with `texture`) the eye texture for a reconstruction after its skin stages."""
+    """Eyelids (run.expression, in place), gaze, iris radius and (with `texture`) the eye texture for a
+    reconstruction after its skin stages."""
+    lids = fit_eyelids(run, points)
+    log.info("eyelids %s", {k: round(v, 2) for k, v in lids.items()})
     centres, radii = eye_geometry(run)
     with torch.no_grad():
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().double().numpy()

@@ -36,7 +36,7 @@ from ..model.camera import pixel_rays
 from ..render import RenderOptions, render
 from ..render.crop import Crop
 from ..render.raytrace import Bvh
-from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_TEXELS, delit_samples, run_part_vertices, run_parts, splat
+from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
 from .landmarks import INNER_LIPS
 from .stages import Reconstruction
 
@@ -81,6 +81,7 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     uv = np.concatenate([s[0] for s in samples])
     if len(uv) == 0:
         return default, 0.0
+    step = float(np.clip(max(s[3] for s in samples) * size, 1.0, 8.0))  # texels between neighbouring samples
     albedo = np.concatenate([s[1] for s in samples])
     shading = np.concatenate([s[2] for s in samples])
     x = np.clip((uv[:, 0] * size).astype(int), 0, size - 1)
@@ -97,10 +98,17 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
         median = np.median(albedo[np.isin(part, teeth) & keep], axis=0)
         median *= np.clip(median.mean(), *TEETH_LUMINANCE) / max(float(median.mean()), 1e-6)
         prior[np.isin(texel_part, teeth)] = median
-    num, den = splat(uv[keep], np.clip(albedo[keep], *ALBEDO_RANGE), np.ones(int(keep.sum())), size)
-    texture = (num + PRIOR_TEXELS * prior) / (den + PRIOR_TEXELS)[..., None]
+    num, den = np.zeros((size, size, 3)), np.zeros((size, size))
+    for k in np.unique(part[keep]):  # each part's samples stay on its own island
+        mine = keep & (part == k)
+        part_num, part_den = splat(uv[mine], np.clip(albedo[mine], *ALBEDO_RANGE), np.ones(int(mine.sum())), size,
+                                   sigma=max(0.8, 0.6 * step))
+        island = texel_part == k
+        num[island], den[island] = part_num[island], part_den[island]
+    weight = PRIOR_SAMPLES / step ** 2
+    texture = (num + weight * prior) / (den + weight)[..., None]
     on_teeth = np.isin(texel_part, teeth)
-    seen = float((den[on_teeth] > 0.5).mean()) if on_teeth.any() else 0.0
+    seen = float((den[on_teeth] > weight).mean()) if on_teeth.any() else 0.0
     return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
 
 
