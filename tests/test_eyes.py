@@ -145,9 +145,10 @@ def test_core_render_matches_cycles_in_the_eye_region(tmp_path, blender_env):
     eyes = region(passes, (1,), cycles)
     assert eyes.sum() > 300  # both eyes, open, fill a good part of the frame
     cycles_srgb = linear_to_srgb(cycles[..., :3])
-    iris = eyes & (core.mean(-1) < 0.25)  # the dark iris and pupil are seen, not only sclera
-    assert iris.sum() > 30
+    iris = eyes & (core[..., 2] > core[..., 0] + 0.1)  # the blue iris is seen, not only sclera (~105 of ~380 pixels)
+    assert iris.sum() > 60
     value = psnr(core, cycles_srgb, eyes.astype(np.float32))
+    print(f"eye region: core vs Cycles PSNR {value:.2f} dB over {int(eyes.sum())} pixels")  # reported with -rP
     assert value >= 30.0, value
     # The catch-light of the coat: the brightest eye pixel of Cycles is bright in the core as well.
     brightest = np.unravel_index(np.argmax(np.where(eyes, cycles_srgb.mean(-1), 0)), eyes.shape)
