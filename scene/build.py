@@ -1,6 +1,6 @@
 """Build the "FaceStage" collection from a result, all or nothing; and write face.blend headlessly.
 
-`build_scene` runs every builder (mesh, material, eyes, light stage, world,
+`build_scene` runs every builder (mesh, material, eyes, mouth, light stage, world,
 camera, compositor, render settings) inside one Transaction: if any step raises, every
 datablock created so far is removed and every setting restored, so the
 file is exactly as before. A successful build replaces the datablocks of
@@ -18,8 +18,10 @@ from ..core.io.result import Result, load
 from .camera import build_camera
 from .compositing import build_compositing
 from .lights import build_stage
-from .material import build_eye, build_skin
-from .mesh import build_eyes, build_face
+from .eyes import build_eyes
+from .material import build_skin
+from .mesh import build_face
+from .mouth import build_mouth
 from .transaction import Transaction
 from .world import build_world
 
@@ -48,7 +50,8 @@ def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Cont
         scene.collection.children.link(collection)
         face = build_face(tx, result, model, collection)
         face.data.materials.append(build_skin(tx, result))
-        build_eyes(tx, result, model, face, collection, build_eye(tx))
+        build_eyes(tx, result, model, face, collection)
+        build_mouth(tx, result, model, face, collection)
         build_stage(tx, result, collection)
         build_world(tx, result, scene)
         camera = build_camera(tx, result, scene, collection)

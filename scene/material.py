@@ -17,7 +17,9 @@ from ..core.io.result import Result
 from .transaction import Transaction
 
 SKIN = "FaceSkin"
-EYE = "FaceEye"
+# Part textures (eyes, mouth) are linear floats: Cycles interpolates an 8-bit sRGB image before decoding it,
+# which rings at the iris rim and the teeth edges where the core (interpolating linear albedo) does not.
+LINEAR = "Linear Rec.709"
 MAPS = {"diffuse": "FaceStage Diffuse", "specular": "FaceStage Specular", "roughness": "FaceStage Roughness"}
 
 
@@ -90,14 +92,23 @@ def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
     return material
 
 
-def build_eye(tx: Transaction) -> bpy.types.Material:
-    """FaceEye: a glossy off-white eyeball (the reconstruction does not recover the eyes' colour)."""
-    material = tx.new(bpy.data.materials.new(EYE), EYE)
+def build_part_material(tx: Transaction, name: str, image: bpy.types.Image, values: Any) -> bpy.types.Material:
+    """An eye, teeth or mouth material: Principled BSDF (single-scatter GGX, as the core renders it) with Base
+    Color ← `image` (sRGB) and the part's constant Specular IOR Level, Roughness and Coat
+    (`values`: core.model.head.parts.PartMaterial)."""
+    material = tx.new(bpy.data.materials.new(name), name)
     tree = node_tree(material)
     bsdf: Any = tree.nodes.new("ShaderNodeBsdfPrincipled")
-    bsdf.inputs["Base Color"].default_value = (0.6, 0.58, 0.55, 1.0)
-    bsdf.inputs["Roughness"].default_value = 0.1
+    bsdf.distribution = "GGX"
+    bsdf.inputs["IOR"].default_value = 1.5
+    bsdf.inputs["Subsurface Weight"].default_value = 0.0
+    bsdf.inputs["Specular IOR Level"].default_value = values.specular
+    bsdf.inputs["Roughness"].default_value = values.roughness
+    bsdf.inputs["Coat Weight"].default_value = values.coat
+    bsdf.inputs["Coat Roughness"].default_value = values.coat_roughness
+    bsdf.inputs["Coat IOR"].default_value = values.coat_ior
     output: Any = tree.nodes.new("ShaderNodeOutputMaterial")
     output.location = (300, 0)
     tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    tree.links.new(image_node(tree, image, (-400, 300)).outputs["Color"], bsdf.inputs["Base Color"])
     return material

@@ -1,4 +1,4 @@
-"""The "Face" mesh: model-space Basis, UV map, smooth shading, 52 expression shape keys, posed by its object transform; plus the eyes.
+"""The "Face" mesh: model-space Basis, UV map, smooth shading, 52 expression shape keys, posed by its object transform.
 
 The Basis is the fitted identity in the head model's frame with no
 expression, the shape keys are the model's expression deltas with the
@@ -21,7 +21,6 @@ from ..core.io.result import Result
 from .transaction import Transaction
 
 FACE = "Face"
-EYES = ("Eye L", "Eye R")  # the subject's left eye is on +X (the head faces −Y)
 
 
 def as_numpy(value: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -91,59 +90,22 @@ def build_face(tx: Transaction, result: Result, model: Any, collection: bpy.type
     face = tx.new(bpy.data.objects.new(FACE, mesh), FACE, role="face")
     collection.objects.link(face)
     face.matrix_basis = Matrix(pose_matrix(result).tolist())
-    face.shape_key_add(name="Basis", from_mix=False)
-    deltas = expression_deltas(result, model)
-    for name, weight, delta in zip(result.expression_names, result.expression, deltas):
-        key = face.shape_key_add(name=name, from_mix=False)
+    add_expression_keys(tx, face, FACE, basis, result.expression_names, result.expression,
+                        expression_deltas(result, model))
+    return face
+
+
+def add_expression_keys(tx: Transaction, obj: bpy.types.Object, name: str, basis: np.ndarray, names: list[str],
+                        weights: np.ndarray, deltas: np.ndarray) -> None:
+    """Basis plus one shape key per expression unit (co = basis + delta, value = the fitted weight); `name` is
+    what the shape-key datablock is called once the build commits."""
+    obj.shape_key_add(name="Basis", from_mix=False)
+    for unit, weight, delta in zip(names, weights, deltas):
+        key = obj.shape_key_add(name=unit, from_mix=False)
         key.data.foreach_set("co", (basis + delta).astype(np.float32).ravel())  # type: ignore[arg-type]
         key.slider_min = min(0.0, float(weight))
         key.slider_max = max(1.0, float(weight))
         key.value = float(weight)
-    keys = face.data.shape_keys
+    keys = obj.data.shape_keys
     assert keys is not None
-    tx.new(keys, FACE)
-    return face
-
-
-def eye_meshes(result: Result, model: Any) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
-    """(name, model-space vertices, faces, uvs, face_uvs) of each eye: the model's eyeballs for the fitted coefficients.
-
-    The model stores the left eye's vertices first, then the right eye's.
-    """
-    if len(model.eye_vertices) == 0:
-        return []
-    import torch  # heavy: only once the dependencies are installed
-
-    names = [str(n) for n in model.expression_names]
-    weights = np.zeros(len(names))
-    for name, weight in zip(result.expression_names, result.expression):
-        weights[names.index(name)] = weight
-    vertices = as_numpy(model.eye_evaluate(torch.as_tensor(np.asarray(result.identity), dtype=torch.float32),
-                                           torch.as_tensor(weights, dtype=torch.float32)))
-    faces = as_numpy(model.eye_faces, np.int64)
-    face_uvs = as_numpy(model.eye_face_uvs, np.int64)
-    uvs = as_numpy(model.eye_uvs) if len(face_uvs) == len(faces) and len(model.eye_uvs) else None
-    half = len(vertices) // 2
-    out = []
-    for name, first, last in ((EYES[0], 0, half), (EYES[1], half, len(vertices))):
-        keep = ((faces >= first) & (faces < last)).all(axis=1)
-        out.append((name, vertices[first:last], faces[keep] - first, uvs, face_uvs[keep] if uvs is not None else None))
-    return out
-
-
-def build_eyes(tx: Transaction, result: Result, model: Any, face: bpy.types.Object,
-               collection: bpy.types.Collection, material: bpy.types.Material | None = None) -> list[bpy.types.Object]:
-    """"Eye L" / "Eye R", parented to the face, each with its origin at the eyeball centre (rotate it to aim the gaze)."""
-    eyes = []
-    for name, vertices, faces, uvs, face_uvs in eye_meshes(result, model):
-        centre = vertices.mean(axis=0)
-        mesh = new_mesh(tx, name, vertices - centre, faces, uvs, face_uvs)
-        if material is not None:
-            mesh.materials.append(material)
-        eye = tx.new(bpy.data.objects.new(name, mesh), name, role="eye")
-        collection.objects.link(eye)
-        eye.parent = face
-        eye.matrix_parent_inverse = Matrix.Identity(4)
-        eye.location = tuple(float(c) for c in centre)
-        eyes.append(eye)
-    return eyes
+    tx.new(keys, name)

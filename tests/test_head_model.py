@@ -49,6 +49,7 @@ def test_file_is_small_and_has_a_licence() -> None:
 def test_arrays_have_the_contract_shapes_and_dtypes(npz) -> None:
     V, F, T = len(npz["vertices"]), len(npz["faces"]), len(npz["uvs"])
     K, R, E = len(npz["identity_basis"]), len(npz["region_names"]), len(npz["eye_vertices"])
+    M, Fm = len(npz["mouth_vertices"]), len(npz["mouth_faces"])
     assert V == 3260 and 80 <= K <= 200 and R == len(REGIONS)
     expected = {
         "vertices": (V, 3), "faces": (F, 3), "uvs": (T, 2), "face_uvs": (F, 3), "identity_basis": (K, V, 3),
@@ -57,18 +58,26 @@ def test_arrays_have_the_contract_shapes_and_dtypes(npz) -> None:
         "source_vertex_ids": (V,), "vertex_mass": (V,), "origin_offset": (3,), "eye_vertices": (E, 3),
         "eye_faces": (len(npz["eye_faces"]), 3), "eye_uvs": (len(npz["eye_uvs"]), 2),
         "eye_face_uvs": (len(npz["eye_faces"]), 3), "eye_centres": (2, 3), "eye_identity_basis": (K, E, 3),
-        "eye_expression_basis": (52, E, 3),
+        "eye_expression_basis": (52, E, 3), "mouth_vertices": (M, 3), "mouth_faces": (Fm, 3),
+        "mouth_uvs": (len(npz["mouth_uvs"]), 2), "mouth_face_uvs": (Fm, 3), "mouth_face_part": (Fm,),
+        "mouth_part_names": (4,), "mouth_source_vertex_ids": (M,), "mouth_identity_basis": (K, M, 3),
+        "mouth_expression_basis": (52, M, 3),
     }
     for name, shape in expected.items():
         assert npz[name].shape == shape, name
         kind = npz[name].dtype
-        if name in ("faces", "face_uvs", "symmetry", "source_vertex_ids", "eye_faces", "eye_face_uvs"):
+        if name in ("faces", "face_uvs", "symmetry", "source_vertex_ids", "eye_faces", "eye_face_uvs", "mouth_faces",
+                    "mouth_face_uvs", "mouth_face_part", "mouth_source_vertex_ids"):
             assert kind == np.int32, name
-        elif name not in ("expression_names", "region_names"):
+        elif name not in ("expression_names", "region_names", "mouth_part_names"):
             assert kind == np.float32 and np.isfinite(npz[name]).all(), name
     assert npz["faces"].min() == 0 and npz["faces"].max() == V - 1
     assert npz["face_uvs"].max() == T - 1 and 0 <= npz["uvs"].min() and npz["uvs"].max() <= 1
     assert npz["eye_faces"].max() == E - 1 and npz["eye_face_uvs"].max() == len(npz["eye_uvs"]) - 1
+    assert npz["mouth_faces"].max() == M - 1 and npz["mouth_face_uvs"].max() == len(npz["mouth_uvs"]) - 1
+    assert 0 <= npz["mouth_uvs"].min() and npz["mouth_uvs"].max() <= 1
+    assert [str(n) for n in npz["mouth_part_names"]] == ["cavity", "upper_teeth", "lower_teeth", "tongue"]
+    assert set(np.unique(npz["mouth_face_part"])) == {0, 1, 2, 3}
     assert np.all(np.diff(npz["source_vertex_ids"]) > 0)
     with zipfile.ZipFile(NPZ) as archive:
         assert all(info.compress_type == zipfile.ZIP_DEFLATED for info in archive.infolist())
@@ -202,6 +211,64 @@ def test_evaluate_is_differentiable_batched_and_matches_numpy(npz, model) -> Non
     eyes = model.eye_evaluate(identity[0].detach(), expression[0])
     assert eyes.shape == model.eye_vertices.shape
     assert torch.allclose(model.eye_centres_of(model.eye_vertices), model.eye_centres, atol=1e-6)
+
+
+def test_eyeballs_are_spheres_whose_poles_and_uv_discs_follow_the_gaze_axis(npz) -> None:
+    from facestage.core.model.head.parts import EYE_UV_CENTRES, EYE_UV_FRONT
+
+    eyes, centres = npz["eye_vertices"].astype(np.float64), npz["eye_centres"].astype(np.float64)
+    half = len(eyes) // 2
+    assert np.array_equal(npz["eye_face_uvs"], npz["eye_faces"])
+    uv = npz["eye_uvs"].astype(np.float64)
+    for k in range(2):
+        local = eyes[k * half:(k + 1) * half] - centres[k]
+        radius = np.linalg.norm(local, axis=1)
+        assert 0.012 < radius.mean() < 0.017 and np.ptp(radius) < 1e-6  # a sphere, human-eye sized
+        assert np.allclose(local[0] / radius[0], [0, -1, 0], atol=1e-6)  # vertex 0: the front pole on −Y
+        assert np.allclose(local[1] / radius[1], [0, 1, 0], atol=1e-6)
+        angle = np.degrees(np.arccos(np.clip(-local[:, 1] / radius, -1, 1)))
+        front = angle <= 90
+        disc = np.linalg.norm(uv[k * half:(k + 1) * half] - EYE_UV_CENTRES[k], axis=1)
+        assert np.allclose(disc[front], EYE_UV_FRONT * angle[front] / 90, atol=1e-5)  # ρ ∝ angle from the axis
+        towards_x = front & (local[:, 0] > 0.5 * radius) & (np.abs(local[:, 2]) < 1e-6)
+        assert (uv[k * half:(k + 1) * half][towards_x, 0] > EYE_UV_CENTRES[k][0]).all()  # +X to the right
+    normals = vertex_normals(torch.from_numpy(eyes), torch.from_numpy(npz["eye_faces"]).long()).numpy()
+    assert ((normals[:half] * (eyes[:half] - centres[0])).sum(1) > 0).all()  # wound outwards
+
+
+def test_eyes_move_with_the_eyelids_under_identity_and_not_with_expressions(npz, model) -> None:
+    torch.manual_seed(0)
+    for _ in range(3):
+        identity = torch.clamp(torch.randn(model.n_identity), -2, 2)
+        face = model.evaluate(identity) - model.vertices
+        eyes = model.eye_evaluate(identity)
+        shift = model.eye_centres_of(eyes) - model.eye_centres
+        for k in range(2):
+            lids = torch.linalg.norm(model.vertices - model.eye_centres[k], dim=1) < 0.02
+            lid_shift = face[lids].mean(0)  # eyeball and lids stay together, as hm08's helper eyes do:
+            assert torch.linalg.norm(shift[k] - lid_shift) < 0.001 + 0.2 * torch.linalg.norm(lid_shift)
+    assert not npz["eye_expression_basis"].any()  # gaze is a rotation (model/head/parts.py), not eyeLook* deltas
+
+
+def test_jaw_open_turns_the_lower_teeth_and_leaves_the_upper_teeth(model) -> None:
+    names = list(model.mouth_part_names)
+    part = np.full(model.mouth_vertices.shape[0], -1)
+    faces, face_part = model.mouth_faces.numpy(), model.mouth_face_part.numpy()
+    for k in range(len(names)):
+        part[np.unique(faces[face_part == k])] = k
+    jaw = torch.zeros(52)
+    jaw[model.expression_index("jawOpen")] = 1.0
+    delta = (model.mouth_evaluate(None, jaw) - model.mouth_vertices).numpy()
+    lower, upper = part == names.index("lower_teeth"), part == names.index("upper_teeth")
+    assert delta[lower, 2].mean() < -0.01  # the lower teeth drop with the jaw (~2 cm at weight 1)
+    assert np.abs(delta[upper]).max() < 5e-4  # the upper teeth stay with the skull
+    chin = model.evaluate(None, jaw) - model.vertices
+    assert delta[lower, 2].mean() > chin[:, 2].min().item() - 0.005  # not further than the chin goes
+    rim = np.isin(model.mouth_source_vertex_ids.numpy(), model.source_vertex_ids.numpy())
+    assert rim.sum() > 20  # the cavity's rim is the lips' inner edge ...
+    lookup = {int(s): i for i, s in enumerate(model.source_vertex_ids.numpy())}
+    rim_face = [lookup[int(s)] for s in model.mouth_source_vertex_ids.numpy()[rim]]
+    assert torch.allclose(model.mouth_evaluate(None, jaw)[rim], model.evaluate(None, jaw)[rim_face], atol=1e-6)  # ... sealed
 
 
 def test_posed_and_normals(model) -> None:

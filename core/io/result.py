@@ -78,6 +78,11 @@ class Result:
     # rendered head (hair, glasses, hands over the face, and all that is not face); occlusion.png, 8-bit. None
     # (results made before it existed): the whole render is shown.
     occlusion: np.ndarray | None = None
+    # Eyes and mouth (model/head/parts.py); None = the head model's defaults (results written before they existed).
+    gaze: np.ndarray | None = None  # (2, 2) [left (+X), right] eye × (yaw, pitch), radians, head frame
+    eye_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of both eyeballs (eyes.png)
+    mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
+    teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
 
     @property
     def width(self) -> int:
@@ -127,7 +132,21 @@ def scene_json(result: Result) -> dict[str, Any]:
         "warnings": list(result.warnings),
         "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
         "hm08_vertex_ids": [int(i) for i in result.source_vertex_ids],
+        **({"eyes": _eyes_json(result.gaze)} if result.gaze is not None else {}),
+        **({"mouth": {"teeth_shift_m": {"upper": round(float(result.teeth_shift[0]), 6),
+                                        "lower": round(float(result.teeth_shift[1]), 6)}}}
+           if result.teeth_shift is not None else {}),
     }
+
+
+def _eyes_json(gaze: np.ndarray) -> dict[str, Any]:
+    """Gaze per eye: yaw (towards the subject's left, +X) and pitch (up) in degrees, and the unit direction."""
+    out: dict[str, Any] = {}
+    for name, (yaw, pitch) in zip(("left", "right"), np.asarray(gaze, np.float64)):
+        direction = [math.cos(pitch) * math.sin(yaw), -math.cos(pitch) * math.cos(yaw), math.sin(pitch)]
+        out[name] = {"yaw_deg": round(math.degrees(yaw), 4), "pitch_deg": round(math.degrees(pitch), 4),
+                     "direction_head": [round(c, 7) for c in direction]}
+    return {"gaze": out}
 
 
 def _light_json(light: dict[str, Any], j: int, stage: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -213,6 +232,10 @@ def _write_files(result: Result, folder: Path) -> None:
     save_png(folder / "mask.png", result.mask)
     if result.occlusion is not None:
         save_png(folder / OCCLUSION_PNG, result.occlusion)  # 8-bit: 48 MB for a 48 MP photo, mostly one value
+    if result.eye_texture is not None:
+        save_png(folder / "eyes.png", linear_to_srgb(result.eye_texture))
+    if result.mouth_texture is not None:
+        save_png(folder / "mouth.png", linear_to_srgb(result.mouth_texture))
     for name, image in result.extra_images.items():
         save_png(folder / f"{name}.png", image)
 
@@ -323,6 +346,10 @@ def load(folder: str | os.PathLike[str]) -> Result:
         focal_source=_focal_source(camera, where),
         exif_focal_mm=_optional_float(camera.get("exif_focal_mm")),
         photo_file=folder / "photo.png",
+        gaze=_gaze(doc, where),
+        teeth_shift=_teeth_shift(doc, where),
+        eye_texture=_optional_map(folder / "eyes.png"),
+        mouth_texture=_optional_map(folder / "mouth.png"),
     )
 
 
@@ -345,6 +372,34 @@ def _optional_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+def _gaze(doc: dict[str, Any], where: str) -> np.ndarray | None:
+    """(2, 2) radians from scene.json's optional "eyes" entry."""
+    if "eyes" not in doc:
+        return None
+    try:
+        gaze = doc["eyes"]["gaze"]
+        return np.radians([[_array(gaze[eye], key, (), where) for key in ("yaw_deg", "pitch_deg")]
+                           for eye in ("left", "right")])
+    except (KeyError, TypeError):
+        raise FaceStageError(f"{where} has a malformed 'eyes' entry.") from None
+
+
+def _teeth_shift(doc: dict[str, Any], where: str) -> np.ndarray | None:
+    """(2,) metres from scene.json's optional "mouth" entry."""
+    if "mouth" not in doc:
+        return None
+    try:
+        shift = doc["mouth"]["teeth_shift_m"]
+        return np.array([_array(shift, key, (), where) for key in ("upper", "lower")])
+    except (KeyError, TypeError):
+        raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
+
+
+def _optional_map(path: Path) -> np.ndarray | None:
+    """A linear colour map from an optional sRGB PNG of the result folder."""
+    return srgb_to_linear(load_png(path)[..., :3]) if path.is_file() else None
 
 
 def lights_from_file(path: str, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,7 +33,19 @@ indirect) diffuse shading without albedo, shadows included; `ambient` is the SH 
 without albedo; `irradiance` is the direct irradiance from the stage (W/m², shadows included);
 `shadow` is the stage irradiance that arrives divided by what would arrive without occlusion
 (1 = unshadowed, also where no stage light reaches); `normal` the mean world shading normal;
-`face_id` the face of each pixel's first sample (−1 = background).
+`face_id` the face of each pixel's first sample (−1 = background), `material` its material (0 = the
+head's skin, k = scene.parts[k − 1], −1 = background) and `uv` its texture coordinates.
+
+Parts (eyes, teeth, mouth): `RenderScene.parts` adds meshes with their own UVs and `Material`. They
+are concatenated with the head into one mesh (one BVH: every part casts and receives shadows, and
+face ids run over the head's faces first, then each part's); each shading point reads the maps of
+its face's material. A material may carry a Principled "Coat": a second single-scatter GGX lobe
+(its own roughness and IOR, Fresnel of that IOR) over the base, which Cycles layers as
+    f = c·f_coat + (1 − c·E_coat(n·v))·(f_base_specular + w_d·ρ/π),
+E_coat = mix(F0_coat, 1, S(r_coat, n·v, F0_coat^¼)) the same directional-albedo table the base uses
+(model/brdf.py diffuse_weight); the SH ambient term of coated points takes the same attenuation.
+The core samples lights only (no BSDF sampling), so coats sharper than roughness ~0.1 get noisy
+highlights; the eye material keeps its coat at 0.15 or rougher.
 """
 
 from __future__ import annotations
@@ -60,7 +72,33 @@ from .sampling import stratified, triangle_points, uniform
 
 log = logging.getLogger(__name__)
 
-PASSES = ("albedo", "diffuse", "ambient", "specular", "irradiance", "shadow", "normal", "face_id")
+PASSES = ("albedo", "diffuse", "ambient", "specular", "irradiance", "shadow", "normal", "face_id", "material", "uv")
+
+
+@dataclass
+class Material:
+    """Reflectance maps in one UV layout (row 0 = top, v = 1): Principled BSDF's base, optionally coated.
+
+    Any map may be 1×1 (a constant)."""
+
+    diffuse: torch.Tensor  # (Ht, Wt, 3) linear albedo
+    specular: torch.Tensor  # (Hs, Ws, 1) Principled "Specular IOR Level"
+    roughness: torch.Tensor  # (Hr, Wr, 1) Blender roughness
+    coat: float = 0.0  # Principled "Coat Weight"
+    coat_roughness: float = 0.15
+    coat_ior: float = 1.5
+
+
+@dataclass
+class Part:
+    """A mesh rendered with the head (an eye, teeth, the mouth cavity), world space, with its own material."""
+
+    verts: torch.Tensor  # (V, 3)
+    faces: torch.Tensor  # (F, 3) long, indices into verts
+    uvs: torch.Tensor  # (T, 2)
+    face_uvs: torch.Tensor  # (F, 3) indices into uvs
+    material: Material
+    ambient_occlusion: torch.Tensor | None = None  # (V,) like RenderScene.ambient_occlusion
 
 
 @dataclass
@@ -84,6 +122,50 @@ class RenderScene:
     background: torch.Tensor | None = None  # (3,) or (H, W, 3) linear; None = black
     environment: torch.Tensor | None = None  # (He, We, 3) equirect world radiance (Blender's mapping), world frame
     ambient_occlusion: torch.Tensor | None = None  # (V,) per-vertex SH visibility in [0, 1]
+    parts: list[Part] = field(default_factory=list)  # eyes, teeth, mouth: rendered with the head, one BVH
+
+
+def scene_mesh(scene: RenderScene) -> tuple[torch.Tensor, torch.Tensor]:
+    """(vertices, faces) of everything the scene renders: the head, then each part (what a reused Bvh is built on)."""
+    if not scene.parts:
+        return scene.verts, scene.faces.long()
+    verts = [scene.verts] + [p.verts.to(scene.verts) for p in scene.parts]
+    offsets = torch.tensor([0] + [v.shape[0] for v in verts[:-1]]).cumsum(0).tolist()
+    faces = [f.long().to(scene.verts.device) + o for f, o in zip([scene.faces] + [p.faces for p in scene.parts], offsets)]
+    return torch.cat(verts), torch.cat(faces)
+
+
+@dataclass
+class _Mesh:
+    """The head and its parts as one mesh, with the material of each face."""
+
+    verts: torch.Tensor
+    faces: torch.Tensor
+    uvs: torch.Tensor
+    face_uvs: torch.Tensor
+    face_material: torch.Tensor | None  # (F,) index into materials; None = every face is the head's skin
+    materials: list[Material]
+    ambient_occlusion: torch.Tensor | None
+
+
+def _mesh(scene: RenderScene) -> _Mesh:
+    skin = Material(scene.diffuse, scene.specular, scene.roughness)
+    verts, faces = scene_mesh(scene)
+    if not scene.parts:
+        return _Mesh(verts, faces, scene.uvs, scene.face_uvs.long(), None, [skin], scene.ambient_occlusion)
+    device = verts.device
+    uvs = [scene.uvs] + [p.uvs.to(scene.uvs) for p in scene.parts]
+    uv_offsets = torch.tensor([0] + [u.shape[0] for u in uvs[:-1]]).cumsum(0).tolist()
+    face_uvs = torch.cat([f.long().to(device) + o for f, o in
+                          zip([scene.face_uvs] + [p.face_uvs for p in scene.parts], uv_offsets)])
+    face_material = torch.cat([torch.full((f.shape[0],), k, dtype=torch.long, device=device)
+                               for k, f in enumerate([scene.faces] + [p.faces for p in scene.parts])])
+    occlusions = [scene.ambient_occlusion] + [p.ambient_occlusion for p in scene.parts]
+    ao = None
+    if any(o is not None for o in occlusions):
+        ao = torch.cat([o.to(verts) if o is not None else verts.new_ones(v.shape[0])
+                        for o, v in zip(occlusions, [scene.verts] + [p.verts for p in scene.parts])])
+    return _Mesh(verts, faces, torch.cat(uvs), face_uvs, face_material, [skin] + [p.material for p in scene.parts], ao)
 
 
 @dataclass
@@ -188,6 +270,7 @@ class _Context:
     scene: RenderScene
     options: RenderOptions
     bvh: Bvh
+    mesh: _Mesh
     faces: torch.Tensor
     vertex_normals: torch.Tensor
     lights: _Lights | None
@@ -214,7 +297,7 @@ def _surface(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, t_max: fl
     index = torch.nonzero(hits.hit).squeeze(1)
     face = hits.face[index]
     tri = ctx.faces[face]
-    verts = ctx.scene.verts
+    verts = ctx.mesh.verts
     v0, v1, v2 = verts[tri[:, 0]], verts[tri[:, 1]], verts[tri[:, 2]]
     o = origins.expand(dirs.shape[0], 3)[index]
     d = dirs[index]
@@ -235,15 +318,68 @@ def _surface(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, t_max: fl
     return _Surface(index, face, x, -d, ng * flip, F.normalize(ns, dim=-1) * flip, bary)
 
 
-def _attributes(ctx: _Context, surf: _Surface) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Albedo (M, 3), specular level (M, 1), roughness (M, 1), uv (M, 2) at the shading points."""
-    scene = ctx.scene
-    corners = scene.face_uvs[surf.face].long()
-    uvs = scene.uvs
+@dataclass
+class _Attributes:
+    """What the shading points are made of."""
+
+    albedo: torch.Tensor  # (M, 3)
+    spec: torch.Tensor  # (M, 1) Specular IOR Level
+    rough: torch.Tensor  # (M, 1)
+    uv: torch.Tensor  # (M, 2)
+    material: torch.Tensor | None = None  # (M,) material index; None = all skin
+    coat: torch.Tensor | None = None  # (M, 1) coat weight; None = no coated point
+    coat_spec: torch.Tensor | None = None  # (M, 1) the coat's IOR as a Specular IOR Level (F0 / 0.08)
+    coat_rough: torch.Tensor | None = None  # (M, 1)
+
+
+def _attributes(ctx: _Context, surf: _Surface) -> _Attributes:
+    """Albedo, specular level, roughness and uv at the shading points, from each point's material."""
+    mesh = ctx.mesh
+    corners = mesh.face_uvs[surf.face]
+    uvs = mesh.uvs
     uv = (surf.bary[:, :1] * uvs[corners[:, 0]] + surf.bary[:, 1:2] * uvs[corners[:, 1]]
           + surf.bary[:, 2:] * uvs[corners[:, 2]])
-    return (sample_texture(scene.diffuse, uv), sample_texture(scene.specular, uv), sample_texture(scene.roughness, uv),
-            uv)
+    if mesh.face_material is None:
+        skin = mesh.materials[0]
+        return _Attributes(sample_texture(skin.diffuse, uv), sample_texture(skin.specular, uv),
+                           sample_texture(skin.roughness, uv), uv)
+    material = mesh.face_material[surf.face]
+    m = uv.shape[0]
+    albedo, spec, rough = uv.new_zeros(m, 3), uv.new_zeros(m, 1), uv.new_zeros(m, 1)
+    for k, mat in enumerate(mesh.materials):
+        index = torch.nonzero(material == k).squeeze(1)
+        if index.numel() == 0:
+            continue
+        at = uv[index]
+        albedo = albedo.index_put((index,), sample_texture(mat.diffuse, at).to(uv.dtype))
+        spec = spec.index_put((index,), sample_texture(mat.specular, at).to(uv.dtype))
+        rough = rough.index_put((index,), sample_texture(mat.roughness, at).to(uv.dtype))
+    attributes = _Attributes(albedo, spec, rough, uv, material)
+    if any(mat.coat > 0 for mat in mesh.materials):
+        def per_point(values: list[float]) -> torch.Tensor:
+            return torch.tensor(values, dtype=uv.dtype, device=uv.device)[material][:, None]
+
+        attributes.coat = per_point([mat.coat for mat in mesh.materials])
+        attributes.coat_spec = per_point([((mat.coat_ior - 1) / (mat.coat_ior + 1)) ** 2 / 0.08 for mat in mesh.materials])
+        attributes.coat_rough = per_point([mat.coat_roughness for mat in mesh.materials])
+    return attributes
+
+
+def _coated(surf: _Surface, attr: _Attributes) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(index of the coated points, their attenuation 1 − c·E_coat(n·v) (Mc, 1)) or None when none is coated."""
+    if attr.coat is None:
+        return None
+    index = torch.nonzero(attr.coat[:, 0] > 0).squeeze(1)
+    if index.numel() == 0:
+        return None
+    n_dot_v = (surf.ns[index] * surf.view[index]).sum(-1, keepdim=True).clamp(brdf.COS_EPS, 1.0)
+    albedo = 1 - brdf.diffuse_weight(n_dot_v, attr.coat_spec[index], attr.coat_rough[index])  # type: ignore[index]
+    return index, 1 - attr.coat[index] * albedo
+
+
+def _subset(surf: _Surface, index: torch.Tensor) -> _Surface:
+    return _Surface(surf.index[index], surf.face[index], surf.x[index], surf.view[index], surf.ng[index],
+                    surf.ns[index], surf.bary[index])
 
 
 @dataclass
@@ -376,14 +512,15 @@ def _wp_args(wp: Any, tensors: list[torch.Tensor]) -> list[Any]:
             for t in tensors]
 
 
-def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
-            generator: torch.Generator | None, with_specular: bool = True) -> _Direct | None:
+def _direct(ctx: _Context, surf: _Surface, attr: _Attributes, generator: torch.Generator | None,
+            with_specular: bool = True) -> _Direct | None:
     """Direct light from the scene's lights at the shading points: Σ_j Σ_s f·V·cos_x·cos_l·(L·A/S)/r²
     (point lights: cos_l = 1 and L·A is their intensity, times the spot cone)."""
     lights = ctx.lights
     if lights is None:
         return None
     em = lights.emitters
+    spec, rough = attr.spec, attr.rough
     m, count = surf.x.shape[0], ctx.options.light_samples
     y = _light_points(lights, m, count, generator)  # (M, K, 3), K = J·S
     n_light = em.normal.detach().repeat_interleave(count, 0)  # (K, 3)
@@ -418,6 +555,22 @@ def _direct(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tens
         irradiance = seen @ power
         diffuse = fd @ power
     specular = fs @ power if with_specular else torch.zeros_like(surf.x)
+    coated = _coated(surf, attr)
+    if coated is not None:
+        index, attenuation = coated
+        factor = torch.ones_like(surf.x[:, :1]).index_put((index,), attenuation)
+        diffuse, specular = diffuse * factor, specular * factor
+        if with_specular:
+            coat_spec, coat_rough = attr.coat_spec[index], attr.coat_rough[index]  # type: ignore[index]
+            sub = _subset(surf, index)
+            if ctx.options.backend == "warp":
+                pairs = torch.nonzero(codes[index].view(-1) != 2).squeeze(1)
+                fs_coat = _LightTerms.apply(sub.x, sub.ns, sub.view, coat_spec[:, 0], coat_rough[:, 0], y[index],
+                                            sub.ng, n_light, vis[index], pairs, omni)[0].to(power.dtype)
+            else:
+                fs_coat = _light_terms_torch(sub, coat_spec, coat_rough, y[index], n_light, vis[index], omni)[1]
+            coat = attr.coat[index] * (fs_coat @ power)  # type: ignore[index]
+            specular = specular + torch.zeros_like(specular).index_put((index,), coat)
     with torch.no_grad():
         unshadowed = (geometry.to(power.dtype) @ power.detach()).sum(-1)
     return _Direct(diffuse, specular, irradiance, unshadowed)
@@ -570,16 +723,21 @@ def _environment_distribution(ctx: _Context) -> _EnvironmentDistribution | None:
     return cached
 
 
-def _ambient(ctx: _Context, surf: _Surface) -> torch.Tensor | None:
-    """SH shading E(n)/π (M, 3), optionally scaled by the per-vertex ambient occlusion."""
+def _ambient(ctx: _Context, surf: _Surface, attr: _Attributes) -> torch.Tensor | None:
+    """SH shading E(n)/π (M, 3), optionally scaled by the per-vertex ambient occlusion and, on coated
+    materials, by what the coat lets through (None when the world is sampled instead: `_world`)."""
     if ctx.sh_irradiance is None or _environment_samples(ctx) > 0:
         return None
     coeffs = ctx.sh_irradiance
     e = (sh_mod.sh_basis(surf.ns, sh_mod.bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0) / math.pi
-    ao = ctx.scene.ambient_occlusion
+    ao = ctx.mesh.ambient_occlusion
     if ao is not None:
         tri = ctx.faces[surf.face]
         e = e * (surf.bary * ao.detach()[tri]).sum(-1, keepdim=True)
+    coated = _coated(surf, attr)
+    if coated is not None:
+        index, attenuation = coated
+        e = e * torch.ones_like(e[:, :1]).index_put((index,), attenuation)
     return e
 
 
@@ -600,6 +758,7 @@ class _Shaded:
 
     hit: torch.Tensor  # (N,) bool
     surf: _Surface
+    attr: _Attributes
     albedo: torch.Tensor  # (M, 3)
     diffuse: torch.Tensor  # (M, 3) without albedo
     ambient: torch.Tensor  # (M, 3) without albedo
@@ -614,34 +773,37 @@ class _Shaded:
 
 def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: torch.Generator | None) -> _Shaded:
     surf = _surface(ctx, origins, dirs)
-    albedo, spec, rough, _ = _attributes(ctx, surf)
+    attr = _attributes(ctx, surf)
     zeros = torch.zeros_like(surf.x)
-    direct = _direct(ctx, surf, spec, rough, generator)
+    direct = _direct(ctx, surf, attr, generator)
     if direct is None:
         diffuse, specular, irradiance = zeros, zeros, zeros
         unshadowed = zeros[:, 0]
     else:
         diffuse, specular, irradiance, unshadowed = (direct.diffuse, direct.specular, direct.irradiance,
                                                      direct.unshadowed)
-    ambient = _ambient(ctx, surf)
+    ambient = _ambient(ctx, surf, attr)
     if ambient is None:
         ambient = zeros
     else:  # Principled's diffuse weight applies to the world's light as to the lamps'
         n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
-        ambient = ambient * brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+        ambient = ambient * brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), attr.spec, attr.rough) * (n_dot_v > 0)
     if _environment_samples(ctx) > 0:
-        world_diffuse, world_specular = _world(ctx, surf, spec, rough, generator)
+        world_diffuse, world_specular = _world(ctx, surf, attr.spec, attr.rough, generator)
+        coated = _coated(surf, attr)
+        if coated is not None:  # what the coat lets through; the coat's own reflection of the world is not sampled
+            factor = torch.ones_like(world_diffuse[:, :1]).index_put((coated[0],), coated[1])
+            world_diffuse, world_specular = world_diffuse * factor, world_specular * factor
         ambient = ambient + world_diffuse
         specular = specular + world_specular
     if ctx.options.bounces >= 2:
-        diffuse = diffuse + _bounce(ctx, surf, spec, rough, generator)
+        diffuse = diffuse + _bounce(ctx, surf, attr, generator)
     hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
     hit[surf.index] = True
-    return _Shaded(hit, surf, albedo, diffuse, ambient, specular, irradiance, unshadowed)
+    return _Shaded(hit, surf, attr, attr.albedo, diffuse, ambient, specular, irradiance, unshadowed)
 
 
-def _bounce(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tensor,
-            generator: torch.Generator | None) -> torch.Tensor:
+def _bounce(ctx: _Context, surf: _Surface, attr: _Attributes, generator: torch.Generator | None) -> torch.Tensor:
     """One diffuse bounce (M, 3), without the albedo at the first hit: w(n·v)·L_y, L_y = ρ_y·(D_y + A_y) the
     diffuse radiance of the surface seen along a cosine-sampled direction (the estimator of
     ∫ w·ρ/π·L·cos dω with pdf cos/π), w Principled's diffuse weight at the first hit. Rays that
@@ -649,16 +811,20 @@ def _bounce(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tens
     dirs = _cosine_directions(surf.ns, generator)
     start = surf.x + ctx.options.shadow_eps * surf.ng
     second = _surface(ctx, start, dirs)
-    albedo, spec_y, rough_y, _ = _attributes(ctx, second)
-    direct = _direct(ctx, second, spec_y, rough_y, generator, with_specular=False)
+    attr_y = _attributes(ctx, second)
+    albedo = attr_y.albedo
+    direct = _direct(ctx, second, attr_y, generator, with_specular=False)
     light = albedo * (direct.diffuse if direct is not None else torch.zeros_like(albedo))
-    ambient = _ambient(ctx, second)
+    ambient = _ambient(ctx, second, attr_y)
     if ambient is not None:
         light = light + albedo * ambient
     # a direction below the geometric surface (smooth normals allow it) would see the surface's own back
     above = ((dirs[second.index] * surf.ng[second.index]).sum(-1, keepdim=True) > 0).to(light.dtype)
     n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
-    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), attr.spec, attr.rough) * (n_dot_v > 0)
+    coated = _coated(surf, attr)
+    if coated is not None:
+        weight = weight * torch.ones_like(weight).index_put((coated[0],), coated[1])
     return torch.zeros_like(surf.x).index_add(0, second.index, light * above) * weight
 
 
@@ -692,19 +858,20 @@ def render(scene: RenderScene, options: RenderOptions | None = None, generator: 
     """Render `scene`; differentiable in vertices, camera, textures, SH and light-stage parameters.
 
     `generator` drives every random choice (pixel jitter, light samples, bounce directions, edge
-    samples), so a seeded generator gives a deterministic render. Pass a `bvh` built for
-    scene.faces to reuse it across iterations (it is refitted to scene.verts here).
+    samples), so a seeded generator gives a deterministic render. Pass a `bvh` built on
+    `scene_mesh(scene)` to reuse it across iterations (it is refitted to the scene's vertices here).
     """
     options = options or RenderOptions()
     _check(scene, options)
     device, dtype = scene.verts.device, scene.verts.dtype
     height, width, spp = scene.height, scene.width, options.spp
-    faces = scene.faces.long()
+    mesh = _mesh(scene)
+    faces = mesh.faces
     if bvh is None:
-        bvh = Bvh(scene.verts, faces)
+        bvh = Bvh(mesh.verts, faces)
     else:
-        bvh.refit(scene.verts)
-    ctx = _Context(scene, options, bvh, faces, vertex_normals(scene.verts, faces),
+        bvh.refit(mesh.verts)
+    ctx = _Context(scene, options, bvh, mesh, faces, vertex_normals(mesh.verts, faces),
                    _stage_lights(scene, dtype, device),
                    sh_mod.irradiance_coeffs(scene.sh.to(device, dtype)) if scene.sh is not None else None,
                    _background(scene, device, dtype))
@@ -730,7 +897,8 @@ def render(scene: RenderScene, options: RenderOptions | None = None, generator: 
 
 
 def _geometry_requires_grad(scene: RenderScene) -> bool:
-    return scene.verts.requires_grad or scene.K.requires_grad or scene.world_from_camera.requires_grad
+    return (scene.verts.requires_grad or scene.K.requires_grad or scene.world_from_camera.requires_grad
+            or any(p.verts.requires_grad for p in scene.parts))
 
 
 def _edge_term(ctx: _Context, rgba: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
@@ -738,8 +906,8 @@ def _edge_term(ctx: _Context, rgba: torch.Tensor, generator: torch.Generator | N
     scene, options = ctx.scene, ctx.options
     topo = edge_topology(ctx.faces)
     eye = scene.world_from_camera[:3, 3]
-    edges = topo.edges[silhouette_edges(scene.verts, ctx.faces, topo, eye)]
-    screen, depth = project(scene.verts, scene.K, scene.world_from_camera)
+    edges = topo.edges[silhouette_edges(ctx.mesh.verts, ctx.faces, topo, eye)]
+    screen, depth = project(ctx.mesh.verts, scene.K, scene.world_from_camera)
     count = options.edge_samples or 4 * (scene.width + scene.height)
     samples = sample_edges(screen, depth.detach(), edges, count, generator)
 
@@ -778,6 +946,9 @@ def _passes(ctx: _Context, shaded: _Shaded, n: int) -> dict[str, torch.Tensor]:
         unshadowed = per_pixel(shaded.unshadowed[:, None])
         seen = per_pixel(shaded.irradiance.sum(-1, keepdim=True))
         face = torch.full((n,), -1, device=device, dtype=torch.long).index_put((index,), shaded.surf.face)
+        material = shaded.attr.material if shaded.attr.material is not None else torch.zeros_like(index)
+        material = torch.full((n,), -1, device=device, dtype=torch.long).index_put((index,), material)
+        uv = torch.zeros(n, 2, device=device, dtype=dtype).index_put((index,), shaded.attr.uv.detach().to(dtype))
         return {
             "albedo": ratio(albedo_sum, covered),
             "diffuse": ratio(per_pixel(albedo * shaded.diffuse), albedo_sum),
@@ -787,4 +958,6 @@ def _passes(ctx: _Context, shaded: _Shaded, n: int) -> dict[str, torch.Tensor]:
             "shadow": ratio(seen, unshadowed, 1.0)[..., 0],
             "normal": F.normalize(per_pixel(shaded.surf.ns), dim=-1),
             "face_id": face.view(height, width, spp)[:, :, 0],
+            "material": material.view(height, width, spp)[:, :, 0],
+            "uv": uv.view(height, width, spp, 2)[:, :, 0],
         }

@@ -24,7 +24,7 @@ import dataclasses
 import torch
 
 from .raytrace import Bvh
-from .renderer import RenderOptions, RenderOutput, RenderScene, render
+from .renderer import RenderOptions, RenderOutput, RenderScene, render, scene_mesh
 
 FINAL_SPP = 4
 FINAL_LIGHT_SAMPLES = 4
@@ -62,7 +62,7 @@ def render_tiled(scene: RenderScene, options: RenderOptions, generator: torch.Ge
     rows = _tile_rows(scene, options)
     if rows >= scene.height:
         return render(scene, options, generator)
-    bvh = Bvh(scene.verts, scene.faces.long())
+    bvh = Bvh(*scene_mesh(scene))  # the head and its parts (eyes, teeth), as render() builds it
     images, alphas, passes = [], [], {}
     for top in range(0, scene.height, rows):
         height = min(rows, scene.height - top)

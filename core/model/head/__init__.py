@@ -1,4 +1,4 @@
-"""Head model: load the committed hm08 head, evaluate shapes, pose them, and read regions and symmetry."""
+"""Head model: load the committed hm08 head, evaluate shapes, pose them, and read regions and symmetry; its eyes and mouth."""
 
 from .model import DEFAULT_PATH, HeadModel, load_head_model, posed, vertex_normals
 

@@ -19,8 +19,13 @@ Facts a caller relies on (docs/conventions.md, "Head model"):
     (m = `vertex_mass`, sums to 1), with ⟨basis_k, basis_l⟩ = identity_variance[k]·δ_kl;
     `identity_explained_variance` is the cumulative fraction of the total;
   * expression weights are meant for [0, 1];
-  * eyes are separate meshes (left eye first) that follow the same coefficients
-    through `eye_identity_basis` / `eye_expression_basis`.
+  * eyes are separate meshes (left eye first): UV spheres whose vertex 0 / 1 are
+    the front / back pole (gaze at rest: −Y), following the identity through
+    `eye_identity_basis` (translation + uniform scale); expressions do not move
+    them (gaze is a rotation about the centre: model/head/parts.py);
+  * the mouth (`mouth_*`: cavity, upper teeth, lower teeth, tongue, see
+    `mouth_part_names` / `mouth_face_part`) follows identity and expression like
+    the head (jawOpen turns the lower teeth with the jaw).
 """
 
 from __future__ import annotations
@@ -39,8 +44,10 @@ DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "head_hm08.npz"
 
 _FLOAT = ("vertices", "uvs", "identity_basis", "identity_variance", "identity_explained_variance",
           "expression_basis", "region_weights", "vertex_mass", "origin_offset", "eye_vertices", "eye_uvs",
-          "eye_centres", "eye_identity_basis", "eye_expression_basis")
-_INT = ("faces", "face_uvs", "symmetry", "source_vertex_ids", "eye_faces", "eye_face_uvs", "eye_source_vertex_ids")
+          "eye_centres", "eye_identity_basis", "eye_expression_basis", "mouth_vertices", "mouth_uvs",
+          "mouth_identity_basis", "mouth_expression_basis")
+_INT = ("faces", "face_uvs", "symmetry", "source_vertex_ids", "eye_faces", "eye_face_uvs", "mouth_faces",
+        "mouth_face_uvs", "mouth_face_part", "mouth_source_vertex_ids")
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,9 +74,17 @@ class HeadModel:
     eye_uvs: torch.Tensor
     eye_face_uvs: torch.Tensor
     eye_centres: torch.Tensor  # (2, 3) mean shape, [left (+X), right]
-    eye_source_vertex_ids: torch.Tensor
     eye_identity_basis: torch.Tensor  # (K, E, 3)
-    eye_expression_basis: torch.Tensor  # (52, E, 3)
+    eye_expression_basis: torch.Tensor  # (52, E, 3) zero: expressions do not move the eyeballs
+    mouth_vertices: torch.Tensor  # (M, 3) cavity, upper teeth, lower teeth, tongue
+    mouth_faces: torch.Tensor  # (Fm, 3)
+    mouth_uvs: torch.Tensor  # (Tm, 2) the mouth atlas
+    mouth_face_uvs: torch.Tensor  # (Fm, 3)
+    mouth_face_part: torch.Tensor  # (Fm,) index into mouth_part_names
+    mouth_source_vertex_ids: torch.Tensor  # (M,) hm08 ids
+    mouth_identity_basis: torch.Tensor  # (K, M, 3)
+    mouth_expression_basis: torch.Tensor  # (52, M, 3)
+    mouth_part_names: tuple[str, ...] = ()
     info: dict[str, Any] = field(default_factory=dict)
     path: Path = DEFAULT_PATH
 
@@ -107,9 +122,16 @@ class HeadModel:
         return _combine(self.eye_vertices, self.eye_identity_basis, self.eye_expression_basis, identity, expression)
 
     def eye_centres_of(self, eye_vertices: torch.Tensor) -> torch.Tensor:
-        """(..., 2, 3) centres [left, right] of evaluated eyeballs (the mean of each eye's vertices)."""
+        """(..., 2, 3) centres [left, right] of evaluated eyeballs (the midpoint of each eye's two poles)."""
         half = eye_vertices.shape[-2] // 2
-        return torch.stack([eye_vertices[..., :half, :].mean(-2), eye_vertices[..., half:, :].mean(-2)], -2)
+        return torch.stack([0.5 * (eye_vertices[..., 0, :] + eye_vertices[..., 1, :]),
+                            0.5 * (eye_vertices[..., half, :] + eye_vertices[..., half + 1, :])], -2)
+
+    def mouth_evaluate(self, identity: torch.Tensor | None = None,
+                       expression: torch.Tensor | None = None) -> torch.Tensor:
+        """Mouth vertices (..., M, 3) (cavity, teeth, tongue) for the same coefficients as `evaluate`."""
+        return _combine(self.mouth_vertices, self.mouth_identity_basis, self.mouth_expression_basis, identity,
+                        expression)
 
     def region(self, name: str) -> torch.Tensor:
         """(V,) weights of one region (see `region_names`)."""
@@ -181,7 +203,7 @@ def load_head_model(path: str | Path | None = None, device: str | torch.device =
             raise FaceStageError(f"Head model file {path} is missing; rebuild it with tools/build_head_model.py.")
         with np.load(path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in npz.files}
-        missing = [n for n in (*_FLOAT, *_INT, "expression_names", "region_names") if n not in arrays]
+        missing = [n for n in (*_FLOAT, *_INT, "expression_names", "region_names", "mouth_part_names") if n not in arrays]
         if missing:
             raise FaceStageError(f"Head model file {path} lacks {', '.join(missing)}; rebuild it.")
         tensors: dict[str, Any] = {n: torch.from_numpy(np.asarray(arrays[n], np.float32)).to(device) for n in _FLOAT}
@@ -190,6 +212,7 @@ def load_head_model(path: str | Path | None = None, device: str | torch.device =
             **tensors,
             expression_names=tuple(str(n) for n in arrays["expression_names"]),
             region_names=tuple(str(n) for n in arrays["region_names"]),
+            mouth_part_names=tuple(str(n) for n in arrays["mouth_part_names"]),
             info=json.loads(arrays["info"].item()) if "info" in arrays else {},
             path=path,
         )

@@ -1,0 +1,100 @@
+"""The eyes and the mouth (teeth, cavity, tongue) of a finished reconstruction, as meshes the renderer draws.
+
+render.png, relit.png and the caricature render all show what Blender shows, so
+every re-render of a Result adds the same parts: the model's eyeballs for the
+fitted identity, turned by the fitted gaze, and its mouth for the fitted
+identity and expression, moved with the face if the face was edited
+(model/head/parts.py follow_face), with the recovered eyes.png / mouth.png or
+the model's defaults when a result has none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..io.result import Result
+from ..model.head import HeadModel, load_head_model
+from ..model.head import parts as head_parts
+from ..render import Material, Part
+
+EYE_TEXTURE_SIZE = 512
+MOUTH_TEXTURE_SIZE = 512
+
+
+def coefficients(result: Result, model: HeadModel) -> tuple[torch.Tensor, torch.Tensor]:
+    """(identity, expression) of a result as float32 tensors, the expression in the model's unit order."""
+    names = list(model.expression_names)
+    expression = np.zeros(len(names), np.float32)
+    for name, weight in zip(result.expression_names, result.expression):
+        if name in names:
+            expression[names.index(name)] = weight
+    return (torch.as_tensor(np.asarray(result.identity, np.float32)), torch.as_tensor(expression))
+
+
+def part_vertices(result: Result, model: HeadModel, vertices: np.ndarray | None = None,
+                  turned: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Model-space (eye vertices (E, 3), mouth vertices (M, 3)) of a result whose face is `vertices` (world space,
+    default: result.vertices); the eyes turned by the result's gaze unless not `turned`."""
+    identity, expression = coefficients(result, model)
+    rotation = np.asarray(result.rotation, np.float64)
+    translation = np.asarray(result.translation, np.float64)
+    with torch.no_grad():
+        eyes = model.eye_evaluate(identity)
+        gaze = np.zeros((2, 2)) if result.gaze is None or not turned else np.asarray(result.gaze)
+        eyes = head_parts.turned_eyes(model, eyes, torch.as_tensor(gaze, dtype=eyes.dtype)).double().numpy()
+        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(identity, expression), result.teeth_shift)
+        mouth = mouth.double().numpy()
+        fitted = model.evaluate(identity, expression).double().numpy()
+    face = np.asarray(result.vertices if vertices is None else vertices, np.float64)
+    return head_parts.follow_face(model, fitted, (face - translation) @ rotation, eyes, mouth)
+
+
+def textures(result: Result, model: HeadModel) -> tuple[np.ndarray, np.ndarray]:
+    """(eye texture, mouth texture), linear: the result's, or the model's defaults."""
+    eyes = result.eye_texture
+    if eyes is None:
+        with torch.no_grad():
+            radius = float(head_parts.eye_radius(model, model.eye_evaluate(coefficients(result, model)[0])).mean())
+        eyes = head_parts.default_eye_texture(EYE_TEXTURE_SIZE, head_parts.iris_angle_deg(head_parts.IRIS_RADIUS_M, radius))
+    mouth = result.mouth_texture
+    if mouth is None:
+        mouth = head_parts.default_mouth_texture(model, MOUTH_TEXTURE_SIZE)
+    return eyes, mouth
+
+
+def material(texture: np.ndarray, values: head_parts.PartMaterial, device: torch.device) -> Material:
+    """A render Material from a texture and a part's Principled values."""
+    def constant(x: float) -> torch.Tensor:
+        return torch.full((1, 1, 1), float(x), device=device)
+
+    return Material(torch.as_tensor(np.asarray(texture, np.float32), device=device), constant(values.specular),
+                    constant(values.roughness), values.coat, values.coat_roughness, values.coat_ior)
+
+
+def render_parts(model: HeadModel, eyes: torch.Tensor, mouth: torch.Tensor, eye_texture: np.ndarray,
+                 mouth_texture: np.ndarray) -> list[Part]:
+    """The renderer's parts from world-space eye and mouth vertices: eyes, teeth, mouth interior (in this order)."""
+    device = eyes.device
+    teeth = torch.as_tensor([name in head_parts.TEETH_PARTS for name in model.mouth_part_names], device=device)
+    is_teeth = teeth[model.mouth_face_part.to(device)]
+    faces, face_uvs = model.mouth_faces.to(device), model.mouth_face_uvs.to(device)
+    mouth_uvs = model.mouth_uvs.to(device)
+    return [
+        Part(eyes, model.eye_faces.to(device), model.eye_uvs.to(device), model.eye_face_uvs.to(device),
+             material(eye_texture, head_parts.EYE_MATERIAL, device)),
+        Part(mouth, faces[is_teeth], mouth_uvs, face_uvs[is_teeth], material(mouth_texture, head_parts.TEETH_MATERIAL, device)),
+        Part(mouth, faces[~is_teeth], mouth_uvs, face_uvs[~is_teeth],
+             material(mouth_texture, head_parts.MOUTH_MATERIAL, device)),
+    ]
+
+
+def result_parts(result: Result, device: str | torch.device = "cpu", vertices: np.ndarray | None = None) -> list[Part]:
+    """The eyes, teeth and mouth interior of a result (its face: `vertices`, default result.vertices)."""
+    model = load_head_model()
+    rotation, translation = np.asarray(result.rotation, np.float64), np.asarray(result.translation, np.float64)
+    eyes, mouth = (v @ rotation.T + translation for v in part_vertices(result, model, vertices))
+    eye_texture, mouth_texture = textures(result, model)
+    dev = torch.device(device)
+    return render_parts(model, torch.as_tensor(eyes, dtype=torch.float32, device=dev),
+                        torch.as_tensor(mouth, dtype=torch.float32, device=dev), eye_texture, mouth_texture)

@@ -1,0 +1,139 @@
+"""The mouth: teeth, cavity and tongue rigged to the jaw, their texture from the photo, and Cycles agreement."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from blender_helpers import fake_result, read_json_line, run_bpy  # noqa: E402
+from test_eyes import close_up, core_and_cycles, region  # noqa: E402
+
+from facestage.core.common.metrics import psnr  # noqa: E402
+from facestage.core.fit.mouth import mouth_texture, photo_teeth  # noqa: E402
+from facestage.core.io.image import linear_to_srgb  # noqa: E402
+from facestage.core.io.result import save  # noqa: E402
+from facestage.core.model.head import load_head_model  # noqa: E402
+from facestage.core.model.head import parts as head_parts  # noqa: E402
+
+SMILE = {"jawOpen": 0.35, "mouthSmileLeft": 0.5, "mouthSmileRight": 0.5, "mouthUpperUpLeft": 0.5,
+         "mouthUpperUpRight": 0.5, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3}
+
+
+def open_mouth_result(model):  # type: ignore[no-untyped-def]
+    """A fake result smiling with the teeth showing, seen from close in front of the mouth."""
+    texture = head_parts.default_mouth_texture(model, 256)
+    texture *= np.linspace(0.75, 1.0, 256)[None, :, None]  # a left-right gradient shows a mirrored layout
+    teeth = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("upper_teeth")
+    target = model.mouth_vertices.numpy()[teeth].mean(0) + np.array([0.0, 0.0, -0.008])
+    return close_up(target, SMILE, distance=0.3, focal=4.0, mouth_texture=texture.astype(np.float32),
+                    teeth_shift=np.array([-0.002, 0.001]))
+
+
+@pytest.mark.slow
+@pytest.mark.blender
+def test_core_render_matches_cycles_on_the_teeth_and_mouth(tmp_path, blender_env):
+    pytest.importorskip("bpy")
+    model = load_head_model()
+    core, cycles, passes = core_and_cycles(open_mouth_result(model), tmp_path / "OUT", blender_env)
+    mouth = region(passes, (2, 3), cycles)
+    teeth = region(passes, (2,), cycles)
+    assert teeth.sum() > 150 and mouth.sum() > 300  # the smile shows the teeth and the mouth behind them
+    value = psnr(core, linear_to_srgb(cycles[..., :3]), mouth.astype(np.float32))
+    print(f"mouth region: core vs Cycles PSNR {value:.2f} dB over {int(mouth.sum())} pixels")  # reported with -rP
+    assert value >= 30.0, value
+
+
+DRIVEN = """
+import json, sys
+from pathlib import Path
+import bpy, numpy as np
+from facestage.scene.build import build_scene
+
+bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
+build_scene(Path(sys.argv[1]), bpy.context)
+face, mouth = bpy.data.objects["Face"], bpy.data.objects["Mouth"]
+
+def evaluated(obj):
+    bpy.context.view_layer.update()
+    mesh = obj.evaluated_get(bpy.context.evaluated_depsgraph_get()).to_mesh()
+    co = np.empty(len(mesh.vertices) * 3, np.float32)
+    mesh.vertices.foreach_get("co", co)
+    world = np.array(obj.matrix_world)
+    return (co.reshape(-1, 3).astype(np.float64) @ world[:3, :3].T + world[:3, 3]).tolist()
+
+facts = {"rest": evaluated(mouth), "materials": [s.material.name for s in mouth.material_slots],
+         "keys": len(mouth.data.shape_keys.key_blocks), "parent": mouth.parent.name,
+         "eye_rotation": list(bpy.data.objects["Eye L"].rotation_euler)}
+face.data.shape_keys.key_blocks["jawOpen"].value = 1.0
+facts["open"] = evaluated(mouth)
+print("FACTS" + json.dumps(facts))
+"""
+
+
+@pytest.mark.blender
+def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_path, blender_env):
+    from facestage.core.apps.parts import part_vertices
+    from facestage.core.io.result import load
+
+    pytest.importorskip("bpy")
+    model = load_head_model()
+    result = fake_result()
+    result.gaze = np.radians([[10.0, -5.0], [8.0, -5.0]])
+    result.teeth_shift = np.array([-0.003, 0.002])
+    folder = save(result, tmp_path / "OUT")
+    facts = read_json_line(run_bpy(DRIVEN, blender_env, str(folder)), "FACTS")
+    loaded = load(folder)
+    _, mouth = part_vertices(loaded, model)
+    rotation, translation = np.asarray(loaded.rotation), np.asarray(loaded.translation)
+    assert np.abs(np.asarray(facts["rest"]) - (mouth @ rotation.T + translation)).max() < 1e-5
+    assert facts["materials"] == ["FaceTeeth", "FaceMouth"] and facts["keys"] == 53 and facts["parent"] == "Face"
+    assert np.allclose(facts["eye_rotation"], [np.radians(5.0), 0.0, np.radians(10.0)], atol=1e-5)
+    lower = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("lower_teeth")
+    upper = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("upper_teeth")
+    moved = (np.asarray(facts["open"]) - np.asarray(facts["rest"])) @ rotation  # back in the head frame
+    assert moved[lower, 2].mean() < -0.01  # the face's jawOpen key drops the lower teeth ...
+    assert np.abs(moved[upper]).max() < 1e-3  # ... and leaves the upper ones
+
+
+def test_mouth_texture_takes_seen_teeth_de_lit_and_keeps_the_interior_dark():
+    model = load_head_model()
+    size = 256
+    part = head_parts.mouth_texel_parts(model, size)
+    names = list(model.mouth_part_names)
+    rows, cols = np.nonzero(part == names.index("upper_teeth"))
+    pick = np.random.default_rng(1).choice(len(rows), 600, replace=False)
+    uv = np.stack([(cols[pick] + 0.5) / size, 1 - (rows[pick] + 0.5) / size], -1).astype(np.float32)
+    n = len(uv)  # a "crop" of n pixels in one row, each seeing one tooth texel
+    albedo = np.array([0.8, 0.76, 0.68], np.float32)
+    shading = 0.5
+    passes = {"material": torch.full((1, n), 2), "uv": torch.from_numpy(uv[None]),
+              "diffuse": torch.full((1, n, 3), shading), "ambient": torch.zeros(1, n, 3),
+              "specular": torch.zeros(1, n, 3)}
+    photo = np.broadcast_to(albedo * shading, (3, n, 3)).copy()
+    texture, seen = mouth_texture(photo, {k: v.expand(3, *v.shape[1:]).clone() for k, v in passes.items()},
+                                  model, size)
+    upper = part == names.index("upper_teeth")
+    lower = part == names.index("lower_teeth")
+    assert np.allclose(np.median(texture[upper], axis=0), albedo, atol=0.02)  # seen teeth: photo ÷ shading
+    assert np.allclose(np.median(texture[lower], axis=0), albedo, atol=0.02)  # unseen teeth: the seen teeth's colour
+    cavity = part == names.index("cavity")
+    assert np.allclose(np.median(texture[cavity], axis=0), head_parts.CAVITY_ALBEDO, atol=1e-3)  # dark interior
+    assert 0 < seen < 0.5
+
+
+def test_photo_teeth_are_the_bright_unsaturated_pixels_between_the_lips():
+    size = 64
+    crop = np.full((size, size, 3), [0.75, 0.55, 0.45], np.float32)  # skin
+    crop[24:40, 12:52] = [0.7, 0.3, 0.3]  # lips
+    crop[28:36, 16:48] = [0.08, 0.03, 0.03]  # dark mouth
+    crop[28:32, 20:44] = [0.85, 0.83, 0.78]  # upper teeth
+    lips = np.array([[16, 28], [48, 28], [48, 36], [16, 36]], np.float64)
+    teeth = photo_teeth(crop, lips)
+    assert teeth[29:31, 21:43].all() and teeth.sum() <= 4 * 24 + 10
+    assert not teeth[33:36].any()  # the dark interior and the lips are not teeth
