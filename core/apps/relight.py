@@ -218,8 +218,9 @@ def rendered_exposure(result: Result, size: int = 96) -> Exposure:
 
     def exposure(stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
         _, _, out = render_result(small, stage=stage, sh=sh, passes=True)
-        ids = out.passes["face_id"]
-        face = (ids >= 0) & face_triangles[ids.clamp_min(0)] & (out.alpha > 0.999)
+        ids = out.passes["face_id"]  # the head's triangles first, then the eyes' and mouth's (not skin)
+        head = (ids >= 0) & (ids < len(face_triangles))
+        face = head & face_triangles[ids.clamp(0, len(face_triangles) - 1)] & (out.alpha > 0.999)
         return float((out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])).mean()) if bool(face.any()) else 0.0
 
     return exposure
