@@ -54,16 +54,11 @@ def test_presets_keep_the_faces_exposure_and_skin_tone(saved, name):
     """The relit face's mean luminance is the fitted render's (within 10 %), or the preset's stated darker share,
     and its colour is the fitted render's: preset lights are white and exposure-matched on the face."""
     res = result.load(saved)
-    model = load_head_model()
     preset = relight.PRESETS[name]
     stage, sh = relight.preset_lighting(res.stage, res.sh, name, exposure=relight.rendered_exposure(res))
     _, _, fitted = render_result(res, passes=True)
     _, _, relit = render_result(res, stage=stage, sh=sh, passes=True)
-    names = list(model.region_names)
-    region = torch.stack([model.region_weights[names.index(n)] for n in relight.FACE_REGIONS]).amax(0) >= 0.5
-    face_triangles = region[torch.as_tensor(res.faces, dtype=torch.long)].all(1)
-    ids = fitted.passes["face_id"]
-    face = ((ids >= 0) & face_triangles[ids.clamp_min(0)] & (fitted.alpha > 0.999)).numpy()
+    face = relight.face_pixels(res, fitted).numpy()
     assert face.sum() > 50
     weights = np.array([0.2126, 0.7152, 0.0722])
     before, after = fitted.image.numpy()[face], relit.image.numpy()[face]

@@ -220,8 +220,6 @@ from facestage.scene.build import build_scene
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 build_scene(Path(sys.argv[1]), bpy.context)
 scene = bpy.context.scene
-for name in ("Eye L", "Eye R"):  # the core renders the face mesh only (the eye fit adds its own check)
-    bpy.data.objects[name].hide_render = True
 cycles = scene.cycles  # the file's own light paths and filter: only the sample count and the denoiser are set
 cycles.device, cycles.samples, cycles.seed = "CPU", 128, 0
 cycles.use_adaptive_sampling, cycles.use_denoising = False, True

@@ -138,7 +138,7 @@ def test_power_is_pi_area_radiance():
 
 def test_raw_round_trip_is_exact_and_every_raw_value_is_valid():
     stage = _stage(d=1.2, a=0.4, i=0.5)
-    stage.d[:5] = torch.tensor([0.31, 0.5, 2.0, 4.0, 10.0], dtype=DT)
+    stage.d[:5] = torch.tensor([ls.D_MIN + 0.01, 0.6, 2.0, 4.0, 10.0], dtype=DT)
     stage.a[:5] = torch.tensor([ls.A_MIN, 1e-3, 0.5, 0.999, 1.0], dtype=DT)
     stage.p[:3] = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5], [0.0, 0.5, 0.5]], dtype=DT)
     stage.i[:3] = torch.tensor([[0.0, 0.0, 0.0], [1e-3, 2.0, 10.0], [0.5, 0.0, 3.0]], dtype=DT)

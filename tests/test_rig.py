@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 from pathlib import Path
 
@@ -123,8 +122,6 @@ from facestage.scene.relight import apply_rig
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 build_scene(Path(sys.argv[1]), bpy.context)
 scene = bpy.context.scene
-for name in ("Eye L", "Eye R"):  # the core renders the face mesh only
-    bpy.data.objects[name].hide_render = True
 apply_rig(scene, sys.argv[2])
 cycles = scene.cycles
 cycles.device, cycles.samples, cycles.seed = "CPU", 96, 0

@@ -358,8 +358,6 @@ from facestage.scene.build import build_scene
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 build_scene(Path(sys.argv[1]), bpy.context)
 scene = bpy.context.scene
-for name in ("Eye L", "Eye R"):  # the core renders the face mesh only
-    bpy.data.objects[name].hide_render = True
 cycles = scene.cycles
 cycles.device, cycles.samples, cycles.seed = "CPU", 32, 0
 cycles.use_denoising = cycles.use_adaptive_sampling = False

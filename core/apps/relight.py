@@ -27,6 +27,7 @@ from ..io.result import Result
 from ..model import brdf, emitters, lightstage
 from ..model.head import load_head_model, vertex_normals
 from ..model.sh import Y00, bands_from_size, rotate_sh, sh_basis
+from ..render import RenderOutput
 from ..render.raytrace import Bvh
 from .rerender import render_result
 
@@ -207,20 +208,26 @@ def _place(j: int, direction: np.ndarray) -> np.ndarray:
 Exposure = Callable[[dict, np.ndarray], float]  # type: ignore[type-arg]  # face luminance under (stage, sh)
 
 
-def rendered_exposure(result: Result, size: int = 96) -> Exposure:
-    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean over
-    the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only stand-in)."""
+def face_pixels(result: Result, out: RenderOutput) -> torch.Tensor:
+    """(H, W) bool: the pixels of a render of `result` that show the skin of the face regions (FACE_REGIONS), fully
+    covered. Face ids count the head's triangles first, then the eyes' and the mouth's, which are not skin."""
     model = load_head_model()
     names = list(model.region_names)
     region = torch.stack([model.region_weights[names.index(n)] for n in FACE_REGIONS if n in names]).amax(0) >= 0.5
-    face_triangles = region[torch.as_tensor(np.asarray(result.faces), dtype=torch.long)].all(1)
+    triangles = region[torch.as_tensor(np.asarray(result.faces), dtype=torch.long)].all(1)
+    ids = out.passes["face_id"]
+    head = (ids >= 0) & (ids < len(triangles))
+    return head & triangles[ids.clamp(0, len(triangles) - 1)] & (out.alpha > 0.999)
+
+
+def rendered_exposure(result: Result, size: int = 96) -> Exposure:
+    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean over
+    the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only stand-in)."""
     small = dataclasses.replace(result, render_crop=(*result.render_crop[:3], size))
 
     def exposure(stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
         _, _, out = render_result(small, stage=stage, sh=sh, passes=True)
-        ids = out.passes["face_id"]  # the head's triangles first, then the eyes' and mouth's (not skin)
-        head = (ids >= 0) & (ids < len(face_triangles))
-        face = head & face_triangles[ids.clamp(0, len(face_triangles) - 1)] & (out.alpha > 0.999)
+        face = face_pixels(small, out)
         return float((out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])).mean()) if bool(face.any()) else 0.0
 
     return exposure

@@ -657,7 +657,7 @@ def _world(ctx: _Context, surf: _Surface, spec: torch.Tensor, rough: torch.Tenso
     seen = (above & ~blocked).to(dtype)[..., None]
     light = _world_radiance(ctx, dirs) * seen  # (M, 2N, C)
     n_dot_v = (ns * view).sum(-1, keepdim=True)
-    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough) * (n_dot_v > 0)
+    weight = brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), spec, rough)  # continuous, as in _shade
     diffuse_count = cosine.shape[1]
     if environment is None:
         ambient = weight * light[:, :n].mean(1)
@@ -785,15 +785,21 @@ def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: 
     ambient = _ambient(ctx, surf, attr)
     if ambient is None:
         ambient = zeros
-    else:  # Principled's diffuse weight applies to the world's light as to the lamps'
+    else:  # Principled's diffuse weight applies to the world's light as to the lamps'; no cut where the smooth
+        # normal turns from the viewer: that step would sit inside the surface, where edge sampling cannot see it
         n_dot_v = (surf.ns * surf.view).sum(-1, keepdim=True)
-        ambient = ambient * brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), attr.spec, attr.rough) * (n_dot_v > 0)
+        ambient = ambient * brdf.diffuse_weight(n_dot_v.clamp(brdf.COS_EPS, 1.0), attr.spec, attr.rough)
     if _environment_samples(ctx) > 0:
         world_diffuse, world_specular = _world(ctx, surf, attr.spec, attr.rough, generator)
         coated = _coated(surf, attr)
-        if coated is not None:  # what the coat lets through; the coat's own reflection of the world is not sampled
-            factor = torch.ones_like(world_diffuse[:, :1]).index_put((coated[0],), coated[1])
+        if coated is not None:  # what the coat lets through, plus the coat's own reflection of the world
+            index, attenuation = coated
+            factor = torch.ones_like(world_diffuse[:, :1]).index_put((index,), attenuation)
             world_diffuse, world_specular = world_diffuse * factor, world_specular * factor
+            _, coat_world = _world(ctx, _subset(surf, index), attr.coat_spec[index],  # type: ignore[index]
+                                   attr.coat_rough[index], generator)  # type: ignore[index]
+            coat = attr.coat[index] * coat_world  # type: ignore[index]
+            world_specular = world_specular + torch.zeros_like(world_specular).index_put((index,), coat)
         ambient = ambient + world_diffuse
         specular = specular + world_specular
     if ctx.options.bounces >= 2:
