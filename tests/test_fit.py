@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from facestage.core.fit import pipeline
 from facestage.core.fit import solver as fit
-from facestage.core.fit.embedding import LandmarkEmbedding, load_embedding
+from facestage.core.fit.embedding import LEARNED_PATH, LandmarkEmbedding, load_embedding, load_landmark_model
 from facestage.core.fit.landmarks import N_LANDMARKS
 from facestage.core.io.report import draw_landmarks
 from facestage.core.model import camera
@@ -35,21 +39,34 @@ def fitted(scenes, model, embedding):  # type: ignore[no-untyped-def]
     return out
 
 
-def _exact_landmarks(model, embedding, seed: int, yaw: float = 20.0, mean_shape: bool = False):  # type: ignore[no-untyped-def]
+def _exact_landmarks(model, embedding, seed: int, yaw: float = 20.0, mean_shape: bool = False,  # type: ignore[no-untyped-def]
+                     learned: bool = False, identity_scale: float = 1.0):
     """Noise-free landmark pixels of a random head (no rendering), with its true parameters.
 
-    The jaw-line landmarks are put where a detector would see them: on the true occluding contour.
+    The jaw-line landmarks are put where a detector would see them: on the true occluding contour. With
+    `learned`, the other landmarks sit where the learned landmark model says MediaPipe puts them.
     """
     from ground_truth import head_vertices, sample_scene
 
     scene = sample_scene(model, seed)
     scene.rotation = camera.rotation_from_yaw_pitch_roll(yaw, 5.0, -4.0).tolist()
+    scene.identity = [identity_scale * a for a in scene.identity]
     if mean_shape:
         scene.identity, scene.expression = [0.0] * len(scene.identity), [0.0] * len(scene.expression)
     identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
     vertices = head_vertices(model, identity, expression)
     faces = np.asarray(model.faces, np.int64)
-    points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1) @ np.asarray(scene.rotation).T
+    points = (vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
+    if learned:
+        import torch
+
+        rotation = np.asarray(scene.rotation)
+        centre = np.asarray(scene.world_from_camera)[:3, 3]
+        offsets = fit.landmark_offsets_world(torch.as_tensor(identity), torch.as_tensor(expression),
+                                             torch.as_tensor(rotation), torch.zeros(3, dtype=torch.float64),
+                                             torch.as_tensor(centre))
+        points = points + offsets.numpy() @ rotation  # back to model space
+    points = points @ np.asarray(scene.rotation).T
     pixels = project_points(points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
     pose = camera.camera_from_world_pose(np.asarray(scene.rotation), np.zeros(3), np.asarray(scene.world_from_camera))
     slid, valid = fit.slide_contour(model, pose, scene.focal_px, identity, expression, scene.width, scene.height, pixels)
@@ -59,6 +76,66 @@ def _exact_landmarks(model, embedding, seed: int, yaw: float = 20.0, mean_shape:
 
 
 # ----------------------------------------------------------------------------- fast (no rendering)
+
+
+needs_learned = pytest.mark.skipif(not LEARNED_PATH.is_file(), reason="the learned landmark model is not built yet "
+                                   "(tools/learn_landmarks.py)")
+
+
+@needs_learned
+def test_learned_landmark_model_is_committed_calibrated_and_left_right_consistent(embedding) -> None:  # type: ignore[no-untyped-def]
+    """The learned correspondence (tools/learn_landmarks.py) exists, covers the fixed landmarks only, and was
+    calibrated on validation heads; its report shows it explains MediaPipe better than the fixed points."""
+    learned = load_landmark_model()
+    assert learned is not None and learned.offset.shape == (478, 3)
+    assert not learned.corrected[embedding.contour].any() and not learned.corrected[468:].any()
+    assert learned.corrected.sum() > 400
+    assert np.isfinite(learned.w_identity) and learned.w_identity > 0 and learned.focal_std_scale > 0
+    sigma = learned.sigma_pct_iod[learned.corrected]
+    assert np.all(sigma > 0) and 0.5 < np.median(sigma) < 10
+    report = json.loads(LEARNED_PATH.with_name("landmarks_hm08_learned_report.json").read_text())
+    validation = report["validation_pct_iod"]
+    assert validation["learned_median"] < validation["embedded_median"]
+    assert report["counts"]["validation_views"] >= 30
+
+
+@needs_learned
+def test_fit_explains_landmarks_placed_by_the_learned_model(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    """Landmarks where the learned model says MediaPipe puts them are met by the default (learned) fit, and
+    recover pose and focal length; the fixed-point fit cannot explain them as well."""
+    scene, pixels = _exact_landmarks(model, embedding, seed=4, yaw=25.0, learned=True, identity_scale=0.5)
+    learned = fit.fit_landmarks(pixels, scene.width, scene.height, model, options=fit.FitOptions(w_focal=0.0))
+    fixed = fit.fit_landmarks(pixels, scene.width, scene.height, model,
+                              options=fit.FitOptions(w_focal=0.0, correspondence="embedded"))
+    used = embedding.used() & np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True)
+    assert np.median(learned.errors_px[used]) < 0.05
+    assert np.median(learned.errors_px[used]) < 0.2 * np.median(fixed.errors_px[used])
+    assert abs(learned.focal_px / scene.focal_px - 1) < 0.02
+    assert np.abs(np.array(learned.yaw_pitch_roll_deg) - scene.yaw_pitch_roll_deg).max() < 0.5
+
+
+def test_exif_focal_length_is_a_strong_prior_and_is_reported_as_such(model, embedding) -> None:  # type: ignore[no-untyped-def]
+    scene, pixels = _exact_landmarks(model, embedding, seed=6, yaw=10.0)
+    known = fit.fit_landmarks(pixels, scene.width, scene.height, model,
+                              options=fit.FitOptions(focal_mm=scene.focal_mm, focal_known=True))
+    assert known.focal_source == "exif" and abs(known.focal_px / scene.focal_px - 1) < 0.01
+    assert known.focal_log_std == pytest.approx(0.05)
+    guessed = fit.fit_landmarks(pixels, scene.width, scene.height, model, options=fit.FitOptions(focal_mm=24.0))
+    assert guessed.focal_source == "estimated" and 0.01 < guessed.focal_log_std < 1.0
+
+
+def test_pipeline_takes_the_photos_exif_focal_length_and_writes_its_source(tmp_path, reconstructed_stub) -> None:  # type: ignore[no-untyped-def]
+    from facestage.core.common.config import preset
+    from facestage.core.io.result import load, save
+
+    options = pipeline._fit_options(preset("default"), SimpleNamespace(exif_focal_35mm=85.0))
+    assert options.focal_known and options.focal_mm == 85.0
+    assert not pipeline._fit_options(preset("default"), SimpleNamespace(exif_focal_35mm=None)).focal_known
+    reconstructed_stub.focal = {"focal_mm": 85.0, "focal_source": "exif", "focal_uncertainty_pct": 5.0}
+    folder = save(reconstructed_stub, tmp_path / "out", force=True)
+    camera_doc = json.loads((Path(folder) / "scene.json").read_text())["camera"]
+    assert camera_doc["focal_source"] == "exif" and camera_doc["focal_uncertainty_pct"] == 5.0
+    assert load(folder).focal == reconstructed_stub.focal
 
 
 def test_fit_recovers_pose_and_focal_of_the_mean_head_from_exact_landmarks(model, embedding) -> None:  # type: ignore[no-untyped-def]
@@ -195,3 +272,25 @@ def test_stage0_focal_length_is_within_15_percent(fitted) -> None:  # type: igno
 def test_stage0_yaw_pitch_roll_are_within_3_degrees(fitted) -> None:  # type: ignore[no-untyped-def]
     errors = [(m["yaw_error_deg"], m["pitch_error_deg"], m["roll_error_deg"]) for *_, m in fitted]
     assert np.abs(np.array(errors)).max() <= 3.0, errors
+
+
+def test_outline_term_weighs_the_jaw_only_where_it_meets_the_background() -> None:
+    """The outline band follows the jaw-line landmarks and drops out where the person mask runs on past the
+    face (hair, neck): there the outline is not seen against the background."""
+    from facestage.core.fit import silhouette
+
+    size = 200
+    points = np.full((N_LANDMARKS, 2), 100.0)
+    angles = np.linspace(np.pi, 0.0, len(silhouette.OUTLINE))  # ear to ear round the chin (y down)
+    points[list(silhouette.OUTLINE)] = np.stack([100 + 60 * np.cos(angles), 100 + 60 * np.sin(angles)], 1)
+    points[:, 0] = np.clip(points[:, 0], 40, 160)
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    head = ((xx - 100) ** 2 + (yy - 100) ** 2 <= 60 ** 2).astype(np.float32)
+    hair = head.copy()
+    hair[:, 100:] = np.maximum(hair[:, 100:], (yy[:, 100:] > 40).astype(np.float32))  # right half: person all the way
+    photo = np.zeros((size, size, 3), np.float32)
+    term = silhouette.outline(photo, points, person=hair)
+    assert term.weight[:, :90].sum() > 100 and term.weight[:, 115:].sum() == 0  # hair on the right: no band there
+    near_jaw = np.abs(np.hypot(xx - 100, yy - 100) - 60) <= 8
+    assert np.all(term.weight[~near_jaw] == 0)
+    assert np.array_equal(term.target, hair)

@@ -26,9 +26,10 @@ from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
 from ..render.crop import Crop, final_crop
+from . import shape
 from .landmarks import detect
 from .masks import skin_mask
-from .solver import FitResult, fit_landmarks
+from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
 
 
@@ -79,6 +80,23 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     return result
 
 
+def _fit_options(config: ReconstructConfig, photo: object) -> FitOptions:
+    """Stage-0 options: the config's, with the photo's 35 mm-equivalent EXIF focal length as a strong prior if known."""
+    options = FitOptions.from_config(config)
+    exif_mm = getattr(photo, "exif_focal_35mm", None)
+    if exif_mm is not None and float(exif_mm) > 0:
+        options = dataclasses.replace(options, focal_mm=float(exif_mm), focal_known=True)
+    return options
+
+
+def _focal_entry(result: Result, fit0: FitResult) -> dict[str, object]:
+    """scene.json camera fields: the final focal length, where it came from and its 1-σ relative uncertainty."""
+    focal_mm = float(result.K[0, 0]) * 36.0 / max(result.width, result.height)
+    uncertainty = 100.0 * fit0.focal_log_std
+    return {"focal_mm": round(focal_mm, 3), "focal_source": fit0.focal_source,
+            "focal_uncertainty_pct": round(uncertainty, 2) if np.isfinite(uncertainty) else None}
+
+
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
                 cancel: threading.Event | None = None) -> Result:
     """Reconstruct one photo; raises FaceStageError (incl. Cancelled) on user-facing problems. Writes nothing."""
@@ -95,13 +113,18 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.warnings += detected.warnings
     run.timings["load"] = time.perf_counter() - start
     mark = time.perf_counter()
-    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel)
+    options = _fit_options(config, photo)  # geom: the photo's EXIF focal length, when it has one
+    fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel, options=options)
     run.init_geometry(fit0)
+    if fit0.focal_source == "exif":  # geom: a focal length the photo states is kept, not re-fitted photometrically
+        run.log_focal.requires_grad_(False)
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
     mark = time.perf_counter()
     if config.stages != "landmarks":
         stage_lighting(run, points)
+        with torch.no_grad():  # geom hook: the calibrated pull of the identity towards the mean head (fit/shape.py)
+            run.identity.copy_(shape.shrink(run.identity))
     else:
         crop, target, mask, _ = crop_targets(run, points, 64)
         run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
@@ -114,6 +137,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["maps"] = time.perf_counter() - mark
     mark = time.perf_counter()
     result = _assemble(run, fit0, points, maps)
+    result.focal = _focal_entry(result, fit0)  # geom: scene.json camera.focal_* fields
     result.extra_images["landmarks"] = draw_landmarks(photo.pixels, detected.points, fit0.landmarks_px)
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start

@@ -33,9 +33,10 @@ from ..model.head import load_head_model
 from ..model.sh import Y00
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, face_crop
+from . import shape, silhouette
 from .embedding import load_embedding
 from .masks import skin_mask
-from .solver import FitResult
+from .solver import FitResult, landmark_offsets_world, landmark_weights
 
 ROUGHNESS_STAGE1 = 0.45
 SPECULAR_STAGE1 = 0.5
@@ -153,10 +154,15 @@ class Reconstruction:
             emb = load_embedding()
             keep = np.setdiff1d(np.arange(len(emb.faces)), emb.contour)
             self._embedding = (torch.as_tensor(emb.faces[keep], device=self.device).long(),
-                               self.tensor(emb.bary[keep]), self.tensor(emb.weights[keep]), torch.as_tensor(keep))
+                               self.tensor(emb.bary[keep]), self.tensor(landmark_weights()[keep]), torch.as_tensor(keep))
         faces, bary, weights, keep = self._embedding
         verts = self.world_vertices()
         points = (verts[self.faces[faces]] * bary[..., None]).sum(1)
+        # geom hook: where MediaPipe really puts each landmark on this head (learned correspondence, fit/solver.py)
+        offsets = landmark_offsets_world(self.identity, self.expression.clamp(0, 1), self.rotation(), self.translation(),
+                                         self.world_from_camera[:3, 3])
+        if offsets is not None:
+            points = points + offsets[keep.to(self.device)]
         uv, _ = project(points, self.camera_K(crop), self.world_from_camera)
         target = detected[keep]
         return (weights * robust((uv - target).norm(dim=-1) / scale, 0.01)).sum() / weights.sum()
@@ -223,15 +229,22 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
     guard = Guard("lighting", steps, run.progress, run.cancel, params, optimizer)
     options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=True)
     cache: dict[int, tuple] = {}  # type: ignore[type-arg]
+    # geom hook: the jaw and cheek outline against the background, two-sided (fit/silhouette.py)
+    sil = silhouette.outline(run.photo.pixels, points, trust=getattr(run, "outline_trust", None)) if silhouette.ENABLED else None
     for step, size in enumerate(_levels(run.config, steps)):
         if size not in cache:
             cache[size] = crop_targets(run, points, size)
-        crop, target, mask, detected = cache[size]
+            if sil is not None:
+                cache[size] = (*cache[size], *(run.tensor(a) for a in sil.on(cache[size][0])))
+        crop, target, mask, detected, *silhouette_targets = cache[size]
         optimizer.zero_grad(set_to_none=True)
         out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
         loss = (run.photometric(out.image, target, mask) + run.config.w_landmarks * run.landmark_loss(crop, detected, scale)
                 + run.prior_loss())
+        if silhouette_targets:  # geom hook
+            coverage, weight = silhouette_targets
+            loss = loss + silhouette.WEIGHT * (weight * (out.alpha - coverage) ** 2).sum() / weight.sum().clamp_min(1.0)
         loss.backward()
         if guard.step(step, loss):
             optimizer.step()
@@ -255,10 +268,18 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
                           *run.light_raw.values()]]
     for p in frozen:
         p.requires_grad_(False)
-    options = RenderOptions(spp=c.spp, light_samples=c.shadow_samples, edge_sampling=False)
+    # geom hook: identity and expression may keep moving with the maps, held to where stage 1 left them (fit/shape.py)
+    geometry = [run.identity, run.expression] if shape.STAGE2_GEOMETRY else []
+    anchor = [g.detach().clone() for g in geometry]
+    for p in geometry:
+        p.requires_grad_(True)
+    options = RenderOptions(spp=c.spp, light_samples=c.shadow_samples, edge_sampling=bool(geometry))
     seen = torch.zeros(inside.shape, dtype=torch.bool, device=run.device)
-    optimizer = torch.optim.Adam([{"params": maps[:1], "lr": 2 * c.learning_rate}, {"params": maps[1:], "lr": 2 * c.learning_rate}])
-    guard = Guard("maps", steps, run.progress, run.cancel, maps, optimizer)
+    groups = [{"params": maps[:1], "lr": 2 * c.learning_rate}, {"params": maps[1:], "lr": 2 * c.learning_rate}]
+    if geometry:
+        groups.append({"params": geometry, "lr": shape.STAGE2_LR_SCALE * 2 * c.learning_rate})
+    optimizer = torch.optim.Adam(groups)
+    guard = Guard("maps", steps, run.progress, run.cancel, maps + geometry, optimizer)
     bounds = [(0.003, 0.95), (0.0, 1.0), (0.15, 1.0)]
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
@@ -276,6 +297,8 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
             cons = (((m - s) ** 2).sum(-1) * inside).mean()
             reg = reg + c.w_symmetry * sym + c.w_smoothness * tv * m.shape[0] + c.w_consistency * cons
         reg = reg + c.w_skin_prior * skin.skin_prior(maps[0][inside])
+        if geometry:
+            reg = reg + shape.anchor_prior(*geometry, *anchor)
         loss = data + reg
         loss.backward()
         if guard.step(step, loss):
@@ -283,6 +306,7 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
             with torch.no_grad():
                 for m, (lo, hi) in zip(maps, bounds):
                     m.clamp_(lo, hi)
+                run.expression.clamp_(0, 1)
     with torch.no_grad():
         grown = torch.nn.functional.max_pool2d(seen[None, None].float(), 5, 1, 2)[0, 0] > 0
         filled = [uvmaps.fill_unseen(m, grown, torch.where(has_mirror[..., None], mirror, torch.nan), s) for m, s in zip(maps, stat)]

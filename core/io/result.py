@@ -64,6 +64,9 @@ class Result:
     extra_images: dict[str, np.ndarray] = field(default_factory=dict)  # name -> sRGB image written as name.png
     render_crop: tuple[float, float, float, int] = (0.0, 0.0, 1.0, 1)  # x0, y0, side (photo px), size (render px)
     edits: dict[str, Any] = field(default_factory=dict)  # applications applied after the fit (e.g. caricature)
+    # geom: how the focal length was found: focal_mm (35 mm equivalent), focal_source ("exif" | "estimated"),
+    # focal_uncertainty_pct (1 σ, relative); written into scene.json's camera entry.
+    focal: dict[str, Any] = field(default_factory=dict)
 
     @property
     def width(self) -> int:
@@ -90,6 +93,7 @@ def scene_json(result: Result) -> dict[str, Any]:
             "height": result.height,
             "world_from_camera": _list(result.world_from_camera),
             "blender": blender_camera(result.K, result.width, result.height),
+            **result.focal,
         },
         "head": {
             "model": result.model,
@@ -289,6 +293,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         versions=dict(doc.get("versions", {})),
         warnings=list(doc.get("warnings", [])),
         metrics=dict(doc.get("metrics", {})),
+        focal={k: camera[k] for k in ("focal_mm", "focal_source", "focal_uncertainty_pct") if k in camera},
     )
 
 
