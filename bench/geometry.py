@@ -1,10 +1,11 @@
 """Benchmark: the fitted head's geometry against ground truth on held-out synthetic heads, fit vs. mean head.
 
     python bench/geometry.py [--scenes 24] [--mode stage0|pipeline] [--quality default] [--focal estimate|exif]
-                             [--correspondence learned|embedded] [--label TEXT]
+                             [--correspondence learned|embedded] [--renderer core|cycles] [--label TEXT]
 
 Scenes: tools/head_sets.py `heldout_scene` (seeds no tool ever learned from; identity at 0.35, 0.5 and 0.7
-standard deviations of the prior in turn), rendered once with Cycles and cached in the temp folder. `--mode stage0` fits
+standard deviations of the prior in turn), rendered once (the project's renderer by default, `--renderer cycles`
+for Blender's) and cached in the temp folder. `--mode stage0` fits
 the landmarks only (core/fit/solver.py, seconds a scene); `--mode pipeline` runs `python -m facestage reconstruct`
 and measures its output (minutes a scene). `--focal exif` hands the solver the true focal length as an EXIF
 value would; `estimate` (default) does not.
@@ -210,7 +211,7 @@ def markdown(run: dict[str, Any]) -> str:
     groups = "; ".join(f"identity {scale} σ: {m[name]['vertex_error_mm']:.2f} vs {m[name]['mean_head_error_mm']:.2f} mm "
                        f"(ratio {m[name]['ratio']:.2f})" for scale in head_sets.HELDOUT_SCALES
                        if (name := f"identity_scale_{scale}") in m)
-    return (f"Run `{run['label']}` ({run['date']}, {run['mode']}, focal {run['focal']}, correspondence "
+    return (f"Run `{run['label']}` ({run['date']}, {run['mode']}, renderer {run.get('renderer', 'cycles')}, focal {run['focal']}, correspondence "
             f"{run['correspondence']}, {len(run['scenes'])} held-out scenes; worse than the mean head on "
             f"{m['scenes_worse_than_mean_head']}). {groups}. Targets: {met}.\n\n" + "\n".join(lines) + "\n")
 
@@ -222,16 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quality", default="default")
     parser.add_argument("--focal", choices=("estimate", "exif"), default="estimate")
     parser.add_argument("--correspondence", choices=("learned", "embedded"), default="learned")
+    parser.add_argument("--renderer", choices=head_sets.RENDERERS, default="core",
+                        help="held-out images from the project's renderer (default) or Cycles (slow, needs bpy)")
     parser.add_argument("--label", default="current")
     parser.add_argument("--no-save", action="store_true", help="print only (for experiments)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     model, embedding = load_head_model(), load_embedding()
-    folders = head_sets.render_heldout(args.scenes)
+    folders = head_sets.render_heldout(args.scenes, renderer=args.renderer)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     run: dict[str, Any] = {"label": args.label, "commit": commit, "date": datetime.date.today().isoformat(),
                            "mode": args.mode, "quality": args.quality if args.mode == "pipeline" else None,
-                           "focal": args.focal, "correspondence": args.correspondence,
+                           "focal": args.focal, "correspondence": args.correspondence, "renderer": args.renderer,
                            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus", "targets": TARGETS,
                            "scenes": []}
     for folder in folders:

@@ -16,16 +16,19 @@ is 5–7 mm from it. The outside evaluation's heads were 2.4 mm from the mean he
 about 0.35 standard deviations; 0.35 is where beating the mean head is hardest, 0.7 where the faces are
 unusual but still faces.
 
-Rendering uses tools/synthetic.py (Cycles, the bpy module) in this process; everything is cached under the temp
-folder, keyed on the generator's digest, so a changed renderer (eyes, teeth, hair) re-renders and a re-run of
-the same generator reuses every image. MediaPipe's landmarks are cached beside each image.
+Rendering uses the project's own renderer by default (`render_core`: core/render with the scene's lights on the
+light stage, seconds a view, no Blender), or tools/synthetic.py (Cycles, the bpy module; `--renderer cycles`).
+Everything is cached under the temp folder, keyed on the generator's digest, so a changed renderer (eyes, teeth,
+hair) re-renders and a re-run of the same generator reuses every image. MediaPipe's landmarks are cached beside
+each image.
 
-    python tools/head_sets.py --heldout 24 [--training-heads 240]     (render into the cache)
+    python tools/head_sets.py --heldout 24 [--training-heads 240] [--renderer core|cycles]   (render into the cache)
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -38,10 +41,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for
 
 log = logging.getLogger(__name__)
+TOOLS = Path(__file__).resolve().parent
 
 SAMPLER_VERSION = 2  # bump when a sampler below changes what it draws
 TRAINING_SEED = 20261201
@@ -167,54 +172,206 @@ def heldout_scene(model: Any, index: int) -> Scene:
 # --------------------------------------------------------------------------- rendering and detection (cached)
 
 
-def cache_root(kind: str) -> Path:
-    """Temp folder of one set for the current generator (tools/synthetic.py and its inputs) and sampler."""
-    import synthetic
+EYE_TEXTURE = 128  # texels across the eye texture (its own half of the atlas)
+# Sclera → iris → pupil against cos(angle to the gaze), as tools/synthetic.py's Cycles eye material.
+EYE_RAMP = ((0.84, (0.72, 0.70, 0.66)), (0.865, (0.72, 0.70, 0.66)), (0.875, None), (0.975, None),
+            (0.985, (0.01, 0.01, 0.01)))
+CORE_SPP, CORE_LIGHT_SAMPLES = 4, 4
 
-    return Path(tempfile.gettempdir()) / f"facestage-{kind}-{synthetic.generator_digest()}-s{SAMPLER_VERSION}"
+
+def _eye_atlas(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Eye UVs rescaled onto their own unit square, and each eye-texture texel's unit direction from its eye's
+    centre (mean shape, model space): the sclera/iris/pupil pattern is a function of that direction."""
+    if id(model) not in _EYE_ATLAS:
+        _EYE_ATLAS.clear()
+        _EYE_ATLAS[id(model)] = _build_eye_atlas(model)
+    return _EYE_ATLAS[id(model)]
 
 
-def render_views(views: list[View], root: Path | None = None, progress: bool = True) -> list[Path]:
+_EYE_ATLAS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _build_eye_atlas(model: Any) -> tuple[np.ndarray, np.ndarray]:
+    from facestage.core.model.uvmaps import rasterize_uv
+
+    uvs = np.asarray(model.eye_uvs, np.float64)
+    lo, hi = uvs.min(0), uvs.max(0)
+    local = 0.02 + 0.96 * (uvs - lo) / (hi - lo)
+    eye_faces = np.asarray(model.eye_faces, np.int64)
+    raster = rasterize_uv(local, np.asarray(model.eye_face_uvs, np.int64), EYE_TEXTURE)
+    vertices = np.asarray(model.eye_vertices, np.float64)
+    half = len(vertices) // 2
+    centres = np.stack([vertices[:half].mean(0), vertices[half:].mean(0)])
+    direction = vertices - centres[(np.arange(len(vertices)) >= half).astype(int)]
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    face = np.maximum(raster.face, 0)
+    texel = (direction[eye_faces[face]] * raster.bary[..., None]).sum(-2)
+    texel /= np.maximum(np.linalg.norm(texel, axis=-1, keepdims=True), 1e-9)
+    return local, np.where(raster.inside[..., None], texel, 0.0)
+
+
+def _eye_texture(model: Any, scene: Scene) -> np.ndarray:
+    """(EYE_TEXTURE, EYE_TEXTURE, 3) linear eye albedo, the eyes looking straight ahead (−Y in the model)."""
+    _, direction = _eye_atlas(model)
+    rng = np.random.Generator(np.random.PCG64(scene.seed + 31))
+    iris = [(0.09, 0.05, 0.02), (0.05, 0.09, 0.13), (0.12, 0.1, 0.04)][int(rng.integers(3))]
+    cosine = -direction[..., 1]
+    stops = np.array([s for s, _ in EYE_RAMP])
+    colours = np.array([iris if c is None else c for _, c in EYE_RAMP])
+    return np.stack([np.interp(cosine, stops, colours[:, c]) for c in range(3)], -1)
+
+
+def _light_stage(scene: Scene) -> Any:
+    """The scene's disk lights as a core light stage: each on the icosahedron face facing it, same distance,
+    area and (approximately) the irradiance it delivers to the head (P / (π d²), as the lights were drawn)."""
+    import torch
+
+    from facestage.core.model import lightstage
+
+    stage = lightstage.default_stage(np.zeros(3), d=1.5, a=lightstage.A_MIN)
+    directions = lightstage.centroids(stage).numpy()
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    d, a, i = stage.d.numpy().copy(), stage.a.numpy().copy(), np.zeros((len(directions), 3), np.float32)
+    for light in scene.lights:
+        position = np.asarray(light.position, np.float64)
+        distance = float(np.linalg.norm(position))
+        j = int(np.argmax(directions @ (position / distance)))
+        d[j] = max(distance, lightstage.D_MIN + 0.01)
+        a[j] = np.clip(math.pi * (light.size / 2) ** 2 / (lightstage.face_area() * distance ** 2), lightstage.A_MIN, 1.0)
+        i[j] += light.power_w / (math.pi * distance ** 2) * np.asarray(light.color, np.float32)
+    return lightstage.LightStage(d=torch.as_tensor(d), a=torch.as_tensor(a), p=stage.p, i=torch.as_tensor(i),
+                                 centre=stage.centre)
+
+
+def render_core(scene: Scene, model: Any, maps: dict[str, np.ndarray], spp: int = CORE_SPP) -> np.ndarray:
+    """(H, W, 3) sRGB image of a scene from the project's own renderer (core/render): head with its maps, eyes with
+    a sclera/iris/pupil texture, the scene's lights on the light stage, its ambient as constant SH and background.
+    Cheap (seconds at 384 px) and deterministic; what Cycles gives in tools/synthetic.py, up to its light model."""
+    import torch
+
+    from facestage.core.io.image import linear_to_srgb
+    from facestage.core.model.sh import Y00
+    from facestage.core.render import RenderOptions, RenderScene, render
+
+    from ground_truth import eye_vertices, head_vertices, pose_points
+
+    identity, expression = np.asarray(scene.identity), np.asarray(scene.expression)
+    head = pose_points(head_vertices(model, identity, expression), scene)
+    eyes = pose_points(eye_vertices(model, identity, expression), scene)
+    eye_uvs, _ = _eye_atlas(model)
+    uvs = np.asarray(model.uvs, np.float64)
+    size = maps["diffuse"].shape[0]
+    eye_maps = [np.asarray(Image.fromarray(c.astype(np.float32), mode="F").resize((size, size), Image.Resampling.BILINEAR))
+                for c in np.moveaxis(_eye_texture(model, scene), -1, 0)]
+    diffuse = np.concatenate([maps["diffuse"], np.stack(eye_maps, -1)], 1)
+    specular = np.concatenate([maps["specular"], np.full((size, size), 0.5, np.float32)], 1)
+    roughness = np.concatenate([maps["roughness"], np.full((size, size), 0.15, np.float32)], 1)
+    faces = np.concatenate([np.asarray(model.faces, np.int64), np.asarray(model.eye_faces, np.int64) + len(head)])
+    face_uvs = np.concatenate([np.asarray(model.face_uvs, np.int64), np.asarray(model.eye_face_uvs, np.int64) + len(uvs)])
+    all_uvs = np.concatenate([uvs * [0.5, 1.0], [0.5, 0.0] + eye_uvs * [0.5, 1.0]])
+    ambient = np.asarray(scene.ambient, np.float32)
+    sh = np.zeros((3, 9), np.float32)
+    sh[:, 0] = ambient / Y00
+    t = (lambda a: torch.as_tensor(np.ascontiguousarray(a, np.float32)))  # noqa: E731
+    render_scene = RenderScene(
+        verts=t(np.concatenate([head, eyes])), faces=torch.as_tensor(faces), uvs=t(all_uvs), face_uvs=torch.as_tensor(face_uvs),
+        diffuse=t(diffuse), specular=t(specular)[..., None], roughness=t(roughness)[..., None], K=t(scene.K),
+        world_from_camera=t(scene.world_from_camera), width=scene.width, height=scene.height, sh=t(sh),
+        stage=_light_stage(scene), background=t(ambient))
+    generator = torch.Generator().manual_seed(int(scene.seed))
+    with torch.no_grad():
+        out = render(render_scene, RenderOptions(spp=spp, light_samples=CORE_LIGHT_SAMPLES, edge_sampling=False), generator)
+    return np.clip(linear_to_srgb(out.image.numpy()), 0.0, 1.0)
+
+
+def core_digest() -> str:
+    """Digest of what a core render depends on: this file, the ground truth and the renderer's sources."""
+    digest = hashlib.sha256()
+    for path in sorted([Path(__file__), TOOLS / "ground_truth.py", *(TOOLS.parent / "core" / "render").glob("*.py"),
+                        *(TOOLS.parent / "core" / "model").glob("*.py")]):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+
+RENDERERS = ("core", "cycles")
+
+
+def cache_root(kind: str, renderer: str = "core") -> Path:
+    """Temp folder of one set for the current generator (its renderer's sources and inputs) and sampler."""
+    if renderer == "cycles":
+        import synthetic
+
+        digest = synthetic.generator_digest()
+    else:
+        digest = core_digest()
+    return Path(tempfile.gettempdir()) / f"facestage-{kind}-{renderer}-{digest}-s{SAMPLER_VERSION}"
+
+
+def is_rendered(folder: Path, scene: Scene) -> bool:
+    """Whether folder already holds this exact scene's image."""
+    try:
+        stored = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (folder / "image.png").is_file() and stored == json.loads(json.dumps(scene.to_json()))
+
+
+def render_views(views: list[View], root: Path | None = None, progress: bool = True, renderer: str = "core") -> list[Path]:
     """Render the views not yet cached (maps once per head); returns each view's folder."""
-    import synthetic
     from ground_truth import save_scene, skin_maps
 
+    from facestage.core.io.image import save_png
     from facestage.core.model.head import load_head_model
 
     model = load_head_model()
-    root = root or cache_root("training")
+    root = root or cache_root("training", renderer)
     folders = []
+    maps: dict[str, np.ndarray] | None = None
     for done, item in enumerate(views):
         head_dir = root / f"head_{item.head:04d}"
         folder = head_dir / f"view_{item.view}"
         folders.append(folder)
-        if synthetic.is_rendered(folder, item.scene):
+        if is_rendered(folder, item.scene):
             continue
-        if not (head_dir / "diffuse.png").is_file():
+        if item.view == 0 or maps is None:
             maps = skin_maps(model, item.scene, size=TRAINING_MAP)
             save_scene(head_dir, item.scene, model, maps)
         folder.mkdir(parents=True, exist_ok=True)
-        synthetic.build(item.scene, model, head_dir)
-        synthetic.render(folder / "image.png")
+        if renderer == "cycles":
+            import synthetic
+
+            synthetic.build(item.scene, model, head_dir)
+            synthetic.render(folder / "image.png")
+        else:
+            save_png(folder / "image.png", render_core(item.scene, model, maps))
         (folder / "params.json").write_text(json.dumps(item.scene.to_json(), indent=1), encoding="utf-8")
-        if progress:
-            log.info("rendered %s (%d/%d)", folder.relative_to(root), done + 1, len(views))
+        if progress and (done + 1) % 10 == 0:
+            log.info("rendered %d/%d training views", done + 1, len(views))
     return folders
 
 
-def render_heldout(count: int, root: Path | None = None) -> list[Path]:
+def render_heldout(count: int, root: Path | None = None, renderer: str = "core") -> list[Path]:
     """Folders (tools/ground_truth.py layout, load_scene reads them) of the first `count` held-out scenes."""
-    import synthetic
+    from ground_truth import save_scene, skin_maps
 
+    from facestage.core.io.image import save_png
     from facestage.core.model.head import load_head_model
 
     model = load_head_model()
-    root = root or cache_root("heldout")
+    root = root or cache_root("heldout", renderer)
     folders = []
     for index in range(count):
         scene, folder = heldout_scene(model, index), root / f"scene_{index:03d}"
-        if not synthetic.is_rendered(folder, scene):
-            synthetic.render_scene(folder, scene, model, map_size=HELDOUT_MAP)
+        if not is_rendered(folder, scene):
+            if renderer == "cycles":
+                import synthetic
+
+                synthetic.render_scene(folder, scene, model, map_size=HELDOUT_MAP)
+            else:
+                maps = skin_maps(model, scene, size=HELDOUT_MAP)
+                save_scene(folder, scene, model, maps)
+                save_png(folder / "image.png", render_core(scene, model, maps))
             log.info("rendered held-out scene %d", index)
         folders.append(folder)
     return folders
@@ -246,16 +403,19 @@ def load_params(folder: Path) -> Scene:
     return Scene.from_json(json.loads((folder / "params.json").read_text(encoding="utf-8")))
 
 
-def ensure_heldout(count: int, python: str = sys.executable) -> list[Path]:
-    """Folders of the first `count` held-out scenes, rendering the missing ones in a bpy subprocess (for tests)."""
-    root = cache_root("heldout")
+def ensure_heldout(count: int, renderer: str = "core", python: str = sys.executable) -> list[Path]:
+    """Folders of the first `count` held-out scenes (for tests): core renders in this process, Cycles ones in a
+    bpy subprocess."""
+    if renderer == "core":
+        return render_heldout(count)
+    root = cache_root("heldout", renderer)
     folders = [root / f"scene_{index:03d}" for index in range(count)]
     if not all((folder / "image.png").is_file() for folder in folders):
         env = dict(os.environ)
         home = Path(tempfile.mkdtemp(prefix="facestage-blender-"))
         env["XDG_CONFIG_HOME"], env["XDG_CACHE_HOME"] = str(home / "config"), str(home / "cache")
-        subprocess.run([python, str(Path(__file__).resolve()), "--heldout", str(count)], check=True, env=env,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run([python, str(Path(__file__).resolve()), "--heldout", str(count), "--renderer", renderer],
+                       check=True, env=env, stdout=subprocess.DEVNULL)
     return folders
 
 
@@ -264,13 +424,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heldout", type=int, default=0, help="render the first N held-out scenes")
     parser.add_argument("--training-heads", type=int, default=0, help="render the training views of the first N heads")
     parser.add_argument("--views", type=int, default=2)
+    parser.add_argument("--renderer", choices=RENDERERS, default="core")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    render_heldout(args.heldout)
+    render_heldout(args.heldout, renderer=args.renderer)
     if args.training_heads:
         from facestage.core.model.head import load_head_model
 
-        render_views(training_views(load_head_model(), args.training_heads, args.views))
+        render_views(training_views(load_head_model(), args.training_heads, args.views), renderer=args.renderer)
     return 0
 
 

@@ -21,10 +21,11 @@ the ridge strength is chosen on the validation heads (tools/head_sets.py: every 
 used to fit the offsets. The same validation heads then calibrate the identity prior of the landmark fit
 (`--calibrate`): the strength that minimises the face-region vertex error, with the mean head as the floor.
 
-    python tools/learn_landmarks.py [--heads 240] [--views 2] [--calibrate]
+    python tools/learn_landmarks.py [--heads 120] [--views 2] [--calibrate]     (~15 min on 2 busy cores)
 
 Writes core/model/data/landmarks_hm08_learned.npz (+ _report.json). Deterministic: fixed seeds for the scenes
-(tools/head_sets.py), Cycles seeded per scene, MediaPipe on CPU, closed-form solves in float64.
+(tools/head_sets.py), the views rendered by the project's own renderer (tools/head_sets.py `render_core`, seeded
+per scene; no Blender), MediaPipe on CPU, closed-form solves in float64.
 """
 
 from __future__ import annotations
@@ -304,7 +305,7 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heads", type=int, default=240)
+    parser.add_argument("--heads", type=int, default=120)
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--out", type=Path, default=LEARNED_PATH)
     parser.add_argument("--calibrate", action="store_true", help="also calibrate the identity prior on validation heads")
@@ -321,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                            "feature_sets": {k: {"identity_components": v[0], "expression_units": v[1]}
                                             for k, v in FEATURE_SETS.items()},
                            "expression_features": list(EXPRESSION_FEATURES), "huber_pct_iod": HUBER_PCT_IOD,
-                           "image": [head_sets.TRAINING_SIZE, head_sets.TRAINING_SAMPLES]},
+                           "image": [head_sets.TRAINING_SIZE, head_sets.CORE_SPP], "renderer": "core"},
               "counts": counts, **report}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_npz(args.out, learned.arrays())

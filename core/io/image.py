@@ -39,6 +39,7 @@ class Photo:
     original_size: tuple[int, int]
     scale: float = 1.0
     warnings: list[str] = field(default_factory=list)
+    exif_focal_35mm: float | None = None  # geom: EXIF FocalLengthIn35mmFilm (mm), when the photo states it
 
     @property
     def width(self) -> int:
@@ -131,6 +132,7 @@ def load_photo(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> Photo:
         width, height = image.size
         _check_size(path, width, height)
         warn: list[str] = []
+        focal_35mm = exif_focal_35mm(image)  # geom hook
         if image.format in ("JPEG", "MPO") and max(width, height) > 2 * max_side:
             image.draft("RGB", (width * max_side // max(width, height), height * max_side // max(width, height)))
         image = ImageOps.exif_transpose(image)
@@ -153,7 +155,17 @@ def load_photo(path: str | os.PathLike[str], max_side: int = MAX_SIDE) -> Photo:
     for message in warn:
         log.warning(message)
     scale = max(pixels.shape[:2]) / max(width, height)
-    return Photo(pixels=pixels, path=path, original_size=(width, height), scale=scale, warnings=warn)
+    return Photo(pixels=pixels, path=path, original_size=(width, height), scale=scale, warnings=warn,
+                 exif_focal_35mm=focal_35mm)
+
+
+def exif_focal_35mm(image: Image.Image) -> float | None:
+    """The 35 mm-equivalent focal length a photo's EXIF states (tag FocalLengthIn35mmFilm), or None (geom)."""
+    try:
+        value = image.getexif().get_ifd(0x8769).get(0xA405)
+        return float(value) if value and float(value) > 0 else None
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def save_png(path: str | os.PathLike[str], pixels: np.ndarray, bits: int = 8) -> None:
