@@ -21,7 +21,7 @@ the ridge strength is chosen on the validation heads (tools/head_sets.py: every 
 used to fit the offsets. The same validation heads then calibrate the identity prior of the landmark fit
 (`--calibrate`): the strength that minimises the face-region vertex error, with the mean head as the floor.
 
-    python tools/learn_landmarks.py [--heads 120] [--views 2] [--calibrate]     (~15 min on 2 busy cores)
+    python tools/learn_landmarks.py [--heads 200] [--views 2] [--calibrate]     (~20 min on 2 busy cores)
 
 Writes core/model/data/landmarks_hm08_learned.npz (+ _report.json). Deterministic: fixed seeds for the scenes
 (tools/head_sets.py), the views rendered by the project's own renderer (tools/head_sets.py `render_core`, seeded
@@ -253,7 +253,7 @@ def learn(model: Any, embedding: LandmarkEmbedding, training: Data, validation: 
 # --------------------------------------------------------------------------- prior calibration
 
 
-CALIBRATION_GRID = ((0.3, 0.1), (1.0, 0.1), (1.0, 1.0), (3.0, 1.0), (1.0, 3.0))  # (w_identity, w_expression)
+CALIBRATION_GRID = ((0.1, 0.01), (0.3, 0.1), (1.0, 1.0), (3.0, 3.0), (10.0, 3.0))  # (w_identity, w_expression)
 
 
 def calibrate(model: Any, learned_path: Path, heads: int, views: int
@@ -261,8 +261,10 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
     """The identity and expression prior weights and focal-uncertainty scale of the landmark fit (validation views).
 
     Every validation view is fitted with each pair of CALIBRATION_GRID; the pair with the lowest mean
-    face-region error (similarity-aligned, tools/shape_metrics.py) wins, fewer views worse than the mean head
-    breaking ties. The focal scale makes ±1 reported σ cover 68 % of the true focal lengths with that pair.
+    face-region error (similarity-aligned, tools/shape_metrics.py) relative to the unfitted mean head's on the
+    same views wins (the issue's headline measure), fewer views worse than the mean head breaking ties. (A
+    tail criterion, mean + 90th-percentile per-view ratio, picked far stronger priors, 30/3, that made the fit
+    barely better than the mean head on average and no better in the tail; the report keeps both numbers.) The focal scale makes ±1 reported σ cover 68 % of the true focal lengths with that pair.
     """
     from ground_truth import face_region_mask, head_vertices, pose_points
     from shape_metrics import face_errors
@@ -295,8 +297,10 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
         worse = int((e > f).sum())
         results[f"w_identity {weight[0]:g}, w_expression {weight[1]:g}"] = {"vertex_error_mm": round(float(e.mean()), 3), "mean_head_mm": round(float(f.mean()), 3),
                                   "ratio": round(float(e.mean() / f.mean()), 3), "worse_than_mean_head": worse,
+                                  "mean_ratio": round(float((e / f).mean()), 3),
+                                  "p90_ratio": round(float(np.quantile(e / f, 0.9)), 3),
                                   "views": len(e), "worst_ratio": round(float((e / f).max()), 3)}
-        scores.append((float(e.mean()), worse, weight))
+        scores.append((round(float(e.mean() / f.mean()), 3), worse, weight))
         log.info("%s: %s", weight, results[f"w_identity {weight[0]:g}, w_expression {weight[1]:g}"])
     best = min(scores)[2]
     scale = float(np.quantile(focal[best], 0.683))
@@ -305,16 +309,29 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--heads", type=int, default=120)
+    parser.add_argument("--heads", type=int, default=200)
     parser.add_argument("--views", type=int, default=2)
     parser.add_argument("--out", type=Path, default=LEARNED_PATH)
     parser.add_argument("--calibrate", action="store_true", help="also calibrate the identity prior on validation heads")
+    parser.add_argument("--calibrate-only", action="store_true", help="re-calibrate the existing model's priors only")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from facestage.core.fit.embedding import load_landmark_model
     from facestage.core.model.head import load_head_model
 
     model = load_head_model()
     embedding = load_embedding()
+    report_path = args.out.with_name(args.out.stem + "_report.json")
+    if args.calibrate_only:
+        existing = load_landmark_model(args.out)
+        assert existing is not None, f"no learned model at {args.out}"
+        report = json.loads(report_path.read_text(encoding="utf-8"))
+        weights, scale, report["calibration"] = calibrate(model, args.out, args.heads, args.views)
+        write_npz(args.out, dataclasses.replace(existing, w_identity=weights[0], w_expression=weights[1],
+                                                focal_std_scale=scale).arrays())
+        report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+        print(json.dumps(report["calibration"], indent=1))
+        return 0
     training, validation, counts = load_views(model, args.heads, args.views)
     learned, report = learn(model, embedding, training, validation)
     report = {"settings": {"heads": args.heads, "views_per_head": args.views, "training_seed": head_sets.TRAINING_SEED,
