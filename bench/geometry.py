@@ -213,7 +213,15 @@ def markdown(run: dict[str, Any]) -> str:
                        if (name := f"identity_scale_{scale}") in m)
     return (f"Run `{run['label']}` ({run['date']}, {run['mode']}, renderer {run.get('renderer', 'cycles')}, focal {run['focal']}, correspondence "
             f"{run['correspondence']}, {len(run['scenes'])} held-out scenes; worse than the mean head on "
-            f"{m['scenes_worse_than_mean_head']}). {groups}. Targets: {met}.\n\n" + "\n".join(lines) + "\n")
+            f"{m['scenes_worse_than_mean_head']}; no face found on {len(m.get('no_face', []))}). {groups}. "
+            f"Targets: {met}.\n\n" + "\n".join(lines) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the numpy scalars a measure may leave behind."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     for folder in folders:
         loaded = load_scene(folder)
         points = head_sets.detections(folder)
-        if points is None:
-            raise SystemExit(f"{folder.name}: MediaPipe found no face in a held-out render")
+        if points is None:  # counted, never hidden: the summary lists them
+            run.setdefault("no_face", []).append(folder.name)
+            print(f"{folder.name}: MediaPipe found no face; skipped", flush=True)
+            continue
         if args.mode == "stage0":
             estimate, seconds = run_stage0(loaded, points, model, args.focal, args.correspondence)
         else:
@@ -256,6 +266,7 @@ def main(argv: list[str] | None = None) -> int:
               f"pose {row['yaw_error_deg']:+.1f}/{row['pitch_error_deg']:+.1f}/{row['roll_error_deg']:+.1f}, "
               f"focal {row['focal_error_pct']:+.0f} %", flush=True)
     run["summary"] = summarise(run["scenes"])
+    run["summary"]["no_face"] = run.get("no_face", [])
     text = markdown(run)
     print(text)
     if not args.no_save:
@@ -263,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}
         history["runs"] = [r for r in history["runs"] if r["label"] != args.label] + [run]
         RESULTS.mkdir(parents=True, exist_ok=True)
-        history_path.write_text(json.dumps(history, indent=1) + "\n")
+        history_path.write_text(json.dumps(history, indent=1, default=_plain) + "\n")
         (RESULTS / "geometry.md").write_text("\n".join(markdown(r) for r in history["runs"]))
     return 0
 
