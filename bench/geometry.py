@@ -126,12 +126,17 @@ def run_pipeline(loaded: LoadedScene, quality: str, label: str) -> tuple[dict[st
     slug = "".join(c if c.isalnum() else "_" for c in label).strip("_")
     out = loaded.folder / f"reconstruction_{quality}_{slug}"
     start = time.perf_counter()
-    if not (out / "scene.json").is_file():
+    for _attempt in range(2):  # once more after a failure: on a shared machine a run can be killed for memory
+        if (out / "scene.json").is_file():
+            break
         done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(loaded.folder / "image.png"), "-o",
                                str(out), "--quality", quality, "--seed", "0", "--no-blend", "--force"],
                               capture_output=True, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"{loaded.folder.name}: reconstruction failed: {done.stderr.strip().splitlines()[-1:]}")
+            lines = [line for line in done.stderr.replace("\r", "\n").splitlines() if "step/s" not in line]
+            logging.warning("%s: reconstruction failed (exit %d): %s", loaded.folder.name, done.returncode, lines[-1:])
+    if not (out / "scene.json").is_file():
+        raise RuntimeError(f"{loaded.folder.name}: reconstruction failed twice")
     seconds = time.perf_counter() - start
     result = load(out)
     doc = json.loads((out / "scene.json").read_text())
@@ -255,7 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.mode == "stage0":
             estimate, seconds = run_stage0(loaded, points, model, args.focal, args.correspondence)
         else:
-            estimate, seconds = run_pipeline(loaded, args.quality, args.label)
+            try:
+                estimate, seconds = run_pipeline(loaded, args.quality, args.label)
+            except RuntimeError as error:  # counted, never hidden: the summary lists them
+                run.setdefault("failed", []).append(folder.name)
+                print(error, flush=True)
+                continue
         row = measure(loaded, estimate["vertices"], estimate["K"], estimate["world_from_camera"],
                       estimate["camera_from_model"], model, embedding)
         row.update({"focal_source": estimate.get("focal_source"), "focal_uncertainty_pct": estimate.get("focal_uncertainty_pct"),
@@ -267,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
               f"focal {row['focal_error_pct']:+.0f} %", flush=True)
     run["summary"] = summarise(run["scenes"])
     run["summary"]["no_face"] = run.get("no_face", [])
+    run["summary"]["failed"] = run.get("failed", [])
     text = markdown(run)
     print(text)
     if not args.no_save:

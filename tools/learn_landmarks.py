@@ -303,7 +303,10 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
         scores.append((round(float(e.mean() / f.mean()), 3), worse, weight))
         log.info("%s: %s", weight, results[f"w_identity {weight[0]:g}, w_expression {weight[1]:g}"])
     best = min(scores)[2]
-    scale = float(np.quantile(focal[best], 0.683))
+    from facestage.core.fit.embedding import load_landmark_model
+
+    current = load_landmark_model(learned_path)  # z above is in units of the scale the file already holds
+    scale = float(np.quantile(focal[best], 0.683)) * (current.focal_std_scale if current is not None else 1.0)
     return best, scale, {"grid": results, "w_identity": best[0], "w_expression": best[1], "focal_std_scale": round(scale, 4)}
 
 
