@@ -205,6 +205,8 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         options = options.with_known_focal(photo.exif_focal_35mm)
     fit0 = fit_landmarks(detected.points, photo.width, photo.height, run.model, config, progress, cancel, options=options)
     run.init_geometry(fit0)
+    if options.focal_known:  # a focal length the photo states is kept, not re-fitted photometrically
+        run.log_focal.requires_grad_(False)
     run.timings["landmarks"] = time.perf_counter() - mark
     points = detected.points
     mark = time.perf_counter()
@@ -233,6 +235,8 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
     result = _assemble(run, fit0, points, maps, occluded, config.texture_size, eyes, mouth)
+    if np.isfinite(fit0.focal_log_std) and not options.focal_known:  # 1 σ of the estimated focal length
+        result.focal_uncertainty_pct = 100.0 * fit0.focal_log_std
     run.timings["output"] = time.perf_counter() - mark
     run.timings["total"] = time.perf_counter() - start
     return result

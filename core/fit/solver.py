@@ -11,7 +11,12 @@ focal/distance/identity valley that first-order optimisers crawl along is
 handled by the Gauss–Newton model.
 
 Landmarks are tied to the head surface by the embedding (fit/embedding.py:
-triangle + barycentrics, built by `tools/embed_landmarks.py`). The jaw-line
+triangle + barycentrics, built by `tools/embed_landmarks.py`) plus, by default,
+the learned correction of `LandmarkModel` (tools/learn_landmarks.py): where
+MediaPipe really puts each point on a head of this shape, expression and pose,
+and how noisy it is there. The learned offset is linear in identity and
+expression, so it simply adds to the model's basis at the landmark; its view
+term is re-evaluated at every iteration from the current pose. The jaw-line
 landmarks are not fixed surface points: the jaw outline in a photo is an
 occluding contour that moves over the skin as the head turns, so each of them
 slides, at every step, to the nearest point of the posed mesh's contour
@@ -26,7 +31,11 @@ sits wherever the photo puts it. So ``rotation`` is the head's pose relative to 
 camera's position.
 
 Focal lengths in millimetres are 35 mm-equivalent: a 36 mm sensor across the
-longer image side.
+longer image side. When the photo says its focal length (EXIF, `focal_known`),
+it becomes a strong prior; otherwise the landmarks estimate it under a weak
+prior, and the result carries an uncertainty (`focal_log_std`): the Laplace
+(Gauss–Newton) standard deviation of log f, scaled by the factor that made it
+cover the true focal length on validation heads (`LandmarkModel.focal_std_scale`).
 """
 
 from __future__ import annotations
@@ -46,7 +55,8 @@ from ..common.errors import FaceStageError
 from ..common.progress import Progress, ProgressCallback, check_cancel
 from ..model import camera
 from ..model.head import HeadModel, vertex_normals
-from .embedding import GROUP_NAMES, GROUP_WEIGHTS, LandmarkEmbedding, load_embedding
+from .embedding import (GROUP_NAMES, GROUP_WEIGHTS, LandmarkEmbedding, LandmarkModel, load_embedding,
+                        load_landmark_model)
 from .landmarks import FACE_OVAL, N_LANDMARKS, interocular_px
 
 log = logging.getLogger(__name__)
@@ -54,6 +64,9 @@ log = logging.getLogger(__name__)
 SENSOR_MM = camera.SENSOR_WIDTH_MM
 DEFAULT_FOCAL_MM = 50.0
 FOCAL_RANGE_MM = (12.0, 400.0)
+W_IDENTITY_FIXED_POINTS = 0.1  # identity prior without a learned landmark model (fixed embedded points)
+W_EXPRESSION_FIXED_POINTS = 0.01  # expression prior (L1 and L2 parts) without one
+ROBUST_SIGMAS = 2.0  # with a learned model, the Geman–McClure scale is this many times its median landmark noise
 
 
 @dataclass(frozen=True)
@@ -65,31 +78,33 @@ class FitOptions:
     Landmarks cannot tell focal length from face depth (an identity with a deeper face at a longer distance
     projects almost identically), so the focal prior is what keeps f plausible; the data move it only
     when the perspective cue is strong. When the photo's EXIF records the focal length (core/io/exif.py),
-    `with_known_focal` centres the prior there and weights it by w_focal_known instead of w_focal.
+    `with_known_focal` centres the prior there and weights it by w_focal_known (focal_known) instead of w_focal.
     """
 
     max_iterations: int = 60  # LM iterations of the full stage (the pose-only warm-up adds `rigid_iterations`)
     rigid_iterations: int = 12
-    w_identity: float = 0.1
-    w_expression: float = 0.01  # L1 part (weights are ≥ 0) ...
-    w_expression_l2: float = 0.01  # ... and L2 part
+    w_identity: float | None = None  # None: the learned model's calibrated value (W_IDENTITY_FIXED_POINTS without one)
+    w_expression: float | None = None  # L1 part (weights are ≥ 0) ... (None: calibrated, else W_EXPRESSION_FIXED_POINTS)
+    w_expression_l2: float | None = None  # ... and L2 part (None: the same as the L1 part)
     w_focal: float = 1.0
-    w_focal_known: float = 100.0  # prior weight around a focal length the camera recorded: 10 % off costs as much as
-    #                              a 1 %-of-eye-distance residual on every landmark, so only a strong perspective cue moves it
-    robust_scale: float = 4.0  # Geman–McClure scale, % of the inter-ocular distance
-    robust_scale_start: float = 12.0  # graduated non-convexity: the scale shrinks to robust_scale
+    robust_scale: float | None = None  # Geman–McClure scale, % IOD (None: ROBUST_SIGMAS × learned noise, else 4)
+    robust_scale_start: float = 3.0  # graduated non-convexity: from this many times robust_scale down to it
     focal_mm: float = DEFAULT_FOCAL_MM  # guess and prior centre (35 mm equivalent)
+    focal_known: bool = False  # focal_mm comes from the photo (EXIF): the prior becomes w_focal_known
+    w_focal_known: float = 400.0  # 1/σ² of log f: EXIF 35 mm-equivalent values are good to about 5 %
     fit_focal: bool = True
     identity_bound: float = 3.0  # |coefficient| in standard deviations
     identity_components: int | None = None  # fit only the leading components (None: all)
     slide_contour: bool = True  # jaw-line landmarks slide on the occluding contour (else: fixed surface points)
     group_weights: tuple[tuple[str, float], ...] = tuple(GROUP_WEIGHTS.items())
     spread_scale_mm: float | None = None  # re-derive landmark weights 1 / (1 + (spread / s)²) (None: the file's)
+    correspondence: str = "learned"  # "learned": LandmarkModel offsets and noise (if its file exists); "embedded": fixed points
+    landmark_model: str | None = None  # path of the learned model (None: the committed one)
     tolerance: float = 1e-7  # stop when the relative cost decrease of an accepted step is below this
 
     def with_known_focal(self, focal_mm: float) -> FitOptions:
         """These options with the focal prior centred on a recorded 35 mm-equivalent focal length, at w_focal_known."""
-        return replace(self, focal_mm=float(focal_mm), w_focal=self.w_focal_known)
+        return replace(self, focal_mm=float(focal_mm), focal_known=True)
 
     @classmethod
     def from_config(cls, config: ReconstructConfig | None) -> FitOptions:
@@ -100,8 +115,45 @@ class FitOptions:
         data = config.w_landmarks if config.w_landmarks > 0 else 1.0
         id_scale = config.w_identity / defaults.w_identity / data
         ex_scale = config.w_expression / defaults.w_expression / data
-        return cls(max_iterations=max(10, min(config.steps.landmarks // 5, 100)), w_identity=base.w_identity * id_scale,
-                   w_expression=base.w_expression * ex_scale, w_expression_l2=base.w_expression_l2 * ex_scale)
+        l1, l2 = expression_weights(base)
+        return cls(max_iterations=max(10, min(config.steps.landmarks // 5, 100)),
+                   w_identity=None if id_scale == 1.0 else identity_weight(base) * id_scale,
+                   w_expression=None if ex_scale == 1.0 else l1 * ex_scale,
+                   w_expression_l2=None if ex_scale == 1.0 else l2 * ex_scale)
+
+
+def learned_model(options: FitOptions) -> LandmarkModel | None:
+    """The learned landmark model these options use, or None (fixed embedded points)."""
+    return load_landmark_model(options.landmark_model) if options.correspondence == "learned" else None
+
+
+def robust_scale(options: FitOptions) -> float:
+    """The Geman–McClure scale in force (% of the inter-ocular distance)."""
+    if options.robust_scale is not None:
+        return options.robust_scale
+    learned = learned_model(options)
+    if learned is None:
+        return 4.0
+    return ROBUST_SIGMAS * float(np.median(learned.sigma_pct_iod[learned.corrected]))
+
+
+def expression_weights(options: FitOptions) -> tuple[float, float]:
+    """(L1, L2) expression-prior weights in force: explicit, else the learned model's calibrated one, else defaults."""
+    learned = learned_model(options)
+    default = learned.w_expression if learned is not None and math.isfinite(learned.w_expression) \
+        else W_EXPRESSION_FIXED_POINTS
+    l1 = default if options.w_expression is None else options.w_expression
+    return l1, l1 if options.w_expression_l2 is None else options.w_expression_l2
+
+
+def identity_weight(options: FitOptions) -> float:
+    """The identity-prior weight in force: the explicit one, else the learned model's calibrated one."""
+    if options.w_identity is not None:
+        return options.w_identity
+    learned = learned_model(options)
+    if learned is not None and math.isfinite(learned.w_identity):
+        return learned.w_identity
+    return W_IDENTITY_FIXED_POINTS
 
 
 @dataclass
@@ -128,6 +180,8 @@ class FitResult:
     cost: float = float("nan")
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    focal_source: str = "estimated"  # "exif" (the photo's own focal length, as a strong prior) or "estimated"
+    focal_log_std: float = float("nan")  # 1-σ uncertainty of log(focal) ≈ relative uncertainty of the focal length
 
     @property
     def focal_mm(self) -> float:
@@ -158,8 +212,9 @@ class _Tensors:
     contour_side: torch.Tensor  # (C,)
     contour_prev: torch.Tensor  # (C,) neighbours along the face oval, for the outline normal
     contour_next: torch.Tensor
-    weights: torch.Tensor  # (N,) embedding weight × group weight
+    weights: torch.Tensor  # (N,) embedding weight × group weight (or learned noise weight)
     rigid: torch.Tensor  # (N,) bool: used by the pose-only warm-up
+    view_offset: torch.Tensor | None  # (3, N, 3) learned offsets per view feature (None: fixed points)
 
 
 def _model_arrays(model: HeadModel) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -182,14 +237,16 @@ _TENSOR_CACHE: dict[tuple[int, int], _Tensors] = {}
 
 def _tensors(model: HeadModel, embedding: LandmarkEmbedding, options: FitOptions | None = None) -> _Tensors:
     options = options or FitOptions()
-    key = (id(model), id(embedding), options.group_weights, options.spread_scale_mm)
+    learned = learned_model(options)
+    key = (id(model), id(embedding), options.group_weights, options.spread_scale_mm, id(learned))
     if key not in _TENSOR_CACHE:
         _TENSOR_CACHE.clear()
-        _TENSOR_CACHE[key] = _build_tensors(model, embedding, options)
+        _TENSOR_CACHE[key] = _build_tensors(model, embedding, options, learned)
     return _TENSOR_CACHE[key]
 
 
-def _build_tensors(model: HeadModel, embedding: LandmarkEmbedding, options: FitOptions) -> _Tensors:
+def _build_tensors(model: HeadModel, embedding: LandmarkEmbedding, options: FitOptions,
+                   learned: LandmarkModel | None) -> _Tensors:
     mean, faces, id_basis, ex_basis = _model_arrays(model)
     if mean.shape[0] != embedding.vertex_count:
         raise FaceStageError(f"The landmark embedding was built for a {embedding.vertex_count}-vertex head, "
@@ -218,18 +275,46 @@ def _build_tensors(model: HeadModel, embedding: LandmarkEmbedding, options: FitO
         weights = np.clip(1.0 / (1.0 + (embedding.spread_mm / options.spread_scale_mm) ** 2), 0.02, 1.0)
         weights[embedding.contour] = 1.0
     weights = weights * group_weight
+    landmark_mean = _interpolate(mean, faces, tri, bary)
+    landmark_basis = np.concatenate([_interpolate(id_basis, faces, tri, bary), _interpolate(ex_basis, faces, tri, bary)])
+    view_offset = None
+    if learned is not None:
+        landmark_mean = landmark_mean + learned.offset
+        landmark_basis = landmark_basis + np.concatenate([learned.identity_basis(id_basis.shape[0]),
+                                                          learned.expression_basis(ex_basis.shape[0])])
+        view_offset = learned.view_offset
+        weights = _learned_weights(learned, embedding, weights)
     rigid = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (
         np.isin(embedding.group, [GROUP_NAMES.index(g) for g in ("eye", "nose", "brow", "other")]))
     t = (lambda a: torch.as_tensor(np.ascontiguousarray(a)))
     return _Tensors(
-        mean=t(_interpolate(mean, faces, tri, bary)),
-        basis=t(np.concatenate([_interpolate(id_basis, faces, tri, bary), _interpolate(ex_basis, faces, tri, bary)])),
+        mean=t(landmark_mean), basis=t(landmark_basis),
         n_identity=int(id_basis.shape[0]),
         band_mean=t(mean[local_ids]), band_basis=t(np.concatenate([id_basis[:, local_ids], ex_basis[:, local_ids]])),
         band_faces=t(band_faces), band_edges=t(local[edges]), band_side=t(side_of(mean[local_ids, 0])),
         contour=t(embedding.contour), contour_side=t(side_of(contour_points[:, 0])),
         contour_prev=t(np.array(prev, np.int64)), contour_next=t(np.array(nxt, np.int64)),
-        weights=t(weights), rigid=t(rigid))
+        weights=t(weights), rigid=t(rigid), view_offset=None if view_offset is None else t(view_offset))
+
+
+def _learned_weights(learned: LandmarkModel, embedding: LandmarkEmbedding, weights: np.ndarray) -> np.ndarray:
+    """Weights of a learned model: (median noise / landmark noise)² for corrected landmarks, the old ones elsewhere."""
+    sigma = learned.sigma_pct_iod
+    reference = float(np.median(sigma[learned.corrected]))
+    out = weights.copy()
+    out[learned.corrected] = np.clip((reference / np.maximum(sigma[learned.corrected], 1e-6)) ** 2, 0.02, 4.0)
+    return out
+
+
+def _view_offsets(tensors: _Tensors, state: _State) -> torch.Tensor | float:
+    """(N, 3) learned offsets for the current pose (the head-to-camera direction in the model frame), or 0."""
+    if tensors.view_offset is None:
+        return 0.0
+    with torch.no_grad():
+        view = -state.rotation().T @ state.translation()
+        view = view / view.norm()
+        features = torch.stack([view[0], view[2], view[0] ** 2])
+        return torch.einsum("j,jnc->nc", features, tensors.view_offset)
 
 
 # --------------------------------------------------------------------------- geometry
@@ -269,6 +354,11 @@ class _State:
 
 def _shape(mean: torch.Tensor, basis: torch.Tensor, state: _State) -> torch.Tensor:
     return mean + torch.einsum("m,mnc->nc", torch.cat([state.identity, state.expression]), basis)
+
+
+def _landmark_points(tensors: _Tensors, state: _State) -> torch.Tensor:
+    """(N, 3) model-space landmark points of the state: the (learned) landmark model at its shape and pose."""
+    return _shape(tensors.mean, tensors.basis, state) + _view_offsets(tensors, state)
 
 
 def _project(points: torch.Tensor, rotation: torch.Tensor, translation: torch.Tensor, focal: torch.Tensor,
@@ -327,6 +417,9 @@ class _Problem:
     options: FitOptions
     log_focal_guess: float
     log_focal_bounds: tuple[float, float]
+    w_identity: float
+    w_expression: tuple[float, float]
+    w_focal: float
 
 
 def _skew(v: torch.Tensor) -> torch.Tensor:
@@ -370,7 +463,7 @@ def _linearise(problem: _Problem, state: _State, contour: _Contour | None, point
     """Weighted residual rows (in % of the inter-ocular distance) and, optionally, their Jacobian."""
     tensors = problem.tensors
     coefficients = torch.cat([state.identity, state.expression])
-    points = tensors.mean + torch.einsum("m,mnc->nc", coefficients, tensors.basis)
+    points = _landmark_points(tensors, state)
     pixels, jacobian = _pixels_and_jacobian(points, tensors.basis, state, problem.centre, with_jacobian)
     point_sqrt = point_w.sqrt()
     rows = [((pixels - problem.detected) / problem.scale * point_sqrt[:, None]).reshape(-1)]
@@ -387,16 +480,17 @@ def _linearise(problem: _Problem, state: _State, contour: _Contour | None, point
             blocks.append((slid_jacobian * contour.normal[:, :, None]).sum(1) * weight[:, None])
     opt = problem.options
     k = state.identity.shape[0]
-    expression_weight = torch.sqrt(opt.w_expression / (state.expression.abs() + 0.05) + opt.w_expression_l2)
-    prior_weights = torch.cat([torch.full((k,), math.sqrt(opt.w_identity), dtype=points.dtype), expression_weight])
+    l1, l2 = problem.w_expression
+    expression_weight = torch.sqrt(l1 / (state.expression.abs() + 0.05) + l2)
+    prior_weights = torch.cat([torch.full((k,), math.sqrt(problem.w_identity), dtype=points.dtype), expression_weight])
     rows.append(prior_weights * coefficients)
-    rows.append((math.sqrt(opt.w_focal) * (state.log_focal - problem.log_focal_guess))[None])
+    rows.append((math.sqrt(problem.w_focal) * (state.log_focal - problem.log_focal_guess))[None])
     if jacobian is None:
         return torch.cat(rows), None
     n_params = jacobian.shape[2]
     prior_block = torch.zeros(coefficients.shape[0] + 1, n_params, dtype=points.dtype)
     prior_block[torch.arange(coefficients.shape[0]), 7 + torch.arange(coefficients.shape[0])] = prior_weights
-    prior_block[-1, 6] = math.sqrt(opt.w_focal)
+    prior_block[-1, 6] = math.sqrt(problem.w_focal)
     blocks.append(prior_block)
     return torch.cat(rows), torch.cat(blocks)
 
@@ -538,7 +632,9 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Head
     log_focal_guess = math.log(camera.focal_from_35mm(options.focal_mm, width, height))
     problem = _Problem(tensors=tensors, detected=torch.as_tensor(detected_np), centre=torch.as_tensor(centre_np),
                        scale=iod / 100.0, options=options, log_focal_guess=log_focal_guess,
-                       log_focal_bounds=tuple(math.log(camera.focal_from_35mm(f, width, height)) for f in FOCAL_RANGE_MM))
+                       log_focal_bounds=tuple(math.log(camera.focal_from_35mm(f, width, height)) for f in FOCAL_RANGE_MM),
+                       w_identity=identity_weight(options), w_expression=expression_weights(options),
+                       w_focal=options.w_focal_known if options.focal_known else options.w_focal)
     rotation0, depth0, uv0 = _initial_pose(tensors, detected_np, math.exp(log_focal_guess), centre_np)
     k, e = tensors.n_identity, tensors.basis.shape[0] - tensors.n_identity
     dtype = torch.float64
@@ -557,18 +653,55 @@ def fit_landmarks(landmarks_px: np.ndarray, width: int, height: int, model: Head
     rigid = torch.zeros(n_params, dtype=torch.bool)
     rigid[:6] = True
     rigid[6] = options.fit_focal
-    state, cost, done_rigid = _lm(problem, state, rigid, options.rigid_iterations, [options.robust_scale_start],
+    scale = robust_scale(options)
+    state, cost, done_rigid = _lm(problem, state, rigid, options.rigid_iterations, [options.robust_scale_start * scale],
                                   tensors.rigid.to(dtype), sliding=False, report=report)
     offset[0] = options.rigid_iterations
     full = torch.ones(n_params, dtype=torch.bool)
     full[6] = options.fit_focal
     if options.identity_components is not None:
         full[7 + options.identity_components:7 + k] = False
-    schedule = list(np.geomspace(options.robust_scale_start, options.robust_scale, 6))
+    schedule = list(np.geomspace(options.robust_scale_start * scale, scale, 6))
     state, cost, done_full = _lm(problem, state, full, options.max_iterations, schedule,
                                  torch.ones(N_LANDMARKS, dtype=dtype), sliding=options.slide_contour, report=report)
-    return _result(problem, state, model, embedding, detected_np, width, height, cost, done_rigid + done_full,
-                   time.perf_counter() - start)
+    result = _result(problem, state, model, embedding, detected_np, width, height, cost, done_rigid + done_full,
+                     time.perf_counter() - start)
+    result.focal_source = "exif" if options.focal_known else "estimated"
+    result.focal_log_std = (1.0 / math.sqrt(options.w_focal_known) if options.focal_known
+                            else _focal_std_scale(options) * _laplace_log_focal_std(problem, state, full))
+    return result
+
+
+def _focal_std_scale(options: FitOptions) -> float:
+    learned = learned_model(options)
+    return 1.0 if learned is None else learned.focal_std_scale
+
+
+def _laplace_log_focal_std(problem: _Problem, state: _State, active: torch.Tensor) -> float:
+    """Standard deviation of log f from the Gauss–Newton Hessian at the optimum (Laplace approximation).
+
+    The cost is a mean over landmarks in units of 1 % of the eye distance, so the log-posterior is the cost
+    times Σ weights / σ², with σ the typical landmark noise (the learned model's median, else 1.5 % IOD).
+    """
+    tensors = problem.tensors
+    robust = robust_scale(problem.options)
+    with torch.no_grad():
+        contour = _find_contour(tensors, state, problem.centre, problem.detected) if problem.options.slide_contour else None
+        point_res, contour_res = _point_residuals(problem, state, contour)
+        use = torch.ones(N_LANDMARKS, dtype=torch.float64)
+        point_w, contour_w = _weights(problem, point_res, contour_res, contour, robust, use)
+        _, jacobian = _linearise(problem, state, contour, point_w, contour_w, with_jacobian=True)
+    assert jacobian is not None
+    free = active & ~_pinned(problem, state.vector(), torch.zeros_like(state.vector()))
+    if not bool(free[6]):
+        return float("nan")
+    learned = learned_model(problem.options)
+    sigma = float(np.median(learned.sigma_pct_iod[learned.corrected])) if learned is not None else 1.5
+    temperature = float(tensors.weights.sum()) / sigma ** 2
+    j = jacobian[:, free]
+    covariance = torch.linalg.pinv(temperature * (j.T @ j))
+    index = int(torch.nonzero(free).flatten().tolist().index(6))
+    return math.sqrt(max(float(covariance[index, index]), 0.0))
 
 
 def _contour_pixels(tensors: _Tensors, state: _State, centre: torch.Tensor, contour: _Contour) -> torch.Tensor:
@@ -616,7 +749,7 @@ def _result(problem: _Problem, state: _State, model: HeadModel, embedding: Landm
     with torch.no_grad():
         contour = _find_contour(tensors, state, problem.centre, problem.detected)
         rotation, translation, focal = state.rotation(), state.translation(), torch.exp(state.log_focal)
-        points = _shape(tensors.mean, tensors.basis, state)
+        points = _landmark_points(tensors, state)
         fitted, _ = _project(points, rotation, translation, focal, problem.centre)
         fitted = fitted.numpy().copy()
         errors = np.linalg.norm(fitted - detected, axis=1)
@@ -650,3 +783,39 @@ def _result(problem: _Problem, state: _State, model: HeadModel, embedding: Landm
                      camera_from_model=camera_from_model, vertices=vertices.astype(np.float32), landmarks_px=fitted,
                      detected_px=detected, errors_px=errors, reprojection_error_px=median_error, interocular_px=iod,
                      width=width, height=height, iterations=iterations, cost=cost, seconds=seconds, warnings=warnings)
+
+
+# --------------------------------------------------------------------------- for the photometric stages
+
+
+def landmark_weights(options: FitOptions | None = None, embedding: LandmarkEmbedding | None = None) -> np.ndarray:
+    """(478,) weight of each landmark's fixed-point term in the later stages (learned noise, else the embedding's)."""
+    options = options or FitOptions()
+    embedding = embedding or load_embedding()
+    learned = learned_model(options)
+    weights = embedding.weights * embedding.group_weights()
+    return weights if learned is None else _learned_weights(learned, embedding, weights)
+
+
+def landmark_offsets_world(identity: torch.Tensor, expression: torch.Tensor, rotation: torch.Tensor,
+                           translation: torch.Tensor, camera_centre: torch.Tensor,
+                           options: FitOptions | None = None) -> torch.Tensor | None:
+    """(478, 3) world-space learned offsets of the landmarks from their embedded points, or None (no learned model).
+
+    Differentiable in identity and expression (linear); the view term uses the direction from the head
+    (world = rotation · model + translation) to the camera centre, as in stage 0.
+    """
+    learned = learned_model(options or FitOptions())
+    if learned is None:
+        return None
+    like = {"dtype": identity.dtype, "device": identity.device}
+    k = min(identity.shape[-1], learned.identity_offset.shape[0])
+    offsets = torch.as_tensor(learned.offset, **like)
+    offsets = offsets + torch.einsum("k,knc->nc", identity[:k], torch.as_tensor(learned.identity_offset[:k], **like))
+    units = torch.as_tensor(learned.expression_units, device=identity.device)
+    offsets = offsets + torch.einsum("u,unc->nc", expression[units], torch.as_tensor(learned.expression_offset, **like))
+    with torch.no_grad():
+        view = rotation.T @ (camera_centre - translation)
+        view = (view / view.norm()).detach().cpu().numpy().astype(np.float64)
+    offsets = offsets + torch.as_tensor(learned.view_offsets(view), **like)
+    return offsets @ rotation.T

@@ -43,8 +43,9 @@ from ..model.head import load_head_model
 from ..model.sh import Y00
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, face_crop
+from . import silhouette
 from .embedding import load_embedding
-from .solver import FitResult
+from .solver import FitResult, landmark_offsets_world, landmark_weights
 from .working import crop_skin_mask, face_window
 
 log = logging.getLogger(__name__)
@@ -186,10 +187,15 @@ class Reconstruction:
             emb = load_embedding()
             keep = np.setdiff1d(np.arange(len(emb.faces)), emb.contour)
             self._embedding = (torch.as_tensor(emb.faces[keep], device=self.device).long(),
-                               self.tensor(emb.bary[keep]), self.tensor(emb.weights[keep]), torch.as_tensor(keep))
+                               self.tensor(emb.bary[keep]), self.tensor(landmark_weights()[keep]), torch.as_tensor(keep))
         faces, bary, weights, keep = self._embedding
         verts = self.world_vertices()
         points = (verts[self.faces[faces]] * bary[..., None]).sum(1)
+        # where MediaPipe really puts each landmark on this head (learned correspondence, fit/solver.py)
+        offsets = landmark_offsets_world(self.identity, self.expression.clamp(0, 1), self.rotation(), self.translation(),
+                                         self.world_from_camera[:3, 3])
+        if offsets is not None:
+            points = points + offsets[keep.to(self.device)]
         uv, _ = project(points, self.camera_K(crop), self.world_from_camera)
         target = detected[keep]
         return (weights * robust((uv - target).norm(dim=-1) / scale, 0.01)).sum() / weights.sum()
@@ -345,10 +351,14 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
                             environment_samples=run.config.world_samples)
     cache: dict[int, tuple] = {}  # type: ignore[type-arg]
     settle_at = {int(f * steps) for f in SCALE_STEPS}
+    # the jaw and cheek outline against the background, two-sided (fit/silhouette.py; off until measured)
+    sil = silhouette.outline(run.photo.pixels, points, trust=getattr(run, "outline_trust", None)) if silhouette.ENABLED else None
     for step, size in enumerate(_levels(run.config, steps)):
         if size not in cache:
             cache[size] = crop_targets(run, points, size)
-        crop, target, mask, detected = cache[size]
+            if sil is not None:
+                cache[size] = (*cache[size], *(run.tensor(a) for a in sil.on(cache[size][0])))
+        crop, target, mask, detected, *silhouette_targets = cache[size]
         if step in settle_at:
             run.settle_scale(crop, target, mask)
         optimizer.zero_grad(set_to_none=True)
@@ -356,6 +366,9 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
         loss = (run.photometric(out.image, target, mask) + run.config.w_landmarks * run.landmark_loss(crop, detected, scale)
                 + run.prior_loss())
+        if silhouette_targets:
+            coverage, weight = silhouette_targets
+            loss = loss + silhouette.WEIGHT * (weight * (out.alpha - coverage) ** 2).sum() / weight.sum().clamp_min(1.0)
         loss.backward()
         if guard.step(step, loss):
             optimizer.step()

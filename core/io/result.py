@@ -83,6 +83,7 @@ class Result:
     eye_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of both eyeballs (eyes.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
     teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
+    focal_uncertainty_pct: float | None = None  # 1 σ of the fitted focal length, relative (None: fixed by EXIF)
 
     @property
     def width(self) -> int:
@@ -112,6 +113,7 @@ def scene_json(result: Result) -> dict[str, Any]:
             "focal_mm": round(float(result.K[0, 0]) * 36.0 / max(result.width, result.height), 4),
             "focal_source": result.focal_source,
             "exif_focal_mm": None if result.exif_focal_mm is None else round(float(result.exif_focal_mm), 4),
+            "focal_uncertainty_pct": None if result.focal_uncertainty_pct is None else round(float(result.focal_uncertainty_pct), 2),
         },
         "head": {
             "model": result.model,
@@ -350,6 +352,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         teeth_shift=_teeth_shift(doc, where),
         eye_texture=_optional_map(folder / "eyes.png"),
         mouth_texture=_optional_map(folder / "mouth.png"),
+        focal_uncertainty_pct=_optional_float(camera.get("focal_uncertainty_pct")),
     )
 
 
