@@ -38,7 +38,8 @@ IRIS_MARGIN = 1.15  # the iris disc is cut out this much larger (limbus, blur)
 SUPERSAMPLE = 4
 EYE_CROP_MARGIN = 1.3  # eye crop side = this × the eyes' landmark extent
 EYE_CROP_MAX = 128
-QUANTILE = 0.9
+QUANTILE = 0.5
+NEUTRAL_MAX = 1.3  # largest red/blue of a sclera pixel's implied albedo (sclera ≈ 1.1, skin ≥ 1.5)
 SAMPLES = 4  # samples per pixel (and shadow samples) of the reference render: one render, few pixels
 
 
@@ -104,7 +105,8 @@ def measure_sclera(run: Reconstruction, points: np.ndarray,
 
     `points` are the photo-space landmarks. Renders the head with its eyeballs (the model's eye meshes, posed like
     the head) in a crop around the eyes; per sclera pixel where the render sees an eyeball, observed / shading per
-    channel; its 90th percentile over pixels times the median shading gives the observed colour. An upper percentile,
+    channel; over the pixels whose colour is near-neutral (red/blue < NEUTRAL_MAX: the sclera, not the lids' skin
+    the mask catches on a small or narrow eye), its 90th percentile times the median shading gives the observed colour. An upper percentile,
     not the median: what the mask catches besides sclera (lashes, the iris's rim, skin blurred in at the corners,
     the lids' shadow the model does not cast) is darker, and only catchlights, a few pixels, are brighter.
     """
@@ -139,11 +141,15 @@ def measure_sclera(run: Reconstruction, points: np.ndarray,
         direct, ambient = passes["diffuse"][on_eye], passes["ambient"][on_eye]
         shading = direct + ambient
         ratio = target[on_eye] / shading.clamp_min(1e-8)
+        neutral = ratio[:, 0] < NEUTRAL_MAX * ratio[:, 2]  # sclera, not lid skin (R/B ≥ 1.5 for the lightest skin)
+        if int(neutral.sum()) < MIN_PIXELS:
+            return None
+        direct, ambient, shading, ratio = direct[neutral], ambient[neutral], shading[neutral], ratio[neutral]
         typical = shading.median(0).values
         reference = ScleraReference(observed=ratio.quantile(QUANTILE, dim=0) * typical, shading=typical,
                                     light_sum=run.light_stage().i.sum(0), ambient=run.sh[:, 0].detach().clone(),
                                     direct_share=direct.sum(0) / shading.sum(0).clamp_min(1e-12),
-                                    pixels=int(on_eye.sum()))
+                                    pixels=int(neutral.sum()))
     log.debug("sclera reference: %d px, implied albedo %s (quartiles of the mean: %s)", reference.pixels,
               (reference.observed / reference.shading).tolist(),
               ratio.mean(-1).quantile(torch.tensor([0.25, 0.5, 0.75, 0.9], device=ratio.device)).tolist())
