@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,6 @@ from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop
 from .landmarks import LEFT_EYE, RIGHT_EYE
 
-if TYPE_CHECKING:
-    from .stages import Reconstruction
-
 log = logging.getLogger(__name__)
 IRISES = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))  # centre, then four points on the iris's rim
 MIN_OPENNESS = 0.2  # eye height / eye width below which an eye is too closed to show its sclera
@@ -38,7 +35,7 @@ IRIS_MARGIN = 1.15  # the iris disc is cut out this much larger (limbus, blur)
 SUPERSAMPLE = 4
 EYE_CROP_MARGIN = 1.3  # eye crop side = this × the eyes' landmark extent
 EYE_CROP_MAX = 128
-QUANTILE = 0.5
+QUANTILE = 0.5  # of the neutral pixels' implied albedo (an upper one picks catchlights)
 NEUTRAL_MAX = 1.3  # largest red/blue of a sclera pixel's implied albedo (sclera ≈ 1.1, skin ≥ 1.5)
 SAMPLES = 4  # samples per pixel (and shadow samples) of the reference render: one render, few pixels
 
@@ -55,7 +52,7 @@ class ScleraReference:
     direct_share: torch.Tensor
     pixels: int
 
-    def shading_under(self, run: Reconstruction) -> torch.Tensor:
+    def shading_under(self, run: Any) -> torch.Tensor:
         """The shading under the run's current lights, to first order (each part scaled as its lights scale);
         differentiable in the lights."""
         stage = lightstage.from_raw(run.light_raw, run.stage_centre).i.sum(0)
@@ -63,7 +60,7 @@ class ScleraReference:
         ambient = run.sh[:, 0] / self.ambient.clamp_min(1e-12)
         return self.shading * (self.direct_share * direct + (1 - self.direct_share) * ambient)
 
-    def __call__(self, run: Reconstruction) -> tuple[torch.Tensor, torch.Tensor, float]:
+    def __call__(self, run: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
         return self.observed, self.shading_under(run), skin.SCLERA_ALBEDO
 
 
@@ -99,16 +96,16 @@ def eye_crop(points: np.ndarray) -> Crop:
     return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side, size)
 
 
-def measure_sclera(run: Reconstruction, points: np.ndarray,
+def measure_sclera(run: Any, points: np.ndarray,
                    maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> ScleraReference | None:
     """The sclera reference under the run's current lights, or None where the photo shows too little sclera.
 
     `points` are the photo-space landmarks. Renders the head with its eyeballs (the model's eye meshes, posed like
     the head) in a crop around the eyes; per sclera pixel where the render sees an eyeball, observed / shading per
     channel; over the pixels whose colour is near-neutral (red/blue < NEUTRAL_MAX: the sclera, not the lids' skin
-    the mask catches on a small or narrow eye), its 90th percentile times the median shading gives the observed colour. An upper percentile,
-    not the median: what the mask catches besides sclera (lashes, the iris's rim, skin blurred in at the corners,
-    the lids' shadow the model does not cast) is darker, and only catchlights, a few pixels, are brighter.
+    the mask catches on a small or narrow eye), its median (robust to lashes, the iris's rim and catchlights, which
+    are neutral too) times the median shading gives the observed colour. `run` is a stages.Reconstruction (not
+    imported: stages imports this module).
     """
     if points.shape[0] < 478 or run.face is None:
         return None
@@ -128,7 +125,8 @@ def measure_sclera(run: Reconstruction, points: np.ndarray,
         scene = RenderScene(
             verts=torch.cat([head, eyes]), faces=torch.cat([run.faces, model.eye_faces.long() + head.shape[0]]),
             uvs=torch.cat([model.uvs, inner]),
-            face_uvs=torch.cat([model.face_uvs.long(), torch.full_like(model.eye_faces.long(), model.uvs.shape[0])]),
+            face_uvs=torch.cat([model.face_uvs.long(),
+                                torch.full_like(model.eye_faces.long(), model.uvs.shape[0])]),
             diffuse=maps[0], specular=maps[1], roughness=maps[2], K=run.camera_K(crop),
             world_from_camera=run.world_from_camera, width=crop.size, height=crop.size, sh=run.sh,
             stage=run.light_stage(), background=target)

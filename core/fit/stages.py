@@ -9,9 +9,9 @@ consistency with stage 1, smoothness and the skin-colour prior.
 Ambiguities and how they are resolved (stated because they decide the maps; docs/skin.md measures each cue):
 * albedo vs light intensity: skin's specular reflectance is the same for every skin tone, so the specular
   level is held in skin's measured range (model/skin.py SPECULAR_RANGE) and visible highlights measure the
-  light; near-white references (sclera, teeth: `white_references`, filled by the eye and mouth fit) measure
-  it where seen; the biophysical chromophore model, whose colour loosely fixes lightness, is a prior (its
-  brightness offset `brightness` is free but pulled to 0);
+  light; the sclera, a near-white reference (`white_references`, measured by fit/references.py at each
+  settle_scale), measures it where the eyes are open; the biophysical chromophore model, whose colour loosely
+  fixes lightness, is a prior (its brightness offset `brightness` is free but pulled to 0);
 * light colour vs skin colour: each light is held near grey on its own (not only the sum), dim lights are
   switched off after stage 1, and the SH's directional terms are held grey, so a coloured light cannot
   survive by being faint or by hiding in the ambient;
