@@ -80,3 +80,30 @@ def test_dark_skin_comes_back_dark_its_ita_within_8_degrees(blender_env):
         print(f"ITA truth {truth:.1f}°, recovered {fitted:.1f}°")
     assert truth < -25  # the scene is type VI skin
     assert abs(fitted - truth) <= 8.0, (truth, fitted)
+
+
+def _eyes(openness: float) -> np.ndarray:
+    """478 landmarks (crop pixels) with both eye contours as ellipses 20 px wide and the irises 3 px in radius."""
+    from facestage.core.fit.landmarks import LEFT_EYE, RIGHT_EYE
+    from facestage.core.fit.references import IRISES
+
+    points = np.zeros((478, 2))
+    for loop, iris, centre in ((RIGHT_EYE, IRISES[0], (20.0, 32.0)), (LEFT_EYE, IRISES[1], (44.0, 32.0))):
+        angles = np.linspace(0, 2 * np.pi, len(loop), endpoint=False)
+        points[list(loop)] = np.c_[centre[0] + 10 * np.cos(angles), centre[1] + 10 * openness * np.sin(angles)]
+        points[iris[0]] = centre
+        points[list(iris[1:])] = np.asarray(centre) + 3 * np.c_[[1, 0, -1, 0], [0, 1, 0, -1]]
+    return points
+
+
+def test_sclera_mask_is_the_eye_minus_its_iris_and_empty_for_a_closed_eye():
+    from facestage.core.fit.references import IRIS_MARGIN, sclera_mask
+
+    open_eye = sclera_mask(_eyes(0.45), 64)
+    polygon = 16 / 2 * 10 * 4.5 * np.sin(2 * np.pi / 16)  # a 16-gon inscribed in the 10 × 4.5 px ellipse
+    iris = np.pi * (3 * IRIS_MARGIN) ** 2  # the disc lies inside the eye (radius 3.45 < 4.5 px)
+    expected = 2 * (polygon - iris)
+    assert 0.55 * expected < open_eye.sum() < 0.75 * expected  # whole pixels only: 128 of 201 px² (thin rims)
+    assert not open_eye[32, 20] and not open_eye[32, 44]  # the iris's centre is cut out
+    assert open_eye[32, 27] and open_eye[32, 13]  # sclera on both sides of the iris
+    assert sclera_mask(_eyes(0.1), 64).sum() == 0  # nearly closed: no reference

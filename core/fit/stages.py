@@ -9,9 +9,9 @@ consistency with stage 1, smoothness and the skin-colour prior.
 Ambiguities and how they are resolved (stated because they decide the maps; docs/skin.md measures each cue):
 * albedo vs light intensity: skin's specular reflectance is the same for every skin tone, so the specular
   level is held in skin's measured range (model/skin.py SPECULAR_RANGE) and visible highlights measure the
-  light; near-white references (sclera, teeth: `white_references`, filled by the eye and mouth fit) measure
-  it where seen; the biophysical chromophore model, whose colour loosely fixes lightness, is a prior (its
-  brightness offset `brightness` is free but pulled to 0);
+  light; the sclera, a near-white reference (`white_references`, measured by fit/references.py at each
+  settle_scale), measures it where the eyes are open; the biophysical chromophore model, whose colour loosely
+  fixes lightness, is a prior (its brightness offset `brightness` is free but pulled to 0);
 * light colour vs skin colour: each light is held near grey on its own (not only the sum), dim lights are
   switched off after stage 1, and the SH's directional terms are held grey, so a coloured light cannot
   survive by being faint or by hiding in the ambient;
@@ -45,6 +45,7 @@ from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, face_crop
 from . import silhouette
 from .embedding import load_embedding
+from .references import measure_sclera
 from .solver import FitResult, landmark_offsets_world, landmark_weights
 from .working import crop_skin_mask, face_window
 
@@ -237,7 +238,7 @@ class Reconstruction:
             total = total + skin.white_reference_loss(observed, shading, albedo)
         return total
 
-    def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor) -> float:
+    def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor, points: np.ndarray | None = None) -> float:
         """Settle the albedo/light-intensity scale from the highlights: the physics cue of skin's fixed F0.
 
         Scaling every light (stage and SH) by s scales the specular image by s, since the specular level is held
@@ -246,7 +247,13 @@ class Reconstruction:
         g(s)·diffuse + s·specular, plus the brightness prior, is evaluated for a grid of s on the passes of one
         render (no re-render); the best (s, g) is applied: lights × s, the albedo's colour × g/s, put back on the
         chromophore manifold (skin.from_colour) with the rest of its level in `brightness`. Returns s.
+
+        With landmarks (`points`, photo pixels) the sclera is measured first (fit/references.py) and replaces
+        `white_references`; its loss joins the grid's, and the scale it implies on its own joins the grid.
         """
+        if points is not None:
+            reference = measure_sclera(self, points, self.statistical_maps())
+            self.white_references = [reference] if reference is not None else []
         with torch.no_grad():
             out = render(self.scene(crop, target, self.statistical_maps()),
                          RenderOptions(spp=self.config.spp, light_samples=self.config.shadow_samples, edge_sampling=False,
@@ -258,11 +265,17 @@ class Reconstruction:
             outside = (1 - alpha) * target
             k = self.brightness.detach()
             best = (float("inf"), 1.0, torch.ones(3, device=self.device))
-            for s in torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device)):
+            grid = torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device))
+            references = [reference(self) for reference in self.white_references]
+            implied = [float((observed / shading).mean() / albedo) for observed, shading, albedo in references]
+            grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype)])
+            for s in grid:
                 gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
                 level = torch.log(gain.mean() / s)
                 loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
+                for observed, shading, albedo in references:
+                    loss = loss + self.config.w_white_reference * skin.white_reference_loss(observed, s * shading, albedo)
                 if float(loss) < best[0]:
                     best = (float(loss), float(s), gain / s)
             _, scale, change = best
@@ -277,7 +290,7 @@ class Reconstruction:
             stage.i = stage.i * scale
             self.light_raw["i"].copy_(lightstage.to_raw(stage)["i"])
             self.sh.mul_(scale)
-        log.debug("settle_scale: lights × %.3f, albedo colour × %s", scale, change.tolist())
+        log.debug("settle_scale: lights × %.3f, albedo colour × %s, sclera implies × %s", scale, change.tolist(), implied)
         return scale
 
     def prune_lights(self) -> None:
@@ -360,7 +373,7 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
                 cache[size] = (*cache[size], *(run.tensor(a) for a in sil.on(cache[size][0])))
         crop, target, mask, detected, *silhouette_targets = cache[size]
         if step in settle_at:
-            run.settle_scale(crop, target, mask)
+            run.settle_scale(crop, target, mask, points)
         optimizer.zero_grad(set_to_none=True)
         out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))

@@ -45,7 +45,7 @@ ROUGHNESS_RANGE = (0.3, 0.7)
 # Near-white references: mean diffuse albedo of the sclera and of teeth (linear), and how far they vary.
 SCLERA_ALBEDO = 0.65
 TEETH_ALBEDO = 0.6
-REFERENCE_TOLERANCE = 0.3  # log-albedo band within which a reference does not pull
+REFERENCE_TOLERANCE = 0.05  # log-albedo band within which a reference does not pull
 
 
 def _vectors(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

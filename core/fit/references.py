@@ -1,0 +1,154 @@
+"""Near-white references that measure the light's level: the sclera seen in the photo, shaded by the renderer.
+
+Skin's colour fixes its lightness only loosely and its highlights are faint on
+a small or matte face (docs/skin.md measures both), so the albedo/light-scale
+ambiguity needs a surface of known albedo. The sclera is one (≈ 0.65 linear,
+skin.SCLERA_ALBEDO) and is in nearly every portrait: its pixels are the eye
+contour minus the iris disc (MediaPipe's refined landmarks 468–477), and its
+shading at albedo 1 is read from a render of the head with its eyeballs under
+the current lights (the eyelids' occlusion included). observed / shading is the
+sclera's albedo the current lights imply; skin.white_reference_loss pulls the
+lights until it matches. An eye that is nearly closed, or shows too few sclera
+pixels, gives no reference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..model import lightstage, skin
+from ..render import RenderOptions, RenderScene, render
+from ..render.crop import Crop
+from .landmarks import LEFT_EYE, RIGHT_EYE
+
+log = logging.getLogger(__name__)
+IRISES = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))  # centre, then four points on the iris's rim
+MIN_OPENNESS = 0.2  # eye height / eye width below which an eye is too closed to show its sclera
+MIN_PIXELS = 8  # fewest sclera pixels (eye crop, both eyes) that make a reference
+IRIS_MARGIN = 1.15  # the iris disc is cut out this much larger (limbus, blur)
+SUPERSAMPLE = 4
+EYE_CROP_MARGIN = 1.3  # eye crop side = this × the eyes' landmark extent
+EYE_CROP_MAX = 128
+QUANTILE = 0.5  # of the neutral pixels' implied albedo (an upper one picks catchlights)
+NEUTRAL_MAX = 1.3  # largest red/blue of a sclera pixel's implied albedo (sclera ≈ 1.1, skin ≥ 1.5)
+SAMPLES = 4  # samples per pixel (and shadow samples) of the reference render: one render, few pixels
+
+
+@dataclass
+class ScleraReference:
+    """The sclera's observed linear colour and its rendered shading at albedo 1 under the lights it was measured
+    with (stage intensities `light_sum` (3,), SH DC `ambient` (3,), `direct_share` of the shading from the stage)."""
+
+    observed: torch.Tensor
+    shading: torch.Tensor
+    light_sum: torch.Tensor
+    ambient: torch.Tensor
+    direct_share: torch.Tensor
+    pixels: int
+
+    def shading_under(self, run: Any) -> torch.Tensor:
+        """The shading under the run's current lights, to first order (each part scaled as its lights scale);
+        differentiable in the lights."""
+        stage = lightstage.from_raw(run.light_raw, run.stage_centre).i.sum(0)
+        direct = stage / self.light_sum.clamp_min(1e-12)
+        ambient = run.sh[:, 0] / self.ambient.clamp_min(1e-12)
+        return self.shading * (self.direct_share * direct + (1 - self.direct_share) * ambient)
+
+    def __call__(self, run: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
+        return self.observed, self.shading_under(run), skin.SCLERA_ALBEDO
+
+
+def sclera_mask(points: np.ndarray, size: int) -> np.ndarray:
+    """(size, size) bool: crop pixels inside an open eye's contour and outside its iris disc, shrunk by half a pixel
+    (lashes, eyelid edges). `points` are the 478 landmarks in crop pixels."""
+    side = size * SUPERSAMPLE
+    image = Image.new("L", (side, side), 0)
+    draw = ImageDraw.Draw(image)
+    for loop, iris in ((RIGHT_EYE, IRISES[0]), (LEFT_EYE, IRISES[1])):
+        contour = points[list(loop)]
+        width = float(np.ptp(contour[:, 0]))
+        height = float(np.ptp(contour[:, 1]))
+        if width <= 0 or height / width < MIN_OPENNESS:
+            continue
+        draw.polygon([tuple(map(float, p * SUPERSAMPLE)) for p in contour], fill=255)
+        centre = points[iris[0]]
+        radius = IRIS_MARGIN * float(np.linalg.norm(points[list(iris[1:])] - centre, axis=1).mean())
+        x, y, r = centre[0] * SUPERSAMPLE, centre[1] * SUPERSAMPLE, radius * SUPERSAMPLE
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=0)
+    coverage = np.asarray(image, np.float32).reshape(size, SUPERSAMPLE, size, SUPERSAMPLE).mean((1, 3)) / 255
+    return coverage > 0.99
+
+
+def eye_crop(points: np.ndarray) -> Crop:
+    """A square crop around both eyes (photo-space landmarks), at about two pixels per photo pixel, EYE_CROP_MAX
+    at most: the sclera is a few dozen pixels of a working-size face crop, too few to measure there."""
+    eyes = points[list(RIGHT_EYE) + list(LEFT_EYE)]
+    low, high = eyes.min(0), eyes.max(0)
+    side = float((high - low).max()) * EYE_CROP_MARGIN
+    centre = (low + high) / 2
+    size = int(min(EYE_CROP_MAX, max(32, round(2 * side))))
+    return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side, size)
+
+
+def measure_sclera(run: Any, points: np.ndarray,
+                   maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> ScleraReference | None:
+    """The sclera reference under the run's current lights, or None where the photo shows too little sclera.
+
+    `points` are the photo-space landmarks. Renders the head with its eyeballs (the model's eye meshes, posed like
+    the head) in a crop around the eyes; per sclera pixel where the render sees an eyeball, observed / shading per
+    channel; over the pixels whose colour is near-neutral (red/blue < NEUTRAL_MAX: the sclera, not the lids' skin
+    the mask catches on a small or narrow eye), its median (robust to lashes, the iris's rim and catchlights, which
+    are neutral too) times the median shading gives the observed colour. `run` is a stages.Reconstruction (not
+    imported: stages imports this module).
+    """
+    if points.shape[0] < 478 or run.face is None:
+        return None
+    crop = eye_crop(points)
+    local = (np.asarray(points, np.float64) - [crop.x0, crop.y0]) * crop.size / crop.side
+    mask = torch.as_tensor(sclera_mask(local, crop.size), device=run.device)
+    if int(mask.sum()) < MIN_PIXELS:
+        return None
+    target = run.tensor(crop.cut(run.face))
+    with torch.no_grad():
+        model = run.model
+        head = run.world_vertices()
+        eyes = model.eye_evaluate(run.identity, run.expression.clamp(0, 1)) @ run.rotation().T + run.translation()
+        n_faces = run.faces.shape[0]
+        # the eyeballs sample the skin texture at one point inside face 0 (any non-zero albedo: only shading is used)
+        inner = model.uvs[model.face_uvs[0].long()].mean(0, keepdim=True)
+        scene = RenderScene(
+            verts=torch.cat([head, eyes]), faces=torch.cat([run.faces, model.eye_faces.long() + head.shape[0]]),
+            uvs=torch.cat([model.uvs, inner]),
+            face_uvs=torch.cat([model.face_uvs.long(),
+                                torch.full_like(model.eye_faces.long(), model.uvs.shape[0])]),
+            diffuse=maps[0], specular=maps[1], roughness=maps[2], K=run.camera_K(crop),
+            world_from_camera=run.world_from_camera, width=crop.size, height=crop.size, sh=run.sh,
+            stage=run.light_stage(), background=target)
+        out = render(scene, RenderOptions(spp=SAMPLES, light_samples=SAMPLES, edge_sampling=False, return_passes=True,
+                                          environment_samples=run.config.world_samples), run.generator)
+        passes = out.passes
+        on_eye = mask & (passes["face_id"] >= n_faces) & (out.alpha > 0.99)
+        if int(on_eye.sum()) < MIN_PIXELS:
+            return None
+        direct, ambient = passes["diffuse"][on_eye], passes["ambient"][on_eye]
+        shading = direct + ambient
+        ratio = target[on_eye] / shading.clamp_min(1e-8)
+        neutral = ratio[:, 0] < NEUTRAL_MAX * ratio[:, 2]  # sclera, not lid skin (R/B ≥ 1.5 for the lightest skin)
+        if int(neutral.sum()) < MIN_PIXELS:
+            return None
+        direct, ambient, shading, ratio = direct[neutral], ambient[neutral], shading[neutral], ratio[neutral]
+        typical = shading.median(0).values
+        reference = ScleraReference(observed=ratio.quantile(QUANTILE, dim=0) * typical, shading=typical,
+                                    light_sum=run.light_stage().i.sum(0), ambient=run.sh[:, 0].detach().clone(),
+                                    direct_share=direct.sum(0) / shading.sum(0).clamp_min(1e-12),
+                                    pixels=int(neutral.sum()))
+    log.debug("sclera reference: %d px, implied albedo %s (quartiles of the mean: %s)", reference.pixels,
+              (reference.observed / reference.shading).tolist(),
+              ratio.mean(-1).quantile(torch.tensor([0.25, 0.5, 0.75, 0.9], device=ratio.device)).tolist())
+    return reference
