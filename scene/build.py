@@ -10,6 +10,7 @@ an earlier FaceStage build in the same file.
 from __future__ import annotations
 
 import os
+from typing import Any, cast
 from pathlib import Path
 
 import bpy
@@ -55,7 +56,9 @@ def build_scene(result: Result | str | os.PathLike[str], context: bpy.types.Cont
         build_stage(tx, result, collection)
         build_world(tx, result, scene)
         camera = build_camera(tx, result, scene, collection)
-        build_compositing(tx, result, scene, camera.data.background_images[0].image)  # F12 = render.png's composite
+        photo = camera.data.background_images[0].image
+        assert photo is not None  # build_camera loads it
+        build_compositing(tx, result, scene, photo)  # F12 = render.png's composite
         set_render(tx, scene)
     except BaseException:
         tx.rollback()
@@ -78,7 +81,7 @@ def set_render(tx: Transaction, scene: bpy.types.Scene) -> None:
     for attribute, value in VIEW.items():
         tx.set(scene.view_settings, attribute, value)
     for attribute, value in LIGHT_PATHS.items():
-        tx.set(scene.cycles, attribute, value)
+        tx.set(cast(Any, scene).cycles, attribute, value)  # Cycles' settings: not in the bpy type stubs
 
 
 def save_blend(result_dir: str | os.PathLike[str], blend_path: str | os.PathLike[str]) -> Path:

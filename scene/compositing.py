@@ -18,7 +18,7 @@ Post Processing › Compositing) shows the bare head on a transparent film.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import bpy
 import numpy as np
@@ -83,7 +83,7 @@ def _factor_socket(node: Any) -> str:
 def _tree(tx: Transaction, scene: bpy.types.Scene) -> tuple[Any, Any]:
     """A new compositor node tree for the scene and its output node (Blender 5 node groups; 4.x scene trees)."""
     if hasattr(scene, "compositing_node_group"):
-        tree: Any = tx.new(bpy.data.node_groups.new(TREE, "CompositorNodeTree"), TREE)
+        tree: Any = tx.new(cast(Any, bpy.data.node_groups.new(TREE, "CompositorNodeTree")), TREE)
         tree.interface.new_socket("Image", in_out="OUTPUT", socket_type="NodeSocketColor")
         tx.set(scene, "compositing_node_group", tree)
         return tree, tree.nodes.new("NodeGroupOutput")

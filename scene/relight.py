@@ -13,13 +13,14 @@ replaced by the next rig, preset or "Fitted".
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import bpy
 import numpy as np
-from mathutils import Matrix, Vector
+from mathutils import Matrix
 
 from ..core.common.errors import FaceStageError
-from ..core.io.result import load
+from ..core.io.result import Result, load
 from ..core.io.rig import load_rig
 
 from .build import RESULT_DIR
@@ -28,6 +29,9 @@ from .material import node_tree
 from .query import role_object, stage_collection, stage_lights
 from .transaction import ROLE
 from .world import SH, SH_FITTED, set_environment
+
+if TYPE_CHECKING:
+    from ..core.apps.relight import FaceGeometry  # torch: types only
 
 FITTED = "fitted"
 
@@ -43,7 +47,7 @@ def fitted_lighting(scene: bpy.types.Scene) -> tuple[dict[str, np.ndarray], np.n
             np.asarray(world[SH_FITTED], dtype=np.float64))
 
 
-def _built_result() -> object:
+def _built_result() -> Result | None:
     """The Result the FaceStage collection was built from, when its folder is still there (else None)."""
     collection = stage_collection()
     folder = collection.get(RESULT_DIR) if collection is not None else None
@@ -58,7 +62,7 @@ def _built_result() -> object:
         return None
 
 
-def face_geometry(scene: bpy.types.Scene) -> object:
+def face_geometry(scene: bpy.types.Scene) -> FaceGeometry | None:
     """core.apps.relight.FaceGeometry of the built face (world-space triangles, the head model's vertex order) and
     the scene camera, for exposure-matched presets; None when the scene lacks either."""
     from ..core.apps.relight import FaceGeometry  # imports torch: only once the dependencies are installed
@@ -77,7 +81,9 @@ def face_geometry(scene: bpy.types.Scene) -> object:
         evaluated.to_mesh_clear()
     world = np.array(face.matrix_world, dtype=np.float64)
     vertices = co.reshape(-1, 3) @ world[:3, :3].T + world[:3, 3]
-    return FaceGeometry(vertices, corners.reshape(-1, 3), np.array(camera.matrix_world.translation, dtype=np.float64))
+    n = len(vertices)  # exposure matching takes a ratio: a uniform, typical skin reflectance serves both sides
+    return FaceGeometry(vertices, corners.reshape(-1, 3), np.array(camera.matrix_world.translation, dtype=np.float64),
+                        np.full(n, 0.5), np.full(n, 0.35), np.full(n, 0.5))
 
 
 def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
@@ -159,7 +165,7 @@ def add_rig_lights(placed: object, collection: bpy.types.Collection) -> list[bpy
     """Blender lights for a placed rig (core.apps.rig.PlacedRig), tagged as rig lights, linked to collection."""
     objects = []
     for light in placed.lights:  # type: ignore[attr-defined]
-        data = bpy.data.lights.new(light.name, light.type)
+        data: Any = bpy.data.lights.new(light.name, light.type)  # Area/Point/SpotLight by type
         data[ROLE] = RIG_ROLE
         data.energy = light.power_w
         data.color = light.color
@@ -171,7 +177,7 @@ def add_rig_lights(placed: object, collection: bpy.types.Collection) -> list[bpy
             data.spot_size, data.spot_blend, data.show_cone = light.spot_size, light.spot_blend, True
         obj = bpy.data.objects.new(light.name, data)
         obj[ROLE] = RIG_ROLE
-        obj.matrix_world = Matrix.LocRotScale(Vector(light.position.tolist()), Matrix(light.rotation.tolist()), None)
+        obj.matrix_world = Matrix.LocRotScale(light.position.tolist(), Matrix(light.rotation.tolist()), None)
         collection.objects.link(obj)
         objects.append(obj)
     return objects
