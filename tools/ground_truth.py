@@ -363,3 +363,12 @@ def fit_metrics(result: FitResult, loaded: LoadedScene, model: HeadModel, embedd
         "roll_error_deg": float(angle_error[2]),
         "seconds": float(result.seconds),
     }
+
+
+def is_rendered(folder: Path, scene: Scene) -> bool:
+    """Whether folder already holds this exact scene's image."""
+    try:
+        stored = json.loads((folder / "params.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (folder / "image.png").is_file() and stored == json.loads(json.dumps(scene.to_json()))

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for
+from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for, is_rendered
 
 log = logging.getLogger(__name__)
 TOOLS = Path(__file__).resolve().parent
@@ -306,15 +306,6 @@ def cache_root(kind: str, renderer: str = "core") -> Path:
     else:
         digest = core_digest()
     return Path(tempfile.gettempdir()) / f"facestage-{kind}-{renderer}-{digest}-s{SAMPLER_VERSION}"
-
-
-def is_rendered(folder: Path, scene: Scene) -> bool:
-    """Whether folder already holds this exact scene's image."""
-    try:
-        stored = json.loads((folder / "params.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (folder / "image.png").is_file() and stored == json.loads(json.dumps(scene.to_json()))
 
 
 def render_views(views: list[View], root: Path | None = None, progress: bool = True, renderer: str = "core") -> list[Path]:

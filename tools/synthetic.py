@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
     sys.path.insert(0, str(ROOT.parent))
 
-from ground_truth import (Scene, eye_vertices, head_vertices, pose_points, sample_scene, save_scene,  # noqa: E402
+from ground_truth import (Scene, eye_vertices, is_rendered, head_vertices, pose_points, sample_scene, save_scene,  # noqa: E402
                           skin_maps)
 
 # Everything the images depend on: the cache folder is named after a hash of these files.
@@ -245,15 +245,6 @@ def render(path: Path) -> None:
     bpy = _bpy()
     bpy.context.scene.render.filepath = str(path)
     bpy.ops.render.render(write_still=True)
-
-
-def is_rendered(folder: Path, scene: Scene) -> bool:
-    """Whether folder already holds this exact scene's image."""
-    try:
-        stored = json.loads((folder / "params.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return (folder / "image.png").is_file() and stored == json.loads(json.dumps(scene.to_json()))
 
 
 def render_scene(folder: Path, scene: Scene, model: Any, map_size: int = 512) -> Path:

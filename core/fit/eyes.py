@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,7 @@ from ..apps.parts import EYE_TEXTURE_SIZE, MOUTH_TEXTURE_SIZE, render_parts
 from ..model.camera import project
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
-from ..render.crop import Crop
+from ..render.crop import Crop, square_around
 from .embedding import load_embedding
 from .landmarks import LEFT_EYE, RIGHT_EYE, interocular_px
 from .stages import Reconstruction
@@ -91,15 +92,7 @@ def fit_eyelids(run: Reconstruction, points: np.ndarray) -> dict[str, float]:
         pixels = project(moved @ rotation.T + translation, K, run.world_from_camera)[0]
         return ((pixels - target) / scale).square().sum() + ((x - x0) / EYELID_PRIOR).square().sum() * 0.1
 
-    optimizer = torch.optim.LBFGS([x], lr=1.0, max_iter=40, line_search_fn="strong_wolfe")
-
-    def closure() -> torch.Tensor:
-        optimizer.zero_grad()
-        value = loss()
-        value.backward()
-        return value
-
-    optimizer.step(closure)
+    _minimise(x, loss, 40)
     with torch.no_grad():
         run.expression[units] = x.detach().clamp(0, 1)
     return {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
@@ -158,7 +151,17 @@ def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, r
         prior = prior + ((gaze[0] - gaze[1]) / math.radians(VERGENCE_PRIOR_DEG)).square().sum()
         return residual + prior + (params[4] / IRIS_PRIOR).square()
 
-    optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=60, line_search_fn="strong_wolfe")
+    _minimise(params, loss, 60)
+    with torch.no_grad():
+        error = float((iris_pixels(params) - observed).norm(dim=-1).square().mean().sqrt())
+        x = params.detach().numpy()
+    return GazeFit(gaze=x[:4].reshape(2, 2).copy(), iris_radius_m=float(r0 * math.exp(x[4])), error_px=error)
+
+
+
+def _minimise(params: torch.Tensor, loss: Callable[[], torch.Tensor], iterations: int) -> None:
+    """L-BFGS with a strong-Wolfe line search on a small, smooth least-squares problem (lids, gaze)."""
+    optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -167,20 +170,10 @@ def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, r
         return value
 
     optimizer.step(closure)
-    with torch.no_grad():
-        error = float((iris_pixels(params) - observed).norm(dim=-1).square().mean().sqrt())
-        x = params.detach().numpy()
-    return GazeFit(gaze=x[:4].reshape(2, 2).copy(), iris_radius_m=float(r0 * math.exp(x[4])), error_px=error)
-
 
 def eye_crop(points: np.ndarray, density: float = 1.5, max_size: int = 512) -> Crop:
     """The square around both eyes' contours, 1.35 × their extent, rendered at `density` × the photo's pixels."""
-    ring = points[list(LEFT_EYE) + list(RIGHT_EYE)]
-    lo, hi = ring.min(0), ring.max(0)
-    side = float(1.35 * max(hi - lo))
-    centre = (lo + hi) / 2
-    return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side,
-                int(min(max_size, max(96, round(density * side)))))
+    return square_around(points[list(LEFT_EYE) + list(RIGHT_EYE)], 1.35, density, 96, max_size)
 
 
 def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int

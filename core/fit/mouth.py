@@ -33,7 +33,7 @@ from ..model.head import HeadModel
 from ..model.head import parts as head_parts
 from ..model.camera import pixel_rays
 from ..render import RenderOptions, render
-from ..render.crop import Crop
+from ..render.crop import Crop, square_around
 from ..render.raytrace import Bvh
 from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
 from .landmarks import INNER_LIPS
@@ -62,12 +62,7 @@ class MouthFit:
 
 def mouth_crop(points: np.ndarray, density: float = 1.5, max_size: int = 384) -> Crop:
     """The square around the lips, 1.3 × their extent, rendered at `density` × the photo's pixels."""
-    ring = points[list(INNER_LIPS) + list(MOUTH_OUTLINE)]
-    lo, hi = ring.min(0), ring.max(0)
-    side = float(1.3 * max(hi - lo))
-    centre = (lo + hi) / 2
-    return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side,
-                int(min(max_size, max(64, round(density * side)))))
+    return square_around(points[list(INNER_LIPS) + list(MOUTH_OUTLINE)], 1.3, density, 64, max_size)
 
 
 def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: HeadModel,

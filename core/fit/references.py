@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from ..model import lightstage, skin
 from ..render import RenderOptions, RenderScene, render
-from ..render.crop import Crop
+from ..render.crop import Crop, square_around
 from .landmarks import LEFT_EYE, RIGHT_EYE
 
 log = logging.getLogger(__name__)
@@ -88,12 +88,7 @@ def sclera_mask(points: np.ndarray, size: int) -> np.ndarray:
 def eye_crop(points: np.ndarray) -> Crop:
     """A square crop around both eyes (photo-space landmarks), at about two pixels per photo pixel, EYE_CROP_MAX
     at most: the sclera is a few dozen pixels of a working-size face crop, too few to measure there."""
-    eyes = points[list(RIGHT_EYE) + list(LEFT_EYE)]
-    low, high = eyes.min(0), eyes.max(0)
-    side = float((high - low).max()) * EYE_CROP_MARGIN
-    centre = (low + high) / 2
-    size = int(min(EYE_CROP_MAX, max(32, round(2 * side))))
-    return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side, size)
+    return square_around(points[list(RIGHT_EYE) + list(LEFT_EYE)], EYE_CROP_MARGIN, 2.0, 32, EYE_CROP_MAX)
 
 
 def measure_sclera(run: Any, points: np.ndarray,

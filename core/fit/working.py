@@ -41,27 +41,29 @@ def crop_skin_mask(crop: Crop, points: np.ndarray, brows: bool = False, supersam
     return area_reduce(skin_mask(local, side, side, brows=brows), supersample)
 
 
-def face_psnr(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np.ndarray) -> float:
-    """PSNR of the composited render (linear, photo grid) against the photo over the skin mask, on the photo's own
-    grid inside the render crop: area-averaged (in linear light) by the step that keeps it under FINAL_MAX_SIDE
-    across, so a 48 MP face costs what a 2048 px one does. Step 1 (faces up to that size) is the plain PSNR."""
+def _on_photo_grid(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(render, photo) in sRGB on the photo's own grid inside the render crop, area-averaged (in linear light) by
+    the step that keeps it under FINAL_MAX_SIDE across, and the landmarks on that grid."""
     step = max(1, math.ceil(crop.side / FINAL_MAX_SIDE))
     box = crop.box()
     rendered = window(render, box, step)
     photo = window(photo_srgb, box, step, linear=True)
-    height, width = rendered.pixels.shape[:2]
-    mask = skin_mask((np.asarray(points, np.float64) - [rendered.x0, rendered.y0]) / step, width, height)
-    return psnr(linear_to_srgb(rendered.pixels), linear_to_srgb(photo.pixels), mask)
+    local = (np.asarray(points, np.float64) - [rendered.x0, rendered.y0]) / step
+    return linear_to_srgb(rendered.pixels), linear_to_srgb(photo.pixels), local
+
+
+def face_psnr(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np.ndarray) -> float:
+    """PSNR of the composited render (linear, photo grid) against the photo over the skin mask, on the photo's own
+    grid inside the render crop: area-averaged (in linear light) by the step that keeps it under FINAL_MAX_SIDE
+    across, so a 48 MP face costs what a 2048 px one does. Step 1 (faces up to that size) is the plain PSNR."""
+    rendered, photo, local = _on_photo_grid(photo_srgb, render, crop, points)
+    return psnr(rendered, photo, skin_mask(local, rendered.shape[1], rendered.shape[0]))
 
 
 def inner_face_scores(photo_srgb: np.ndarray, render: np.ndarray, crop: Crop, points: np.ndarray) -> tuple[float, float]:
     """(PSNR, SSIM) of the composited render against the photo over the inner face (masks.inner_face_mask), on
     the same bounded grid as `face_psnr`: the photo's own inside the render crop, area-averaged past 2048 px."""
-    step = max(1, math.ceil(crop.side / FINAL_MAX_SIDE))
-    box = crop.box()
-    rendered = window(render, box, step)
-    photo = window(photo_srgb, box, step, linear=True)
-    height, width = rendered.pixels.shape[:2]
-    inner = inner_face_mask((np.asarray(points, np.float64) - [rendered.x0, rendered.y0]) / step, width, height)
-    rendered_srgb, photo_srgb_window = linear_to_srgb(rendered.pixels), linear_to_srgb(photo.pixels)
-    return psnr(rendered_srgb, photo_srgb_window, inner), ssim(rendered_srgb, photo_srgb_window, inner)
+    rendered, photo, local = _on_photo_grid(photo_srgb, render, crop, points)
+    inner = inner_face_mask(local, rendered.shape[1], rendered.shape[0])
+    return psnr(rendered, photo, inner), ssim(rendered, photo, inner)

@@ -128,6 +128,16 @@ def paste_over(crop: Crop, premultiplied: np.ndarray, alpha: np.ndarray, photo: 
     return out
 
 
+def square_around(points: np.ndarray, margin: float, density: float, min_size: int, max_size: int) -> Crop:
+    """The square centred on `points`' bounding box, `margin` × its longer extent, rendered at `density` render
+    pixels per photo pixel, clamped to [min_size, max_size]: the close-ups of the eyes and the mouth."""
+    low, high = points.min(0), points.max(0)
+    side = float(margin * max(high - low))
+    centre = (low + high) / 2
+    return Crop(float(centre[0] - side / 2), float(centre[1] - side / 2), side,
+                int(min(max_size, max(min_size, round(density * side)))))
+
+
 def face_crop(points: np.ndarray, size: int) -> Crop:
     """The square around the landmarks `points` (N, 2), CROP_MARGIN times their extent, rendered at `size` px."""
     lo, hi = points.min(0), points.max(0)
