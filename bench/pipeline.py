@@ -20,7 +20,7 @@ from pathlib import Path
 from _results import publish
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGETS_S = {"fast": 60.0, "default": 180.0}
+TARGETS_S = {"fast": 60.0, "default": 120.0}  # default: the developers' guide's 120 s on 2 CPU cores
 RSS_BUDGET_GB = 4.0
 
 

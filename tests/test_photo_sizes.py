@@ -81,6 +81,24 @@ def test_a_24_mp_photo_costs_the_landmark_stage_no_more_than_a_1_mp_one(root, tm
     assert small[2] < 3_000_000
 
 
+def test_a_final_renders_shadow_rays_stay_within_the_budget_whatever_the_crop_size():
+    """Shadow rays (lights × light samples + the world's diffuse and glossy directions, per sample) of the final
+    render: a 2048 px crop may not cost more than the budget's crop, and the smallest crop keeps every sample."""
+    from facestage.core.apps.rerender import FINAL_WORLD_SAMPLES
+    from facestage.core.render import tiles
+
+    def rays(size: int) -> int:
+        options = tiles.final_options(size, environment_samples=FINAL_WORLD_SAMPLES)
+        return size * size * options.spp * (tiles.LIGHTS * options.light_samples + 2 * options.environment_samples)
+
+    small = tiles.final_options(256, environment_samples=FINAL_WORLD_SAMPLES)
+    assert (small.spp, small.light_samples, small.environment_samples) == (tiles.FINAL_SPP, tiles.FINAL_LIGHT_SAMPLES,
+                                                                             FINAL_WORLD_SAMPLES)
+    budget = rays(768)
+    for size in (1024, 1536, 2048):
+        assert rays(size) <= 1.1 * budget, (size, rays(size) / budget)
+
+
 @pytest.mark.slow
 def test_relit_png_of_a_24_mp_photo_has_the_photos_size(tmp_path, capsys):
     """The stub's head sits in a 6000 x 4000 photo; the relit image is composited back into all of it."""

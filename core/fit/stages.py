@@ -426,9 +426,9 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
         diffuse = skin.skin_albedo(chrom[..., 0], chrom[..., 1]) * torch.exp(brightness + DETAIL_MAX * torch.tanh(detail))
         return (diffuse, skin.bounded(spec_raw, *skin.SPECULAR_RANGE), skin.bounded(rough_raw, *skin.ROUGHNESS_RANGE), chrom)
 
-    mirror = run.tensor(np.nan_to_num(uvmaps.mirror_uv(run.raster, run.model.faces.cpu().numpy(), run.model.uvs.cpu().numpy(),
-                                                        run.model.face_uvs.cpu().numpy(), run.model.symmetry.cpu().numpy()), nan=-1.0))
-    has_mirror = mirror[..., 0] >= 0
+    mirror = run.tensor(uvmaps.mirror_uv(run.raster, run.model.faces.cpu().numpy(), run.model.uvs.cpu().numpy(),
+                                         run.model.face_uvs.cpu().numpy(), run.model.symmetry.cpu().numpy()))
+    pairs = uvmaps.MirrorPairs(mirror)
     inside = torch.as_tensor(inside_np, device=run.device)
     frozen = [p for p in [run.omega, run.shift, run.log_focal, run.identity, run.expression, run.sh, run.brightness,
                           *run.light_raw.values()]]
@@ -442,8 +442,7 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     guard = Guard("maps", steps, run.progress, run.cancel, params, optimizer)
 
     def symmetric_smooth(m: torch.Tensor, scale: float) -> torch.Tensor:
-        mirrored = uvmaps.sample_texture(m, mirror.clamp(0, 1))
-        sym = ((m - mirrored) ** 2).sum(-1)[has_mirror].mean()
+        sym = pairs.squared_difference(m).mean()
         tv = ((m[1:] - m[:-1]) ** 2).mean() + ((m[:, 1:] - m[:, :-1]) ** 2).mean()
         return c.w_symmetry * sym + c.w_smoothness * tv * m.shape[0] * scale
 
@@ -469,6 +468,6 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     with torch.no_grad():
         diffuse, specular, roughness, _ = maps_of()
         grown = torch.nn.functional.max_pool2d(seen[None, None].float(), 5, 1, 2)[0, 0] > 0
-        filled = [uvmaps.fill_unseen(m, grown, torch.where(has_mirror[..., None], mirror, torch.nan), s)
+        filled = [uvmaps.fill_unseen(m, grown, mirror, s)
                   for m, s in zip((diffuse, specular, roughness), stat)]
     return filled[0], filled[1], filled[2], grown

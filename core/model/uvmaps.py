@@ -104,6 +104,34 @@ def sample_texture(texture: torch.Tensor, uv: torch.Tensor) -> torch.Tensor:
             + fy * ((1 - fx) * at(y1i, x0i) + fx * at(y1i, x1i)))
 
 
+class MirrorPairs:
+    """Each texel with a mirror and its mirror point, for the symmetry prior of stage 2.
+
+    The layout is mirror-symmetric for almost every texel (98.9 % at 512²), so the mirror of most texels is the
+    same texel of the map flipped left/right; only the rest needs a bilinear lookup. Looking up every texel took
+    a fifth of stage 2's time; a flip is free. `mirror` is mirror_uv's (S, S, 2), NaN where a texel has none.
+    """
+
+    FLIP_TOLERANCE = 0.1  # texels: a mirror point this close to the flipped texel's centre is that texel
+
+    def __init__(self, mirror: torch.Tensor) -> None:
+        size = mirror.shape[0]
+        has = ~torch.isnan(mirror[..., 0])
+        x = mirror[..., 0] * size - 0.5
+        y = (1 - mirror[..., 1]) * size - 0.5
+        index = torch.arange(size, device=mirror.device, dtype=mirror.dtype)
+        near = ((x - (size - 1 - index)[None, :]).abs() < self.FLIP_TOLERANCE) & ((y - index[:, None]).abs() < self.FLIP_TOLERANCE)
+        self.flip = has & near
+        self.rest = has & ~near
+        self.rest_uv = mirror[self.rest]
+
+    def squared_difference(self, texture: torch.Tensor) -> torch.Tensor:
+        """(N,) ‖t − t(mirror)‖² over the N texels that have a mirror; texture (S, S, C)."""
+        flipped = ((texture - texture.flip(1)) ** 2).sum(-1)[self.flip]
+        looked_up = ((texture[self.rest] - sample_texture(texture, self.rest_uv)) ** 2).sum(-1)
+        return torch.cat([flipped, looked_up])
+
+
 def dilate_into_gutter(texture: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Copy each invalid texel from its nearest valid one (seam-safe textures for Blender)."""
     if valid.all() or not valid.any():
