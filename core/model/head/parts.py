@@ -53,8 +53,11 @@ class PartMaterial:
     coat_ior: float = 1.5
 
 
-# Sclera and iris under a wet cornea: a diffuse base with a sharp coat (the catch-light in relit shots).
-EYE_MATERIAL = PartMaterial(specular=0.5, roughness=0.5, coat=1.0, coat_roughness=0.15, coat_ior=1.5)
+# Sclera and iris under a wet cornea: a diffuse base with a sharp coat (the catch-light in relit shots). The tear
+# film and the cornea are the eye's only mirror (IOR 1.376, F0 0.025): the iris sits behind index-matched aqueous
+# humour and the sclera under the film, so the base has no specular of its own. A base specular of 0.5 on top of
+# a 1.5 coat reflected 3x too much of the world and the de-lit eyes came out black under a grey-blue sheen.
+EYE_MATERIAL = PartMaterial(specular=0.0, roughness=0.5, coat=1.0, coat_roughness=0.15, coat_ior=1.376)
 TEETH_MATERIAL = PartMaterial(specular=0.6, roughness=0.35)  # enamel: F0 ≈ 0.05, slightly glossy
 MOUTH_MATERIAL = PartMaterial(specular=0.5, roughness=0.45)  # wet mucosa of the cavity and the tongue
 SCLERA_ALBEDO = (0.62, 0.58, 0.55)
