@@ -101,6 +101,24 @@ def run_bpy(script: str, env: dict[str, str], *args: str, timeout: float = 300, 
     return done.stdout
 
 
+def render_to_npy(scene, exr: str, npy: str, channels: int = 4) -> None:  # type: ignore[no-untyped-def]
+    """Inside a bpy script: render `scene` to a 32-bit float EXR at `exr` and save its pixels to `npy` as
+    (height, width, channels) float32 with row 0 at the top (Blender's pixels start at the bottom row).
+    run_bpy puts tests/ on the script's path; a script run otherwise inserts it itself."""
+    import bpy
+
+    settings = scene.render.image_settings
+    settings.file_format, settings.color_depth = "OPEN_EXR", "32"
+    settings.color_mode = "RGBA" if channels == 4 else "RGB"
+    scene.render.filepath = exr
+    bpy.ops.render.render(write_still=True)
+    image = bpy.data.images.load(exr)
+    width, height = image.size
+    pixels = np.empty(width * height * 4, np.float32)
+    image.pixels.foreach_get(pixels)
+    np.save(npy, pixels.reshape(height, width, 4)[::-1, :, :channels])
+
+
 def read_json_line(stdout: str, tag: str) -> dict:  # type: ignore[type-arg]
     """The JSON printed by a script on a line starting with tag."""
     for line in stdout.splitlines():

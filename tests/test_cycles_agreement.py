@@ -42,6 +42,8 @@ import json, sys
 import bpy
 import numpy as np
 from mathutils import Matrix
+sys.path.insert(0, sys.argv[5])
+from blender_helpers import render_to_npy
 
 data = np.load(sys.argv[1])
 spec = json.loads(open(sys.argv[2]).read())
@@ -66,10 +68,6 @@ scene.view_settings.view_transform = "Standard"
 scene.view_settings.look = "None"
 scene.view_settings.exposure = 0.0
 scene.view_settings.gamma = 1.0
-settings = scene.render.image_settings
-settings.file_format = "OPEN_EXR"
-settings.color_depth = "32"
-settings.color_mode = "RGBA"
 world = bpy.data.worlds.new("Black")
 world.color = (0.0, 0.0, 0.0)
 if world.node_tree is not None:  # a new world's Background node emits 0.05 grey by default
@@ -134,13 +132,7 @@ for light in spec["lights"]:
     lo.matrix_world = m
     scene.collection.objects.link(lo)
 
-scene.render.filepath = out_exr
-bpy.ops.render.render(write_still=True)
-img = bpy.data.images.load(out_exr)
-w, h = img.size
-pixels = np.empty(w * h * 4, np.float32)
-img.pixels.foreach_get(pixels)
-np.save(out_npy, pixels.reshape(h, w, 4)[::-1])
+render_to_npy(scene, out_exr, out_npy)
 '''
 
 
@@ -185,7 +177,8 @@ def test_core_render_matches_cycles_on_the_head_with_three_stage_lights(tmp_path
              face_uvs=model.face_uvs.numpy(), diffuse=diffuse, specular=specular, roughness=roughness,
              world_from_camera=wfc)
     done = subprocess.run([sys.executable, "-c", BPY_SCRIPT, str(tmp_path / "scene.npz"), str(tmp_path / "scene.json"),
-                           str(tmp_path / "cycles.exr"), str(tmp_path / "cycles.npy")],
+                           str(tmp_path / "cycles.exr"), str(tmp_path / "cycles.npy"),
+                           str(Path(__file__).parent)],
                           capture_output=True, text=True, env=blender_env, timeout=900, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     cycles = np.load(tmp_path / "cycles.npy")
@@ -214,8 +207,8 @@ BUILT_SCENE = """
 import sys
 from pathlib import Path
 import bpy
-import numpy as np
 from facestage.scene.build import build_scene
+from blender_helpers import render_to_npy
 
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 build_scene(Path(sys.argv[1]), bpy.context)
@@ -223,14 +216,7 @@ scene = bpy.context.scene
 cycles = scene.cycles  # the file's own light paths and filter: only the sample count and the denoiser are set
 cycles.device, cycles.samples, cycles.seed = "CPU", 128, 0
 cycles.use_adaptive_sampling, cycles.use_denoising = False, True
-settings = scene.render.image_settings
-settings.file_format, settings.color_mode, settings.color_depth = "OPEN_EXR", "RGB", "32"
-scene.render.filepath = sys.argv[2]
-bpy.ops.render.render(write_still=True)
-image = bpy.data.images.load(sys.argv[2])
-pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
-image.pixels.foreach_get(pixels)
-np.save(sys.argv[3], pixels.reshape(image.size[1], image.size[0], 4)[::-1, :, :3])
+render_to_npy(scene, sys.argv[2], sys.argv[3], channels=3)
 """
 
 

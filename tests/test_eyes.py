@@ -39,8 +39,9 @@ LIGHT_AREA = 0.05
 CYCLES = r"""
 import sys
 from pathlib import Path
-import bpy, numpy as np
+import bpy
 from facestage.scene.build import build_scene
+from blender_helpers import render_to_npy
 
 folder, out, samples = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
@@ -53,15 +54,7 @@ cycles.max_bounces = 0  # direct light only, as the core renders with bounces=1
 cycles.diffuse_bounces = cycles.glossy_bounces = cycles.transmission_bounces = cycles.volume_bounces = 0
 cycles.pixel_filter_type, cycles.filter_width = "BOX", 1.0
 scene.render.film_transparent = True
-settings = scene.render.image_settings
-settings.file_format, settings.color_depth, settings.color_mode = "OPEN_EXR", "32", "RGBA"
-scene.render.filepath = out + ".exr"
-bpy.ops.render.render(write_still=True)
-image = bpy.data.images.load(out + ".exr")
-width, height = image.size
-pixels = np.empty(width * height * 4, np.float32)
-image.pixels.foreach_get(pixels)
-np.save(out + ".npy", pixels.reshape(height, width, 4)[::-1])
+render_to_npy(scene, out + ".exr", out + ".npy")
 """
 
 

@@ -119,6 +119,7 @@ from pathlib import Path
 import bpy
 from facestage.scene.build import build_scene
 from facestage.scene.relight import apply_rig
+from blender_helpers import render_to_npy
 bpy.ops.wm.read_homefile(use_empty=True, use_factory_startup=True)
 build_scene(Path(sys.argv[1]), bpy.context)
 scene = bpy.context.scene
@@ -129,14 +130,7 @@ cycles.use_denoising = cycles.use_adaptive_sampling = False
 cycles.max_bounces = 0  # direct light from the lamps and the world, as the core computes it
 cycles.pixel_filter_type, cycles.filter_width = "BOX", 1.0
 scene.render.film_transparent = True
-settings = scene.render.image_settings
-settings.file_format, settings.color_mode, settings.color_depth = "OPEN_EXR", "RGBA", "32"
-scene.render.filepath = sys.argv[3]
-bpy.ops.render.render(write_still=True)
-image = bpy.data.images.load(sys.argv[3])
-pixels = np.empty(image.size[0] * image.size[1] * 4, np.float32)
-image.pixels.foreach_get(pixels)
-np.save(sys.argv[4], pixels.reshape(image.size[1], image.size[0], 4)[::-1])
+render_to_npy(scene, sys.argv[3], sys.argv[4])
 """
 
 
@@ -161,7 +155,7 @@ def test_cli_and_blender_render_the_same_rig(frame, world, min_psnr, tmp_path, b
            else {"type": "hdri", "path": "sky.hdr", "strength": 1.0, "rotation_deg": 30}}
     (tmp_path / "rig.json").write_text(json.dumps(doc))
     assert main(["relight", str(folder), "--rig", str(tmp_path / "rig.json"), "-o", str(tmp_path / "relit.png")]) == 0
-    run_bpy("import numpy as np\n" + BLENDER_RIG, blender_env, str(folder), str(tmp_path / "rig.json"),
+    run_bpy(BLENDER_RIG, blender_env, str(folder), str(tmp_path / "rig.json"),
             str(tmp_path / "cycles.exr"), str(tmp_path / "cycles.npy"), timeout=900)
     cycles = np.load(tmp_path / "cycles.npy")
     core = load_png(tmp_path / "relit.png")[..., :3]

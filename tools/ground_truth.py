@@ -112,6 +112,25 @@ def camera_for(focal_mm: float, width: int, height: int, distance: float,
     return camera.intrinsics(focal, width, height), camera.world_pose(camera_from_model)[2]
 
 
+def random_lights(rng: np.random.Generator, azimuth_deg: float = 70.0, elevation_deg: tuple[float, float] = (-10.0, 50.0),
+                  size_m: tuple[float, float] = (0.3, 1.0)) -> list[Light]:
+    """One to three square area lights 1–2 m from the head, within ±azimuth_deg of the front: a key, then fills
+    (power scaled by d² so the irradiance ≈ P / (π d²) does not depend on the distance), each tinted ±12 %.
+    The draws come in a fixed order, so a seed gives the same lights wherever this is called from."""
+    lights = []
+    for j in range(int(rng.integers(1, 4))):
+        azimuth = math.radians(rng.uniform(-azimuth_deg, azimuth_deg))  # 0 = in front of the face (−Y)
+        elevation = math.radians(rng.uniform(*elevation_deg))
+        d = rng.uniform(1.0, 2.0)
+        direction = np.array([math.sin(azimuth) * math.cos(elevation), -math.cos(azimuth) * math.cos(elevation),
+                              math.sin(elevation)])
+        power = (rng.uniform(6, 10) if j == 0 else rng.uniform(1.5, 4)) * d * d
+        tint = np.clip(1.0 + rng.uniform(-0.12, 0.12, size=3), 0, None)
+        lights.append(Light(position=list(d * direction), size=float(rng.uniform(*size_m)), power_w=float(power),
+                            color=list(tint / tint.max())))
+    return lights
+
+
 def sample_scene(model: HeadModel, seed: int, width: int = 512, height: int = 512, samples: int = 16,
                  identity_limit: float = 1.5, yaw_limit: float = 30.0, tilt_limit: float = 10.0,
                  focal_range: tuple[float, float] = (35.0, 85.0)) -> Scene:
@@ -132,17 +151,7 @@ def sample_scene(model: HeadModel, seed: int, width: int = 512, height: int = 51
     distance = camera.focal_from_35mm(focal_mm, width, height) * HEAD_HEIGHT_M / (fraction * height)
     offset = tuple(float(v) for v in rng.uniform(-0.06, 0.06, size=2) * np.array([width, height]))
     K, world_from_camera = camera_for(focal_mm, width, height, distance, offset)  # type: ignore[arg-type]
-    lights = []
-    for j in range(int(rng.integers(1, 4))):
-        azimuth = math.radians(rng.uniform(-70, 70))  # 0 = in front of the face (−Y)
-        elevation = math.radians(rng.uniform(-10, 50))
-        d = rng.uniform(1.0, 2.0)
-        direction = np.array([math.sin(azimuth) * math.cos(elevation), -math.cos(azimuth) * math.cos(elevation),
-                              math.sin(elevation)])
-        power = (rng.uniform(6, 10) if j == 0 else rng.uniform(1.5, 4)) * d * d  # irradiance ≈ P / (π d²)
-        tint = np.clip(1.0 + rng.uniform(-0.12, 0.12, size=3), 0, None)
-        lights.append(Light(position=list(d * direction), size=float(rng.uniform(0.3, 1.0)), power_w=float(power),
-                            color=list(tint / tint.max())))
+    lights = random_lights(rng)
     ambient = list(np.full(3, rng.uniform(0.03, 0.08)) * (1.0 + rng.uniform(-0.1, 0.1, size=3)))
     return Scene(seed=seed, width=width, height=height, identity=list(identity), expression=list(expression),
                  expression_names=names, rotation=rotation.tolist(), translation=[0.0, 0.0, 0.0], focal_mm=focal_mm,

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for, is_rendered
+from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for, is_rendered, random_lights
 
 log = logging.getLogger(__name__)
 TOOLS = Path(__file__).resolve().parent
@@ -66,17 +66,7 @@ def _skin(rng: np.random.Generator) -> tuple[float, float]:
 
 
 def _lights(rng: np.random.Generator) -> tuple[list[Light], list[float]]:
-    lights = []
-    for j in range(int(rng.integers(1, 4))):
-        azimuth = math.radians(rng.uniform(-75, 75))  # 0 = in front of the face (−Y)
-        elevation = math.radians(rng.uniform(-10, 55))
-        d = rng.uniform(1.0, 2.0)
-        direction = np.array([math.sin(azimuth) * math.cos(elevation), -math.cos(azimuth) * math.cos(elevation),
-                              math.sin(elevation)])
-        power = (rng.uniform(6, 10) if j == 0 else rng.uniform(1.5, 4)) * d * d
-        tint = np.clip(1.0 + rng.uniform(-0.12, 0.12, size=3), 0, None)
-        lights.append(Light(position=list(d * direction), size=float(rng.uniform(0.05, 1.0)), power_w=float(power),
-                            color=list(tint / tint.max())))
+    lights = random_lights(rng, azimuth_deg=75.0, elevation_deg=(-10.0, 55.0), size_m=(0.05, 1.0))
     ambient = list(np.full(3, rng.uniform(0.03, 0.09)) * (1.0 + rng.uniform(-0.1, 0.1, size=3)))
     return lights, ambient
 
