@@ -56,6 +56,7 @@ LIGHT_FLOOR = 0.01  # lights delivering less than this share of the stage's irra
 LIGHT_TINT_MAX = 0.15  # largest relative deviation of a light's channel from its mean after stage 1
 SCALE_SEARCH = 1.5  # settle_scale tries light scales within exp(±1.5) each time
 SCALE_STEPS = (0.2, 0.4, 0.6, 0.8)  # fractions of stage 1 after which the scale is settled
+ALBEDO_MAX = 0.9  # settle_scale never picks a light scale that would make any channel of the skin's albedo brighter
 
 
 def robust(residual: torch.Tensor, scale: float = 0.05) -> torch.Tensor:
@@ -157,6 +158,11 @@ class Reconstruction:
     def per_vertex(self, values: torch.Tensor) -> torch.Tensor:
         """A global value plus per-region offsets (values[0], values[1:]) blended by the region weights, (V,)."""
         return values[0] + values[1:] @ self.region_w
+
+    def skin_albedo(self) -> torch.Tensor:
+        """The skin's global albedo (3,), float64: the chromophore model's colour times the brightness offset."""
+        return (skin.skin_albedo(self.melanin[0].detach().double(), self.haemoglobin[0].detach().double())
+                * torch.exp(self.brightness.detach().double()))
 
     def statistical_maps(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Stage-1 textures: biophysical albedo (times the brightness offset), specular level and roughness in
@@ -268,19 +274,22 @@ class Reconstruction:
             grid = torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device))
             references = [reference(self) for reference in self.white_references]
             implied = [float((observed / shading).mean() / albedo) for observed, shading, albedo in references]
-            grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype)])
+            grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype).clamp(
+                math.exp(-SCALE_SEARCH), math.exp(SCALE_SEARCH))])
+            skin_colour = self.skin_albedo()
             for s in grid:
                 gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
                 level = torch.log(gain.mean() / s)
+                if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects that much
+                    continue
                 loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
                 for observed, shading, albedo in references:
                     loss = loss + self.config.w_white_reference * skin.white_reference_loss(observed, s * shading, albedo)
                 if float(loss) < best[0]:
                     best = (float(loss), float(s), gain / s)
             _, scale, change = best
-            albedo = skin.skin_albedo(self.melanin[0].double(), self.haemoglobin[0].double()) * torch.exp(k.double())
-            colour = albedo * change.double()
+            colour = skin_colour * change.double()
             melanin, haemoglobin = skin.from_colour(colour)
             model = skin.skin_albedo(torch.tensor(melanin, dtype=torch.float64), torch.tensor(haemoglobin, dtype=torch.float64))
             self.melanin[0] = melanin
