@@ -95,7 +95,9 @@ def fit_eyelids(run: Reconstruction, points: np.ndarray) -> dict[str, float]:
     _minimise(x, loss, 40)
     with torch.no_grad():
         run.expression[units] = x.detach().clamp(0, 1)
-    return {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
+    lids = {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
+    log.info("eyelids %s (were %s)", {k: round(v, 2) for k, v in lids.items()}, [round(float(v), 2) for v in x0])
+    return lids
 
 
 @dataclass

@@ -226,8 +226,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     mark = time.perf_counter()
     # The lids move before the maps are painted: refitted after stage 2, they carried its lid and lash colours
     # 2–4 mm away from where the photo has them (dark bands above the eyes in render.png).
-    lids = fit_eyelids(run, points)
-    log.info("eyelids %s", {k: round(v, 2) for k, v in lids.items()})
+    fit_eyelids(run, points)
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():
