@@ -34,10 +34,6 @@ BLEND_UV = 6.0 / 1024  # width of the weight's ramp towards grazing, occluded or
 GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, full detail above the second
 LUMINANCE_BOUND = 1.0  # |log| of the detail's brightness: ×0.37 … ×2.7 (moles, brows, lip lines fit inside)
 CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
-# Trusted pixels this close to the trusted area's edge (a fraction of the crop's side) give no detail: the fitted
-# outline, lids and lips sit a few pixels off the photo's, so the background, lashes and the eye's own colours
-# there would become blotches of "detail" on the skin.
-EDGE_MARGIN = 0.012
 
 
 @dataclass
@@ -118,9 +114,8 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
                         torch.as_tensor(view.world_from_camera, dtype=torch.float32))
     xy_np = xy.numpy()
     h, w = view.trust.shape
-    inner = ndimage.distance_transform_edt(view.trust > 0.99) > EDGE_MARGIN * max(h, w)
     on_grid = (xy_np[:, 0] >= 0) & (xy_np[:, 0] < w) & (xy_np[:, 1] >= 0) & (xy_np[:, 1] < h) & (depth.numpy() > 0)
-    trust = _sample(inner.astype(np.float32), xy_np) * on_grid * (~blocked.numpy())
+    trust = _sample(view.trust.astype(np.float32), xy_np) * on_grid * (~blocked.numpy())
     ramp = np.clip((cosine.reshape(-1)[idx].numpy() - GRAZING[0]) / (GRAZING[1] - GRAZING[0]), 0, 1)
     predicted = np.maximum(_sample(view.albedo * view.shading, xy_np), 1e-4)
     observed = np.maximum(_sample(view.image - view.specular, xy_np), 1e-4)

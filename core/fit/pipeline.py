@@ -224,8 +224,8 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
         occluded = _refine_occlusion(run, points, person)
         run.timings["occlusion"] += time.perf_counter() - mark
     mark = time.perf_counter()
-    # The lids move before the maps are painted: refitted after stage 2, they carried its lid and lash colours
-    # 2–4 mm away from where the photo has them (dark bands above the eyes in render.png).
+    # The lids move before the maps are painted, so stage 2 paints lid and lash colours where the lids end up
+    # (on headwrap_woman_yaw the refit opens one eye by eyeWide 0.33, about 1.2 mm of lid).
     fit_eyelids(run, points)
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
