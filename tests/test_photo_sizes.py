@@ -94,8 +94,8 @@ def test_a_final_renders_shadow_rays_stay_within_the_budget_whatever_the_crop_si
     small = tiles.final_options(256, environment_samples=FINAL_WORLD_SAMPLES)
     assert (small.spp, small.light_samples, small.environment_samples) == (tiles.FINAL_SPP, tiles.FINAL_LIGHT_SAMPLES,
                                                                              FINAL_WORLD_SAMPLES)
-    budget = rays(768)
-    for size in (1024, 1536, 2048):
+    budget = rays(tiles.FINAL_BUDGET_SIDE)
+    for size in (768, 1024, 1536, 2048):
         assert rays(size) <= 1.1 * budget, (size, rays(size) / budget)
 
 

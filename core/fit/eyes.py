@@ -95,7 +95,9 @@ def fit_eyelids(run: Reconstruction, points: np.ndarray) -> dict[str, float]:
     _minimise(x, loss, 40)
     with torch.no_grad():
         run.expression[units] = x.detach().clamp(0, 1)
-    return {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
+    lids = {name: float(v) for name, v in zip(EYELID_UNITS, x.detach().clamp(0, 1))}
+    log.info("eyelids %s (were %s)", {k: round(v, 2) for k, v in lids.items()}, [round(float(v), 2) for v in x0])
+    return lids
 
 
 @dataclass
@@ -300,10 +302,8 @@ def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
 
 def fit_eyes(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...],
              mouth_texture: np.ndarray | None = None, texture: bool = True) -> EyeFit:
-    """Eyelids (run.expression, in place), gaze, iris radius and (with `texture`) the eye texture for a
-    reconstruction after its skin stages."""
-    lids = fit_eyelids(run, points)
-    log.info("eyelids %s", {k: round(v, 2) for k, v in lids.items()})
+    """Gaze, iris radius and (with `texture`) the eye texture for a reconstruction after its skin stages; its
+    eyelids were refitted (fit_eyelids) before the maps, which are painted on the lids where they end up."""
     centres, radii = eye_geometry(run)
     with torch.no_grad():
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().double().numpy()

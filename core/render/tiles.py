@@ -29,7 +29,10 @@ from .renderer import RenderOptions, RenderOutput, RenderScene, render, scene_me
 
 FINAL_SPP = 4
 FINAL_LIGHT_SAMPLES = 4
-FINAL_SAMPLE_BUDGET = 768 * 768 * FINAL_SPP * FINAL_LIGHT_SAMPLES  # pixels × spp × light samples of one final render
+# pixels × spp × light samples of one final render: every sample up to a 512 px crop (a 2 MP portrait's face is
+# ~450 px), fewer per pixel above, so a 48 MP photo's face costs what a 2 MP one's does (768: 4x as much at 48 MP)
+FINAL_BUDGET_SIDE = 512
+FINAL_SAMPLE_BUDGET = FINAL_BUDGET_SIDE ** 2 * FINAL_SPP * FINAL_LIGHT_SAMPLES
 TILE_SHADOW_RAYS = 1 << 22  # shadow rays (shading points × lights × light samples) a tile may need at most
 LIGHTS = 20  # a tile is sized for the light stage's 20 lights (plus the world's samples, diffuse and glossy)
 
