@@ -69,14 +69,9 @@ def image_node(tree: Any, image: bpy.types.Image, location: tuple[float, float])
     return node
 
 
-def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
-    """FaceSkin: Base Color ← diffuse (sRGB), Specular IOR Level ← specular, Roughness ← roughness (Non-Color)."""
-    images = {
-        "diffuse": packed_image(tx, MAPS["diffuse"], linear_to_srgb(result.diffuse), "sRGB", float_buffer=False),
-        "specular": packed_image(tx, MAPS["specular"], result.specular, "Non-Color", float_buffer=True),
-        "roughness": packed_image(tx, MAPS["roughness"], result.roughness, "Non-Color", float_buffer=True),
-    }
-    material = tx.new(bpy.data.materials.new(SKIN), SKIN)
+def _principled(material: bpy.types.Material) -> tuple[Any, Any]:
+    """(node tree, Principled BSDF) of a fresh material: single-scatter GGX, IOR 1.5 and no subsurface, as the core
+    renders it, wired to the material output."""
     tree = node_tree(material)
     bsdf: Any = tree.nodes.new("ShaderNodeBsdfPrincipled")
     bsdf.distribution = "GGX"
@@ -85,6 +80,18 @@ def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
     output: Any = tree.nodes.new("ShaderNodeOutputMaterial")
     output.location = (300, 0)
     tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
+    return tree, bsdf
+
+
+def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
+    """FaceSkin: Base Color ← diffuse (sRGB), Specular IOR Level ← specular, Roughness ← roughness (Non-Color)."""
+    images = {
+        "diffuse": packed_image(tx, MAPS["diffuse"], linear_to_srgb(result.diffuse), "sRGB", float_buffer=False),
+        "specular": packed_image(tx, MAPS["specular"], result.specular, "Non-Color", float_buffer=True),
+        "roughness": packed_image(tx, MAPS["roughness"], result.roughness, "Non-Color", float_buffer=True),
+    }
+    material = tx.new(bpy.data.materials.new(SKIN), SKIN)
+    tree, bsdf = _principled(material)
     for row, (name, socket) in enumerate((("diffuse", "Base Color"), ("specular", "Specular IOR Level"),
                                           ("roughness", "Roughness"))):
         node = image_node(tree, images[name], (-400, 300 - 300 * row))
@@ -97,18 +104,11 @@ def build_part_material(tx: Transaction, name: str, image: bpy.types.Image, valu
     Color ← `image` (sRGB) and the part's constant Specular IOR Level, Roughness and Coat
     (`values`: core.model.head.parts.PartMaterial)."""
     material = tx.new(bpy.data.materials.new(name), name)
-    tree = node_tree(material)
-    bsdf: Any = tree.nodes.new("ShaderNodeBsdfPrincipled")
-    bsdf.distribution = "GGX"
-    bsdf.inputs["IOR"].default_value = 1.5
-    bsdf.inputs["Subsurface Weight"].default_value = 0.0
+    tree, bsdf = _principled(material)
     bsdf.inputs["Specular IOR Level"].default_value = values.specular
     bsdf.inputs["Roughness"].default_value = values.roughness
     bsdf.inputs["Coat Weight"].default_value = values.coat
     bsdf.inputs["Coat Roughness"].default_value = values.coat_roughness
     bsdf.inputs["Coat IOR"].default_value = values.coat_ior
-    output: Any = tree.nodes.new("ShaderNodeOutputMaterial")
-    output.location = (300, 0)
-    tree.links.new(bsdf.outputs["BSDF"], output.inputs["Surface"])
     tree.links.new(image_node(tree, image, (-400, 300)).outputs["Color"], bsdf.inputs["Base Color"])
     return material
