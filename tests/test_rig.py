@@ -21,7 +21,7 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from blender_helpers import fake_result, fake_result_folder, run_bpy  # noqa: E402
+from blender_helpers import fake_result, run_bpy  # noqa: E402
 
 from facestage.core.common.errors import FaceStageError  # noqa: E402
 from facestage.core.io.rig import load_rig, parse_rig, rig_json  # noqa: E402

@@ -160,7 +160,6 @@ def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, r
     return GazeFit(gaze=x[:4].reshape(2, 2).copy(), iris_radius_m=float(r0 * math.exp(x[4])), error_px=error)
 
 
-
 def _minimise(params: torch.Tensor, loss: Callable[[], torch.Tensor], iterations: int) -> None:
     """L-BFGS with a strong-Wolfe line search on a small, smooth least-squares problem (lids, gaze)."""
     optimizer = torch.optim.LBFGS([params], lr=1.0, max_iter=iterations, line_search_fn="strong_wolfe")
@@ -172,6 +171,7 @@ def _minimise(params: torch.Tensor, loss: Callable[[], torch.Tensor], iterations
         return value
 
     optimizer.step(closure)
+
 
 def eye_crop(points: np.ndarray, density: float = 1.5, max_size: int = 512) -> Crop:
     """The square around both eyes' contours, 1.35 × their extent, rendered at `density` × the photo's pixels."""

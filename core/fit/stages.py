@@ -280,9 +280,9 @@ class Reconstruction:
             for s in grid:
                 gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
-                level = torch.log(gain.mean() / s)
                 if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects that much
                     continue
+                level = torch.log(gain.mean() / s)
                 loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
                 for observed, shading, albedo in references:
                     loss = loss + self.config.w_white_reference * skin.white_reference_loss(observed, s * shading, albedo)
