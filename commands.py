@@ -119,7 +119,7 @@ def relight(args: argparse.Namespace) -> int:
         stage = result.lights_from_file(args.lights, res.stage)
     else:
         sh = apps.rotate_environment(res.sh, args.rotate_env, args.pitch)
-    image, _, _ = render_result(res, stage=stage, sh=sh, device=_device(args))
+    image, _, _ = render_result(res, stage=stage, sh=sh, device=_device(args), relight_photo=True)
     _write_png_atomically(target, image, encode_srgb=True)
     _done(args, target, f"Wrote {target}")
     return 0

@@ -7,16 +7,18 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from facestage.cli import main
 from facestage.core.apps import caricature, relight
 from facestage.core.apps.rerender import pass_images, render_result
 from facestage.core.common.metrics import psnr
 from facestage.core.io import result
-from facestage.core.io.image import linear_to_srgb, load_png
+from facestage.core.io.image import linear_to_srgb, load_png, srgb_to_linear
 from facestage.core.model import lightstage
 from facestage.core.model.head import load_head_model
 from facestage.core.model.sh import Y00
+from facestage.core.render.crop import Crop, paste
 
 
 @pytest.fixture()
@@ -31,6 +33,36 @@ def test_relighting_with_the_identical_stage_reproduces_render_png(saved):
     res = result.load(saved)
     image, _, _ = render_result(res, stage=res.stage, sh=res.sh)
     assert psnr(linear_to_srgb(image), linear_to_srgb(res.render), np.ones(image.shape[:2])) >= 40.0
+
+
+def test_a_relit_shot_relights_the_photo_in_front_of_the_head_by_the_heads_shading(reconstructed_stub):
+    """Halving every light halves the head's shading. Where the photo stays in front of the head (here its upper
+    half is taken for hair), a relit shot shows the photo at half its light too; off the head it is untouched.
+    Left as photographed, that photo kept the old lighting beside the relit face (hard bright foreheads)."""
+    stub = reconstructed_stub
+    stub.render_crop = (0.0, 0.0, float(max(stub.width, stub.height)), 48)
+    stub.occlusion = np.zeros((stub.height, stub.width), np.float32)
+    stub.occlusion[: stub.height // 2] = 1.0
+    stage = {k: np.array(v, copy=True) for k, v in stub.stage.items()}
+    stage["i"] = stage["i"] * 0.5
+    photo = srgb_to_linear(stub.photo_srgb)
+    relit, _, out = render_result(stub, stage=stage, sh=stub.sh * 0.5, relight_photo=True)
+    crop = Crop(*stub.render_crop)
+    on_head = paste(crop, (out.alpha.numpy() > 0).astype(np.float32), stub.height, stub.width,
+                    np.zeros((stub.height, stub.width), np.float32)) > 0
+    inside = paste(crop, ndimage.binary_erosion(out.alpha.numpy() > 0.5, iterations=4).astype(np.float32),
+                   stub.height, stub.width, np.zeros((stub.height, stub.width), np.float32)) > 0.99
+    off_head = paste(crop, ndimage.binary_dilation(out.alpha.numpy() > 0, iterations=4).astype(np.float32),
+                     stub.height, stub.width, np.ones((stub.height, stub.width), np.float32)) == 0
+    hair = np.zeros_like(on_head)
+    hair[: stub.height // 2 - 3] = True  # clear of the composite's ramp at the occluder's edge
+    assert (inside & hair).sum() > 20 and off_head.sum() > 1000
+    assert np.allclose(relit[inside & hair], 0.5 * photo[inside & hair], rtol=0.01, atol=1e-4)
+    ratio = relit[on_head & hair] / np.maximum(photo[on_head & hair], 1e-6)
+    assert ratio.min() > 0.49 and ratio.max() < 1.0 + 1e-6  # fading to 1 towards the silhouette, no overshoot
+    assert np.allclose(relit[off_head], photo[off_head], rtol=1e-4, atol=1e-6)
+    unchanged, _, _ = render_result(stub, stage=stage, sh=stub.sh * 0.5)  # the photo as photographed
+    assert np.allclose(unchanged[hair], photo[hair])
 
 
 @pytest.mark.parametrize("name", [n for n in relight.PRESETS])

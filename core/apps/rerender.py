@@ -14,26 +14,60 @@ compositor applies the same rule (scene/compositing.py).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..io.image import srgb_to_linear
 from ..io.result import Result
 from ..model import lightstage
 from ..model.emitters import Emitters
 from ..render import RenderOutput, RenderScene
-from ..render.crop import Crop, paste, paste_over
+from ..render.crop import Crop, paste, paste_over, scale_under
 from ..render.tiles import final_options, render_tiled
 from .parts import result_parts
 
 FINAL_WORLD_SAMPLES = 16  # world directions (diffuse and glossy each): occlusion and reflection of the SH, as in Cycles
+SHADING_SIZE = 256  # crop pixels of the shading renders that relight the photo around the face (shading is smooth)
+SHADING_BLUR = 0.02  # their smoothing, a fraction of the crop's side
+SHADING_RATIO_MAX = 8.0  # a deep shadow of the fitted lighting brightens the photo at most this much
 PASS_NAMES = ("albedo", "diffuse", "ambient", "specular", "shadow")
+
+
+def render_crop(result: Result, crop: Crop, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
+                vertices: np.ndarray | None = None, passes: bool = False, device: str = "cpu",
+                lights: Emitters | None = None, environment: np.ndarray | None = None,
+                environment_samples: int = FINAL_WORLD_SAMPLES, background: np.ndarray | None = None) -> RenderOutput:
+    """Render a Result's face in `crop` (usually its render_crop) over the photo under it (`background`, the linear
+    photo on the crop's grid, is cut here unless given), with nothing composited into the full-resolution photo:
+    what a caller that only reads the crop needs (the detail layer's view). Other arguments as for
+    `render_result`."""
+    dev = torch.device(device)
+
+    def t(array: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(array, np.float32), device=dev)
+
+    values = stage if stage is not None else result.stage
+    scene = RenderScene(
+        verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
+        uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
+        specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
+        world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
+        sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
+        background=t(crop.cut(result.photo_srgb, linear=True) if background is None else background), lights=lights,
+        environment=None if environment is None else t(environment), parts=result_parts(result, dev, vertices))
+    generator = torch.Generator(device=dev).manual_seed(int(result.seed))
+    with torch.no_grad():
+        return render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)
 
 
 def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
                   vertices: np.ndarray | None = None, passes: bool = False,
                   device: str = "cpu", lights: Emitters | None = None, environment: np.ndarray | None = None,
-                  environment_samples: int = FINAL_WORLD_SAMPLES) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
+                  environment_samples: int = FINAL_WORLD_SAMPLES, relight_photo: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray, RenderOutput]:
     """Re-render a Result (optionally with another light stage, SH or mesh) at photo resolution.
 
     Returns the linear image composited over the full-resolution photo (only where the face is visible), its
@@ -42,36 +76,53 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
     visibility (1 − occlusion) is read on the crop's grid too, so only the photo pixels under the crop are touched.
     `lights` (extra emitters, e.g. a relight rig's) and `environment` (an equirect world image, which replaces
     the SH) come from core/apps/rig.py; environment_samples > 0 samples the world with shadow rays
-    (RenderOptions.environment_samples).
+    (RenderOptions.environment_samples). With `relight_photo` (a relit shot), the photo the face is laid over is
+    relit too wherever the head is (`photo_relighting`).
     """
-    dev = torch.device(device)
-
-    def t(array: np.ndarray) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(array, np.float32), device=dev)
-
     crop = Crop(*result.render_crop)
     background = crop.cut(result.photo_srgb, linear=True)
-    values = stage if stage is not None else result.stage
-    scene = RenderScene(
-        verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
-        uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
-        specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
-        world_from_camera=t(result.world_from_camera), width=crop.size, height=crop.size,
-        sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
-        background=t(background), lights=lights, environment=None if environment is None else t(environment),
-        parts=result_parts(result, dev, vertices))
-    generator = torch.Generator(device=dev).manual_seed(int(result.seed))
-    with torch.no_grad():
-        out = render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)
+    out = render_crop(result, crop, stage, sh, vertices, passes, device, lights, environment, environment_samples,
+                      background)
     h, w = result.height, result.width
     coverage = out.alpha.cpu().numpy()
     premultiplied = out.image.cpu().numpy() - (1.0 - coverage[..., None]) * background  # alpha · surface
     if result.occlusion is not None:  # occlusion.png (full resolution, uint8 or float) read under the crop only
         visible = 1.0 - crop.cut(result.occlusion)
         coverage, premultiplied = coverage * visible, premultiplied * visible[..., None]
-    image = paste_over(crop, premultiplied, coverage, srgb_to_linear(result.photo_srgb), in_place=True)
+    photo = srgb_to_linear(result.photo_srgb)
+    if relight_photo:
+        scale_under(crop, photo_relighting(result, crop, stage, sh, lights, environment, device), photo)
+    image = paste_over(crop, premultiplied, coverage, photo, in_place=True)
     alpha = paste(crop, coverage, h, w, np.zeros((h, w), np.float32), in_place=True)
     return image, alpha, out
+
+
+def photo_relighting(result: Result, crop: Crop, stage: dict | None, sh: np.ndarray | None,  # type: ignore[type-arg]
+                     lights: Emitters | None, environment: np.ndarray | None, device: str) -> np.ndarray:
+    """(crop.size, crop.size, 3): what relights the photo around the visible face in a relit shot.
+
+    The photo stays in front wherever the face is not visible: hair, glasses, a beard, the forehead above the
+    face oval, the temples and ears. Left as photographed, those kept the photo's lighting beside a relit face:
+    a hard bright forehead under a dark relit one. So they are scaled by the head's own diffuse shading under
+    the new lighting over its shading under the fitted one (two small renders, smoothed, since shading is),
+    fading to 1 off the head, where nothing tells how the light changed."""
+    small = dataclasses.replace(crop, size=min(crop.size, SHADING_SIZE))
+    sigma = SHADING_BLUR * small.size
+
+    def shading(**changes: object) -> tuple[np.ndarray, np.ndarray]:  # smoothed over the head only, and its coverage
+        out = render_crop(result, small, passes=True, device=device, **changes)  # type: ignore[arg-type]
+        cover = out.alpha.cpu().numpy()
+        weight = np.maximum(ndimage.gaussian_filter(cover, sigma), 1e-6)
+        irradiance = (out.passes["diffuse"] + out.passes["ambient"]).cpu().numpy() * cover[..., None]
+        return ndimage.gaussian_filter(irradiance, (sigma, sigma, 0)) / weight[..., None], weight
+
+    fitted, on_head = shading()
+    relit, _ = shading(stage=stage, sh=sh, lights=lights, environment=environment)
+    ratio = np.clip(relit / np.maximum(fitted, 1e-6), 0.0, SHADING_RATIO_MAX)
+    factor = torch.from_numpy((1.0 + np.clip(on_head, 0, 1)[..., None] * (ratio - 1.0)).astype(np.float32))
+    factor = torch.nn.functional.interpolate(factor.permute(2, 0, 1)[None], size=(crop.size, crop.size),
+                                             mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
+    return factor.numpy()
 
 
 def pass_images(result: Result, device: str = "cpu") -> dict[str, np.ndarray]:

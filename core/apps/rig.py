@@ -214,5 +214,5 @@ def render_rig(result: Result, rig: Rig, device: str = "cpu") -> np.ndarray:
     stage["i"][:] = 0.0
     image, _, _ = render_result(result, stage=stage, sh=np.zeros_like(np.asarray(result.sh)), device=device,
                                 lights=emitters(placed, device=device), environment=environment_image(placed),
-                                environment_samples=WORLD_SAMPLES)
+                                environment_samples=WORLD_SAMPLES, relight_photo=True)
     return image

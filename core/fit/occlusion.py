@@ -55,6 +55,7 @@ GREY_SATURATION = 0.45  # below this fraction of the skin's chroma a pixel is gr
 GREY_DARKER = 0.7  # … and if also this much darker (natural log, ≈ 2×) it is black/grey hair or a frame
 LIKELIHOOD_MARGIN = 2.0  # log-likelihood by which the hair model must beat the skin model
 MIN_SEPARATION = 0.5  # Bhattacharyya distance from which hair and skin colours are told apart
+HAIR_SIDE = 0.5  # log luminance by which hair is darker (or lighter) than the skin for the hair test to take sides
 RESIDUAL_EXPLAINED = 0.04  # stage-1 residual below which a pixel counts as explained skin
 MIN_COMPONENT = 0.002  # occluder blobs smaller than this fraction of the face area are noise (freckles, moles)
 FIT_MARGIN = 0.02  # occluders grown by this fraction of the face width for the fit
@@ -205,7 +206,8 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     skin = fit_colour(chroma[reference])
     # Saturation along the skin's own chroma direction: skin ≈ 1, grey/black (hair, frames, a dark beard) ≈ 0.
     saturation = ndimage.median_filter(chroma @ skin.mean / max(float(skin.mean @ skin.mean), 1e-6), size=size)
-    darker = ndimage.median_filter(float(np.median(log_luminance[reference])) - log_luminance, size=size)
+    skin_level = float(np.median(log_luminance[reference]))
+    darker = ndimage.median_filter(skin_level - log_luminance, size=size)
     distance = ndimage.median_filter(skin.distance(chroma), size=size)
     not_skin = (distance > CHROMA_LIMIT) | ((saturation < GREY_SATURATION) & (darker > GREY_DARKER))
     hair_sample = hair_pixels(points, person)
@@ -213,7 +215,8 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
         hair = fit_colour(chroma[hair_sample])
         if _separation(hair, skin) > MIN_SEPARATION:  # the hair's colour is not the skin's: trust the comparison
             ratio = ndimage.median_filter(hair.log_likelihood(chroma) - skin.log_likelihood(chroma), size=size)
-            not_skin |= ratio > LIKELIHOOD_MARGIN
+            hair_darker = skin_level - float(np.median(log_luminance[hair_sample]))
+            not_skin |= (ratio > LIKELIHOOD_MARGIN) & _on_hair_side(hair_darker, darker)
     if residual is not None:
         r = np.nan_to_num(residual, nan=0.0)
         not_skin = (not_skin & (r > RESIDUAL_EXPLAINED)) | ((r > RESIDUAL_LIMIT) & (distance > 0.5 * CHROMA_LIMIT))
@@ -234,6 +237,20 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     trusted = region & ~fit & (person >= 0.5) & ~openings
     log.info("occlusion: %.1f %% of the face oval covered", 100 * occluder.sum() / max(region.sum(), 1))
     return Occlusion(occluder=occluder.astype(np.float32), fit=fit, visible=visible.astype(np.float32), trusted=trusted)
+
+
+def _on_hair_side(hair_darker: float, darker: np.ndarray) -> np.ndarray | bool:
+    """Where the hair test may call a pixel hair: on the hair's side of the skin's brightness, when they differ.
+
+    `hair_darker` and `darker` (per pixel) are log luminances below the skin reference's. The test compares
+    chromaticities only, and a highlight on skin is skin's colour plus white: on dark skin with dark hair it
+    reads as the hair's greyish colour. On `dark_man_smile` it marked the shiny forehead and a cheek (16 % of
+    the face), whose texels then took the prior and whose photo showed through relit shots with the photo's
+    own lighting. Dark hair is darker than the skin, so a pixel brighter than the skin is no dark hair (and
+    the converse for light hair on darker skin)."""
+    if abs(hair_darker) < HAIR_SIDE:
+        return True
+    return np.sign(hair_darker) * darker > 0
 
 
 def _fill_fringe(occluder: np.ndarray, points: np.ndarray, face_width: float) -> np.ndarray:

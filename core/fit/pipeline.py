@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from ..apps.rerender import render_result
+from ..apps.rerender import render_crop, render_result
 from ..common.config import ReconstructConfig, texture_size_for
 from ..common.device import deterministic, pick
 from ..common.progress import ProgressCallback
@@ -30,6 +30,7 @@ from ..io.result import Result
 from ..model import lightstage, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop
+from ..render.tiles import FINAL_BUDGET_SIDE
 from .detail import PhotoView, apply_detail, detail_layer
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
@@ -133,17 +134,30 @@ def _occlusion_picture(face: Window | None, occluded: Occlusion | None) -> np.nd
 
 def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster
                  ) -> tuple[np.ndarray, np.ndarray]:
-    """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel."""
-    _, _, out = render_result(result, passes=True, device=str(run.device))
+    """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel.
+
+    The photo is read on render.png's crop at no more pixels across than the map has texels (at 2048 px a 1024²
+    map's texel spans 2.4 px, median over the seen face). The fit's prediction is smooth (a fitted albedo under
+    soft shading), so it is rendered at no more than the final render's full-sample size (FINAL_BUDGET_SIDE) and
+    upsampled: at the view's size the fixed sample budget left it one light sample per pixel, noisier, and a 48 MP
+    photo paid twice a 2 MP one's time for it."""
     crop = Crop(*result.render_crop)
-    passes = {k: v.cpu().numpy() for k, v in out.passes.items()}
+    grid = dataclasses.replace(crop, size=min(crop.size, raster.face.shape[0]))
+    out = render_crop(result, dataclasses.replace(crop, size=min(grid.size, FINAL_BUDGET_SIDE)), passes=True,
+                      device=str(run.device))
+
+    def on_grid(image: torch.Tensor) -> np.ndarray:  # (n, n[, C]) → (grid.size, grid.size[, C]): centres align
+        planes = image.reshape(*image.shape[:2], -1).permute(2, 0, 1)[None].float().cpu()
+        planes = torch.nn.functional.interpolate(planes, size=(grid.size, grid.size), mode="bilinear", align_corners=False)
+        return planes[0].permute(1, 2, 0).reshape(grid.size, grid.size, *image.shape[2:]).numpy()
+
     face = run.face
     assert face is not None  # set before stage 1
     trusted = Window(occluded.trusted.astype(np.float32), face.x0, face.y0, face.step)
-    view = PhotoView(image=crop.cut(result.photo_srgb, linear=True), albedo=passes["albedo"],
-                     shading=passes["diffuse"] + passes["ambient"], specular=passes["specular"],
-                     trust=crop.cut(trusted) * out.alpha.cpu().numpy(),
-                     K=crop.K(result.K), world_from_camera=result.world_from_camera)
+    view = PhotoView(image=grid.cut(result.photo_srgb, linear=True), albedo=on_grid(out.passes["albedo"]),
+                     shading=on_grid(out.passes["diffuse"] + out.passes["ambient"]),
+                     specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
+                     K=grid.K(result.K), world_from_camera=result.world_from_camera)
     detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
                                   torch.as_tensor(result.faces), raster)
     diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)

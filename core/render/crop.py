@@ -128,6 +128,17 @@ def paste_over(crop: Crop, premultiplied: np.ndarray, alpha: np.ndarray, photo: 
     return out
 
 
+def scale_under(crop: Crop, factor: np.ndarray, image: np.ndarray) -> None:
+    """Multiply, in place, the photo-grid `image` (H, W, C) under the crop by the crop-grid `factor` (n, n, C),
+    resampled bilinearly. The change (factor − 1) is what is resampled, so the taps past the crop's edge, which
+    read zero, fade it out rather than darken a ring of pixels."""
+    found = _photo_window(crop, image.shape[0], image.shape[1])
+    if found is not None:
+        rows, cols, xs, ys = found
+        window = image[rows, cols]
+        window += window * _resample(factor - 1.0, xs, ys)[0].astype(image.dtype, copy=False)
+
+
 def square_around(points: np.ndarray, margin: float, density: float, min_size: int, max_size: int) -> Crop:
     """The square centred on `points`' bounding box, `margin` × its longer extent, rendered at `density` render
     pixels per photo pixel, clamped to [min_size, max_size]: the close-ups of the eyes and the mouth."""
