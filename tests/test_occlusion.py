@@ -147,8 +147,8 @@ def _lock(points: np.ndarray, width: int, height: int) -> np.ndarray:
 @pytest.mark.slow
 def test_a_lock_of_hair_never_reaches_the_albedo(frontal, model) -> None:  # type: ignore[no-untyped-def]
     """Stages 1 and 2 with a lock of hair over one cheek masked out: the maps are the same whether the photo shows
-    the lock or bare skin (its pixels cannot reach them), and the texels under it take the prior: the mirror
-    texel, seen on the other cheek, or the statistical map."""
+    the lock or bare skin (its pixels cannot reach them), and the texels under it take the prior: stage 2's
+    smooth maps carried there by their symmetry, smoothness and consistency with stage 1, with no seam."""
     scene, vertices, points = frontal
     size = scene.width
     maps = skin_maps(model, scene, 128)
@@ -171,18 +171,16 @@ def test_a_lock_of_hair_never_reaches_the_albedo(frontal, model) -> None:  # typ
                         texture_size=128)
     occluded = ndimage.binary_dilation(lock, iterations=3).astype(np.float32)
 
-    def fit(photo_srgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, Reconstruction]:
+    def fit(photo_srgb: np.ndarray) -> tuple[np.ndarray, Reconstruction]:
         with deterministic(torch.device("cpu")):  # as the pipeline runs: bit-identical on a loaded machine
             run = Reconstruction(Photo(photo_srgb, path=Path("synthetic.png"), original_size=(size, size)), cfg, None, None)
             run.occlusion = occluded
             run.init_geometry(fit_landmarks(points, size, size, run.model, cfg))
             stage_lighting(run, points)
-            with torch.no_grad():
-                stat = run.statistical_maps()[0].numpy()
-            return stage_maps(run, points)[0].detach().numpy(), stat, run
+            return stage_maps(run, points)[0].detach().numpy(), run
 
-    with_lock, stat, run = fit(hairy)
-    without, _, _ = fit(bare)
+    with_lock, run = fit(hairy)
+    without, _ = fit(bare)
     assert np.abs(with_lock - without).max() < 1e-5
     raster = run.raster
     with torch.no_grad():
@@ -197,8 +195,13 @@ def test_a_lock_of_hair_never_reaches_the_albedo(frontal, model) -> None:  # typ
     px = np.clip(np.round(xy - 0.5).astype(int), 0, size - 1)
     under = (deep[px[:, 1], px[:, 0]] & facing).reshape(raster.face.shape) & raster.inside
     assert under.sum() > 30
-    off = np.minimum(np.abs(with_lock - stat).max(-1), np.abs(with_lock - mirrored).max(-1))[under]
-    assert np.quantile(off, 0.95) < 2e-3 and off.max() < 0.02, (off.max(), np.quantile(off, 0.95))
+    truth = np.asarray(maps["diffuse"])
+
+    def rmse(albedo: np.ndarray) -> float:
+        return float(np.sqrt(((albedo - truth)[under] ** 2).mean()))
+
+    # measured: 0.057 (the mirror texels, the rule before, 0.068; the statistical map 0.045)
+    assert rmse(with_lock) < 0.06 and rmse(with_lock) < rmse(mirrored)
 
 
 def test_render_png_shows_the_photo_wherever_the_face_is_not_visible_and_has_no_crop_seam(reconstructed_stub) -> None:  # type: ignore[no-untyped-def]

@@ -33,21 +33,6 @@ def test_mirror_uv_reflects_about_the_symmetry_axis():
     assert np.abs(mirror[..., 1] - (1 - (ys + 0.5) / 32)).max() < 1e-5
 
 
-def test_unseen_texels_come_from_the_mirror_else_the_fallback():
-    raster = uvmaps.rasterize_uv(UVS, FACES, 16)
-    mirror = torch.from_numpy(uvmaps.mirror_uv(raster, FACES, UVS, FACES, SYMMETRY))
-    texture = torch.zeros(16, 16, 3)
-    texture[:, :8] = torch.tensor([0.8, 0.5, 0.4])  # left half seen and coloured
-    seen = torch.zeros(16, 16, dtype=torch.bool)
-    seen[:, :8] = True
-    seen[:2, :] = False  # top rows seen nowhere
-    fallback = torch.full((16, 16, 3), 0.3)
-    filled = uvmaps.fill_unseen(texture, seen, mirror, fallback)
-    assert torch.allclose(filled[4:, 12], torch.tensor([0.8, 0.5, 0.4]).expand(12, 3), atol=1e-5)
-    assert torch.allclose(filled[0, 12], torch.tensor([0.3, 0.3, 0.3]))
-    assert filled.min() > 0.0
-
-
 def test_gutter_dilation_leaves_no_empty_texel():
     texture = np.zeros((8, 8, 3), np.float32)
     valid = np.zeros((8, 8), bool)

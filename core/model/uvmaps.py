@@ -139,13 +139,3 @@ def dilate_into_gutter(texture: np.ndarray, valid: np.ndarray) -> np.ndarray:
     _, (iy, ix) = ndimage.distance_transform_edt(~valid, return_indices=True)
     return texture[iy, ix]
 
-
-def fill_unseen(texture: torch.Tensor, seen: torch.Tensor, mirror: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
-    """Unseen texels take their mirror texel if that was seen, else the statistical fallback."""
-    valid_mirror = ~torch.isnan(mirror[..., 0])
-    mirror_uv_safe = torch.nan_to_num(mirror, 0.5)
-    mirrored = sample_texture(texture, mirror_uv_safe)
-    mirror_seen = sample_texture(seen[..., None].to(texture.dtype), mirror_uv_safe)[..., 0] > 0.5
-    use_mirror = (~seen) & valid_mirror & mirror_seen
-    filled = torch.where(seen[..., None], texture, fallback)
-    return torch.where(use_mirror[..., None], mirrored, filled)
