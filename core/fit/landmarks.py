@@ -79,8 +79,11 @@ def _quiet_mediapipe():  # type: ignore[no-untyped-def]
 
 
 def _detection_image(pixels: np.ndarray) -> tuple[np.ndarray, int]:
-    """(uint8 image, factor) for the face detector: area-averaged by an integer factor to at most DETECT_MAX_SIDE."""
+    """(uint8 image, factor) for the face detector: area-averaged by an integer factor to at most DETECT_MAX_SIDE
+    (an 8-bit photo by Pillow's box reduction, 7x faster than area_reduce's float path at 48 MP: 0.19 vs 1.3 s)."""
     factor = max(1, -(-max(pixels.shape[:2]) // DETECT_MAX_SIDE))
+    if factor > 1 and pixels.dtype == np.uint8 and pixels.ndim == 3 and pixels.shape[2] == 3:
+        return np.ascontiguousarray(np.asarray(Image.fromarray(pixels).reduce(factor))), factor
     return np.ascontiguousarray(to_uint8(pixels if factor == 1 else area_reduce(pixels, factor))), factor
 
 
