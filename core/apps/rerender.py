@@ -25,7 +25,7 @@ from ..io.result import Result
 from ..model import lightstage
 from ..model.emitters import Emitters
 from ..render import RenderOutput, RenderScene
-from ..render.crop import Crop, paste, paste_over, scale_under
+from ..render.crop import Crop, paste, paste_over, regrid, scale_under
 from ..render.tiles import final_options, render_tiled
 from .parts import result_parts
 
@@ -119,10 +119,7 @@ def photo_relighting(result: Result, crop: Crop, stage: dict | None, sh: np.ndar
     fitted, on_head = shading()
     relit, _ = shading(stage=stage, sh=sh, lights=lights, environment=environment)
     ratio = np.clip(relit / np.maximum(fitted, 1e-6), 0.0, SHADING_RATIO_MAX)
-    factor = torch.from_numpy((1.0 + np.clip(on_head, 0, 1)[..., None] * (ratio - 1.0)).astype(np.float32))
-    factor = torch.nn.functional.interpolate(factor.permute(2, 0, 1)[None], size=(crop.size, crop.size),
-                                             mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
-    return factor.numpy()
+    return regrid((1.0 + np.clip(on_head, 0, 1)[..., None] * (ratio - 1.0)).astype(np.float32), crop.size)
 
 
 def pass_images(result: Result, device: str = "cpu") -> dict[str, np.ndarray]:

@@ -29,7 +29,7 @@ from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, uvmaps
 from ..render import RenderOptions, render
-from ..render.crop import Crop, final_crop
+from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
 from .detail import PhotoView, apply_detail, detail_layer
 from .eyes import EyeFit, fit_eyelids, fit_eyes
@@ -60,9 +60,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     def texture(m: torch.Tensor) -> np.ndarray:
         fitted = uvmaps.dilate_into_gutter(m.detach().cpu().numpy(), run.raster.inside)
         if texture_size != fitted.shape[0]:  # same texel-centre convention on both grids: a plain bilinear resize
-            grid = torch.from_numpy(fitted).permute(2, 0, 1)[None]
-            fitted = torch.nn.functional.interpolate(grid, size=(texture_size, texture_size), mode="bilinear",
-                                                     align_corners=False)[0].permute(1, 2, 0).numpy()
+            fitted = regrid(fitted, texture_size)
         return uvmaps.dilate_into_gutter(fitted, raster.inside)
 
     diffuse, specular, roughness = (texture(m) for m in maps)
@@ -146,10 +144,8 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
     out = render_crop(result, dataclasses.replace(crop, size=min(grid.size, FINAL_BUDGET_SIDE)), passes=True,
                       device=str(run.device))
 
-    def on_grid(image: torch.Tensor) -> np.ndarray:  # (n, n[, C]) → (grid.size, grid.size[, C]): centres align
-        planes = image.reshape(*image.shape[:2], -1).permute(2, 0, 1)[None].float().cpu()
-        planes = torch.nn.functional.interpolate(planes, size=(grid.size, grid.size), mode="bilinear", align_corners=False)
-        return planes[0].permute(1, 2, 0).reshape(grid.size, grid.size, *image.shape[2:]).numpy()
+    def on_grid(image: torch.Tensor) -> np.ndarray:
+        return regrid(image.float().cpu().numpy(), grid.size)
 
     face = run.face
     assert face is not None  # set before stage 1

@@ -420,20 +420,20 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     size = run.raster.inside.shape[0]
     low = max(8, size // CHROMOPHORE_DOWNSCALE)
     inside_np = run.raster.inside
+
+    def low_res(m: torch.Tensor) -> torch.Tensor:  # a parameter map at a quarter of the texture's resolution
+        return torch.nn.functional.interpolate(m.permute(2, 0, 1)[None], size=(low, low), mode="area")[0].permute(1, 2, 0)
+
+    def unbounded(m: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:  # inverse of skin.bounded
+        return torch.logit(((m - bounds[0]) / (bounds[1] - bounds[0])).clamp(1e-3, 1 - 1e-3))
+
     with torch.no_grad():
         stat = [m.detach().clone() for m in run.statistical_maps()]
         chrom0 = run.tensor(uvmaps.dilate_into_gutter(run.chromophore_maps().cpu().numpy(), inside_np))
-        chrom_low = torch.nn.functional.interpolate(chrom0.permute(2, 0, 1)[None], size=(low, low), mode="area")[0].permute(1, 2, 0)
-    chromophores = chrom_low.clone().requires_grad_(True)
+        chromophores = low_res(chrom0).requires_grad_(True)
+        spec_raw = low_res(unbounded(stat[1], skin.SPECULAR_RANGE)).requires_grad_(True)
+        rough_raw = low_res(unbounded(stat[2], skin.ROUGHNESS_RANGE)).requires_grad_(True)
     detail = torch.zeros(size, size, 1, device=run.device, requires_grad=True)
-
-    def low_res(m: torch.Tensor) -> torch.Tensor:
-        return torch.nn.functional.interpolate(m.permute(2, 0, 1)[None], size=(low, low), mode="area")[0].permute(1, 2, 0)
-
-    spec_raw = low_res(torch.logit(((stat[1] - skin.SPECULAR_RANGE[0]) / (skin.SPECULAR_RANGE[1] - skin.SPECULAR_RANGE[0])
-                                    ).clamp(1e-3, 1 - 1e-3))).detach().requires_grad_(True)
-    rough_raw = low_res(torch.logit(((stat[2] - skin.ROUGHNESS_RANGE[0]) / (skin.ROUGHNESS_RANGE[1] - skin.ROUGHNESS_RANGE[0])
-                                     ).clamp(1e-3, 1 - 1e-3))).detach().requires_grad_(True)
     params = [chromophores, detail, spec_raw, rough_raw]
     brightness = run.brightness.detach()
 

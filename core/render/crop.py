@@ -128,6 +128,14 @@ def paste_over(crop: Crop, premultiplied: np.ndarray, alpha: np.ndarray, photo: 
     return out
 
 
+def regrid(image: np.ndarray, size: int) -> np.ndarray:
+    """A square image (n, n[, C]) on another grid of the same square, (size, size[, C]): bilinear, pixel centres
+    aligned (a crop rendered at another size, a texture at another resolution)."""
+    planes = torch.from_numpy(np.ascontiguousarray(image)).reshape(*image.shape[:2], -1).permute(2, 0, 1)[None]
+    planes = torch.nn.functional.interpolate(planes, size=(size, size), mode="bilinear", align_corners=False)
+    return planes[0].permute(1, 2, 0).reshape(size, size, *image.shape[2:]).numpy()
+
+
 def scale_under(crop: Crop, factor: np.ndarray, image: np.ndarray) -> None:
     """Multiply, in place, the photo-grid `image` (H, W, C) under the crop by the crop-grid `factor` (n, n, C),
     resampled bilinearly. The change (factor − 1) is what is resampled, so the taps past the crop's edge, which
