@@ -140,6 +140,6 @@ def _load_landmark_model(path: str) -> LandmarkModel | None:
             expression_units=data["expression_units"].astype(np.int64),
             expression_offset=data["expression_offset"].astype(np.float64),
             view_offset=data["view_offset"].astype(np.float64), sigma_pct_iod=data["sigma_pct_iod"].astype(np.float64),
-            corrected=data["corrected"].astype(bool), w_identity=float(data["w_identity"]),
-            focal_std_scale=float(data["focal_std_scale"]) if "focal_std_scale" in data else 1.0,
-            w_expression=float(data["w_expression"]) if "w_expression" in data else float("nan"))
+            corrected=data["corrected"].astype(bool), w_identity=data["w_identity"].item(),
+            focal_std_scale=data["focal_std_scale"].item() if "focal_std_scale" in data else 1.0,
+            w_expression=data["w_expression"].item() if "w_expression" in data else float("nan"))

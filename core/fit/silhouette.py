@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..render.crop import Crop
-from .landmarks import _quiet_mediapipe
+from .occlusion import person_mask
 
 ENABLED = False  # stage 1 uses the outline term (off until measured not to hurt on bench/geometry.py --mode pipeline)
 WEIGHT = 0.3  # of the mean squared coverage error over the band, against the photometric loss
@@ -40,15 +40,6 @@ class Outline:
     def on(self, crop: Crop) -> tuple[np.ndarray, np.ndarray]:
         """(target, weight) resampled onto a crop's grid."""
         return crop.cut(self.target), crop.cut(self.weight)
-
-
-def person_mask(photo_srgb: np.ndarray) -> np.ndarray:
-    """(H, W) soft person-vs-background mask from MediaPipe's selfie segmentation (bundled with the wheel)."""
-    image = np.ascontiguousarray(np.clip(np.round(photo_srgb * 255.0), 0, 255).astype(np.uint8))
-    with _quiet_mediapipe() as mp:
-        with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
-            mask = segmenter.process(image).segmentation_mask
-    return np.clip(np.asarray(mask, np.float32), 0.0, 1.0)
 
 
 def outline(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarray | None = None,
