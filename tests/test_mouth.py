@@ -137,3 +137,9 @@ def test_photo_teeth_are_the_bright_unsaturated_pixels_between_the_lips():
     teeth = photo_teeth(crop, lips)
     assert teeth[29:31, 21:43].all() and teeth.sum() <= 4 * 24 + 10
     assert not teeth[33:36].any()  # the dark interior and the lips are not teeth
+    crop[33:36, 20:44] = [0.9, 0.57, 0.53]  # a lit tongue, as light as the teeth (open_smile_man: saturation 0.41)
+    teeth = photo_teeth(crop, lips)
+    assert teeth[29:31, 21:43].all() and not teeth[33:36].any()
+    crop[28:32, 20:44] = [0.85, 0.7, 0.55]  # the teeth under a warm cast (saturation 0.35) are still teeth
+    crop[33:36, 20:44] = [0.08, 0.03, 0.03]
+    assert photo_teeth(crop, lips)[29:31, 21:43].all()

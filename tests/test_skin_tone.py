@@ -137,3 +137,53 @@ def test_dark_pixels_in_the_eyes_are_not_taken_for_the_sclera(root, tmp_path):
 
     as_is, painted = albedo(root / "samples" / "astronaut.jpg"), albedo(tmp_path / "dark_eyes.png")
     assert np.all(np.abs(np.log(painted / as_is)) < 0.25), (as_is, painted)
+
+
+@pytest.mark.slow
+def test_a_white_reference_that_would_make_the_skin_brighter_than_any_skin_is_dropped(root):
+    """A sclera in the lids' shadow or behind glasses reads darker than it is. On fringe_glasses_smile such a
+    reference implied lights × 0.67, at which the photo's skin would reflect more than any skin; it was kept, held
+    the lights at half their level, and the face came back grey (inner face 18.9 dB; 23.0 dB once dropped).
+    settle_scale must drop a reference implying an impossible skin and keep (and follow) a plausible one."""
+    import torch
+
+    from facestage.core.common.config import preset
+    from facestage.core.fit import stages
+    from facestage.core.fit.landmarks import detect
+    from facestage.core.fit.solver import fit_landmarks
+    from facestage.core.fit.working import face_window
+    from facestage.core.io.image import load_photo
+    from facestage.core.model.skin import SCLERA_ALBEDO
+
+    photo = load_photo(str(root / "samples" / "astronaut.jpg"))
+    points = detect(photo.data, "astronaut").points
+    cfg = preset("fast", device="cpu")
+    run = stages.Reconstruction(photo, cfg, None, None)
+    run.face = face_window(photo, points, cfg.render_size)
+    run.init_geometry(fit_landmarks(points, photo.width, photo.height, run.model, cfg))
+    crop, target, mask, _ = stages.crop_targets(run, points, 64)
+    run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
+
+    def reference(level: float):  # type: ignore[no-untyped-def]  # a near-white surface implying lights × level
+        shading = torch.ones(3, dtype=torch.float32)
+        return lambda _run: (SCLERA_ALBEDO * level * shading, shading, SCLERA_ALBEDO)
+
+    def settled(level: float) -> tuple[float, int]:
+        state = {k: v.detach().clone() for k, v in run.light_raw.items()}, run.sh.detach().clone(), \
+            run.brightness.detach().clone(), run.melanin.detach().clone(), run.haemoglobin.detach().clone()
+        run.white_references = [reference(level)]
+        scale = run.settle_scale(crop, target, mask)
+        kept = len(run.white_references)
+        with torch.no_grad():  # back to the state before, for the next case
+            for k, v in state[0].items():
+                run.light_raw[k].copy_(v)
+            for p, v in zip((run.sh, run.brightness, run.melanin, run.haemoglobin), state[1:]):
+                p.copy_(v)
+        return scale, kept
+
+    skin = float(run.skin_albedo().max())
+    assert skin < stages.ALBEDO_MAX
+    dark_scale, dark_kept = settled(0.2)  # the skin would reflect ~5× what it does: no skin does
+    assert dark_kept == 0 and dark_scale > 0.5, dark_scale
+    bright_scale, bright_kept = settled(2.0)  # the skin at half its reflectance: plausible
+    assert bright_kept == 1 and bright_scale > 1.2, bright_scale

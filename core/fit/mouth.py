@@ -13,7 +13,8 @@ animated jawOpen rather than whatever the lips hid.
 Before that, the teeth are placed: how much of the upper and lower teeth a
 smile shows differs from person to person, and a model whose teeth sit too
 high would paint the photo's teeth onto its cavity. The photo's teeth are the
-bright, unsaturated pixels inside the inner lip contour; each row of teeth
+bright pixels inside the inner lip contour that are about as unsaturated as the
+whitest of them (a lit tongue is as bright, but pink: `photo_teeth`); each row of teeth
 slides along the head's vertical (TEETH_SHIFT_MM) to the place where the
 rendered teeth cover them best (intersection over union of the two masks, by
 coordinate search on a 1 mm grid, primary rays only).
@@ -48,6 +49,7 @@ TEETH_LUMINANCE = (0.2, 0.9)  # plausible de-lit teeth (mean of RGB)
 HIGHLIGHT_RATIO = 1.6
 TEETH_SHIFT_MM = ((-7, 3), (-3, 7))  # search ranges of the upper and the lower teeth, mm up along the head's Z
 TEETH_SATURATION = 0.42  # photo teeth: (max − min) / max of sRGB below this ...
+TEETH_SATURATION_BAND = 0.15  # ... and within this of the whitest tenth of the bright pixels between the lips
 TEETH_BRIGHTNESS = 0.55  # ... and mean sRGB above this × the crop's median outside the lips (and above 0.25)
 MIN_TEETH_PIXELS = 20
 
@@ -114,12 +116,21 @@ def _polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
 
 def photo_teeth(photo_srgb: np.ndarray, lips: np.ndarray) -> np.ndarray:
     """(S, S) bool: teeth in a crop of the photo (sRGB): bright, unsaturated pixels inside the inner lip
-    polygon `lips` (crop pixels)."""
+    polygon `lips` (crop pixels).
+
+    How unsaturated is relative: a lit tongue in a bright photo is as light as teeth and, at a saturation of about
+    0.4, below any fixed bound that still admits teeth under a warm cast. The whitest tenth of the candidates
+    (the teeth where any show) sets the level, and teeth lie within TEETH_SATURATION_BAND of it (open_smile_man:
+    teeth 0.06-0.09, tongue 0.39-0.43, which had the lower teeth raised 7 mm to cover the tongue)."""
     inside = _polygon_mask(lips, photo_srgb.shape[0])
     brightness = photo_srgb.mean(-1)
     saturation = (photo_srgb.max(-1) - photo_srgb.min(-1)) / np.maximum(photo_srgb.max(-1), 1e-6)
     reference = float(np.median(brightness[~inside])) if (~inside).any() else 0.5
-    return inside & (saturation < TEETH_SATURATION) & (brightness > max(0.25, TEETH_BRIGHTNESS * reference))
+    candidates = inside & (saturation < TEETH_SATURATION) & (brightness > max(0.25, TEETH_BRIGHTNESS * reference))
+    if not candidates.any():
+        return candidates
+    whitest = float(np.quantile(saturation[candidates], 0.1))
+    return candidates & (saturation < whitest + TEETH_SATURATION_BAND)
 
 
 def place_teeth(run: Reconstruction, points: np.ndarray, gaze: np.ndarray) -> tuple[np.ndarray, float]:

@@ -278,16 +278,33 @@ class Reconstruction:
             outside = (1 - alpha) * target
             k = self.brightness.detach()
             best = (float("inf"), 1.0, torch.ones(3, device=self.device))
-            grid = torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device))
-            references = [reference(self) for reference in self.white_references]
-            implied = [float((observed / shading).mean() / albedo) for observed, shading, albedo in references]
-            grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype).clamp(
-                math.exp(-SCALE_SEARCH), math.exp(SCALE_SEARCH))])
             skin_colour = self.skin_albedo()
-            for s in grid:
+
+            def gain_at(s: torch.Tensor) -> tuple[torch.Tensor, bool]:  # the albedo's colour gain, and whether it is skin
                 gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
-                if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects that much
+                return gain, float((skin_colour * (gain / s).double()).max()) <= ALBEDO_MAX  # no skin reflects more
+
+            # A reference whose light level would make the photo's skin brighter than any skin is not the near-white
+            # surface it stands for (a sclera in the lids' shadow, behind glasses, lashes): it is dropped.
+            kept, references, implied = [], [], []
+            for reference in self.white_references:
+                observed, shading, albedo = reference(self)
+                level = float((observed / shading).mean() / albedo)
+                if not gain_at(torch.tensor(level, device=self.device))[1]:
+                    log.info("white reference dropped: at the light level it implies (× %.3f) the skin would reflect "
+                             "more than %.2f", level, ALBEDO_MAX)
+                    continue
+                kept.append(reference)
+                references.append((observed, shading, albedo))
+                implied.append(level)
+            self.white_references = kept
+            grid = torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device))
+            grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype).clamp(
+                math.exp(-SCALE_SEARCH), math.exp(SCALE_SEARCH))])
+            for s in grid:
+                gain, plausible = gain_at(s)
+                if not plausible:
                     continue
                 level = torch.log(gain.mean() / s)
                 loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
