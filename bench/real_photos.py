@@ -209,6 +209,23 @@ def inner_face(photo: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
     return mask, kept[ConvexHull(kept).vertices]
 
 
+def albedo_ita(folder: Path, mask: np.ndarray) -> float:
+    """ITA (degrees) of the reconstruction's mean diffuse albedo over the inner face where the head is seen: the
+    skin tone a relit shot shows. Issue 19's fairness check on real photos, where no albedo truth exists: a type
+    VI face must not come back at the ITA of a type III one."""
+    import torch
+
+    from facestage.core.apps.rerender import pass_images
+    from facestage.core.io.image import linear_to_srgb
+    from facestage.core.io.result import load
+    from facestage.core.model.skin import ita_degrees
+
+    layers = pass_images(load(folder))
+    seen = (np.asarray(mask) > 0.5) & (layers["alpha"] > 0.99)
+    mean = layers["albedo"][seen].astype(np.float64).mean(0)
+    return round(float(ita_degrees(torch.as_tensor(linear_to_srgb(np.clip(mean, 0, 1))))), 1)
+
+
 def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Reconstruct (unless reused), relight, render in Cycles and score one photo."""
     name = entry["name"]
@@ -234,6 +251,7 @@ def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     mask, outline = inner_face(photo, str(source))
     row["inner_face_px"] = int(mask.sum())
     row["render"] = score(rendered, photo, mask)
+    row["albedo_ita_deg"] = albedo_ita(folder, mask)
     tiles = [("photo (inner face outlined)", photo), (f"render.png  {row['render']['psnr_db']:.1f} dB  "
                                                       f"SSIM {row['render']['ssim']:.3f}", rendered)]
     if not args.no_cycles:
@@ -277,24 +295,27 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     head = (f"Run `{report['label']}` ({report['date']}, quality {report['quality']}, {report['machine']}; Cycles "
-            f"{report['spp']} spp + OpenImageDenoise). Inner face = brows to chin, eyes and mouth included. Targets: "
+            f"{report['spp']} spp + OpenImageDenoise). Inner face = brows to chin, eyes and mouth included. Albedo "
+            f"ITA: the recovered skin tone (Individual Typology Angle of the mean albedo over the seen inner face; "
+            f"above 41° very light, below −30° dark). Targets: "
             f"render.png ≥ {TARGETS['render_psnr_mean_db']:.0f} dB mean and ≥ {TARGETS['render_psnr_min_db']:.0f} dB "
             f"on every photo; Cycles within {TARGETS['cycles_gap_db']:.0f} dB of render.png.")
-    lines = [head, "", "| photo | split | type | render.png dB | SSIM | Cycles dB | SSIM | gap dB | reconstruct s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [head, "", "| photo | split | type | render.png dB | SSIM | Cycles dB | SSIM | gap dB | albedo ITA ° | reconstruct s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for split in ("tuning", "held-out"):
         for r in (r for r in report["photos"] if r["split"] == split):
             c = r.get("cycles", {})
             lines.append(f"| {r['name']} | {split} | {r.get('fitzpatrick') or ''} | {r['render']['psnr_db']:.1f} | "
                          f"{r['render']['ssim']:.3f} | {c.get('psnr_db', float('nan')):.1f} | {c.get('ssim', float('nan')):.3f} | "
-                         f"{r.get('cycles_gap_db', float('nan')):+.1f} | {r['timings_s'].get('reconstruct', float('nan')):.0f} |")
+                         f"{r.get('cycles_gap_db', float('nan')):+.1f} | {r.get('albedo_ita_deg', float('nan')):+.0f} | "
+                         f"{r['timings_s'].get('reconstruct', float('nan')):.0f} |")
     for split in ("tuning", "held-out", "all"):
         part = report["summary"].get(split)
         if part and "render" in part:
             c = part.get("cycles", {})
             lines.append(f"| **{split} mean** ({part['photos']}) | | | {part['render']['psnr_db_mean']:.1f} "
                          f"(min {part['render']['psnr_db_min']:.1f}) | {part['render']['ssim_mean']:.3f} | "
-                         f"{c.get('psnr_db_mean', float('nan')):.1f} | {c.get('ssim_mean', float('nan')):.3f} | | |")
+                         f"{c.get('psnr_db_mean', float('nan')):.1f} | {c.get('ssim_mean', float('nan')):.3f} | | | |")
     if report.get("skipped"):
         lines += ["", "Skipped (file missing or failed): " + "; ".join(report["skipped"])]
     return "\n".join(lines) + "\n"
