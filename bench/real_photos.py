@@ -213,17 +213,14 @@ def albedo_ita(folder: Path, mask: np.ndarray) -> float:
     """ITA (degrees) of the reconstruction's mean diffuse albedo over the inner face where the head is seen: the
     skin tone a relit shot shows. Issue 19's fairness check on real photos, where no albedo truth exists: a type
     VI face must not come back at the ITA of a type III one."""
-    import torch
+    from accuracy import ita_deg
 
     from facestage.core.apps.rerender import pass_images
-    from facestage.core.io.image import linear_to_srgb
     from facestage.core.io.result import load
-    from facestage.core.model.skin import ita_degrees
 
     layers = pass_images(load(folder))
     seen = (np.asarray(mask) > 0.5) & (layers["alpha"] > 0.99)
-    mean = layers["albedo"][seen].astype(np.float64).mean(0)
-    return round(float(ita_degrees(torch.as_tensor(linear_to_srgb(np.clip(mean, 0, 1))))), 1)
+    return round(ita_deg(layers["albedo"][seen].astype(np.float64).mean(0)), 1)
 
 
 def measure(entry: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
