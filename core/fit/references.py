@@ -122,8 +122,8 @@ def measure_sclera(run: Any, points: np.ndarray,
     the head) in a crop around the eyes; per sclera pixel where the render sees an eyeball, observed / shading per
     channel; over the pixels whose colour is near-neutral (`is_neutral`: the sclera, not the lids' skin the mask
     catches on a small or narrow eye, nor a blue iris), its upper quartile (`sclera_level`: lashes, the iris's rim
-    and the lids' shadow are neutral too, and darker) times the median shading gives the observed colour. `run` is a stages.Reconstruction (not
-    imported: stages imports this module).
+    and the lids' shadow are neutral too, and darker) times the median shading gives the observed colour. `run` is
+    a stages.Reconstruction (not imported: stages imports this module).
     """
     if points.shape[0] < 478 or run.face is None:
         return None
