@@ -254,17 +254,30 @@ def learn(model: Any, embedding: LandmarkEmbedding, training: Data, validation: 
 
 
 CALIBRATION_GRID = ((0.1, 0.01), (0.3, 0.1), (1.0, 1.0), (3.0, 3.0), (10.0, 3.0))  # (w_identity, w_expression)
+FOCAL_GRID = (1.0, 3.0, 10.0, 30.0, 100.0)  # w_focal: 1/σ² of log f around the 50 mm prior centre
 
 
-def calibrate(model: Any, learned_path: Path, heads: int, views: int
-              ) -> tuple[tuple[float, float], float, dict[str, Any]]:
-    """The identity and expression prior weights and focal-uncertainty scale of the landmark fit (validation views).
+@dataclass
+class Calibration:
+    """The landmark fit's priors chosen on the validation views, and the focal-uncertainty scale."""
+
+    w_identity: float
+    w_expression: float
+    w_focal: float
+    focal_std_scale: float
+    report: dict[str, Any]
+
+
+def calibrate(model: Any, learned_path: Path, heads: int, views: int) -> Calibration:
+    """The identity, expression and focal prior weights and focal-uncertainty scale of the landmark fit (validation views).
 
     Every validation view is fitted with each pair of CALIBRATION_GRID; the pair with the lowest mean
     face-region error (similarity-aligned, tools/shape_metrics.py) relative to the unfitted mean head's on the
     same views wins (the issue's headline measure), fewer views worse than the mean head breaking ties. (A
     tail criterion, mean + 90th-percentile per-view ratio, picked far stronger priors, 30/3, that made the fit
-    barely better than the mean head on average and no better in the tail; the report keeps both numbers.) The focal scale makes ±1 reported σ cover 68 % of the true focal lengths with that pair.
+    barely better than the mean head on average and no better in the tail; the report keeps both numbers.)
+    With that pair, the focal prior's weight is the one of FOCAL_GRID with the lowest rms error of log f (the
+    shape barely depends on it), and the focal scale makes ±1 reported σ cover 68 % of the true focal lengths.
     """
     from ground_truth import face_region_mask, head_vertices, pose_points
     from shape_metrics import face_errors
@@ -282,18 +295,22 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
             scene = item.scene
             truth = pose_points(head_vertices(model, np.asarray(scene.identity), np.asarray(scene.expression)), scene)
             cases.append((scene, points, truth, 1000 * face_errors(mean, truth, mask).mean()))
-    results: dict[str, Any] = {}
-    focal: dict[tuple[float, float], np.ndarray] = {}
-    scores = []
-    for weight in CALIBRATION_GRID:
-        errors, z = [], []
+
+    def fit_all(options: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per view: face-region error (mm), log focal error, and that error in reported standard deviations."""
+        errors, log_error, z = [], [], []
         for scene, points, truth, _ in cases:
-            options = solver.FitOptions(w_identity=weight[0], w_expression=weight[1], landmark_model=str(learned_path))
             fit = solver.fit_landmarks(points, scene.width, scene.height, model, options=options)
             errors.append(1000 * face_errors(np.asarray(fit.vertices, np.float64), truth, mask).mean())
-            z.append(abs(np.log(fit.focal_px / scene.focal_px)) / fit.focal_log_std)
-        e, f = np.array(errors), np.array([c[3] for c in cases])
-        focal[weight] = np.array(z)
+            log_error.append(np.log(fit.focal_px / scene.focal_px))
+            z.append(abs(log_error[-1]) / fit.focal_log_std)
+        return np.array(errors), np.array(log_error), np.array(z)
+
+    results: dict[str, Any] = {}
+    scores = []
+    f = np.array([c[3] for c in cases])
+    for weight in CALIBRATION_GRID:
+        e, _, _ = fit_all(solver.FitOptions(w_identity=weight[0], w_expression=weight[1], landmark_model=str(learned_path)))
         worse = int((e > f).sum())
         results[f"w_identity {weight[0]:g}, w_expression {weight[1]:g}"] = {"vertex_error_mm": round(float(e.mean()), 3), "mean_head_mm": round(float(f.mean()), 3),
                                   "ratio": round(float(e.mean() / f.mean()), 3), "worse_than_mean_head": worse,
@@ -303,11 +320,30 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int
         scores.append((round(float(e.mean() / f.mean()), 3), worse, weight))
         log.info("%s: %s", weight, results[f"w_identity {weight[0]:g}, w_expression {weight[1]:g}"])
     best = min(scores)[2]
+    focal_results: dict[str, Any] = {}
+    focal_scores = []
+    for w_focal in FOCAL_GRID:
+        e, log_error, z = fit_all(solver.FitOptions(w_identity=best[0], w_expression=best[1], w_focal=w_focal,
+                                                    landmark_model=str(learned_path)))
+        rms = float(np.sqrt(np.mean(log_error ** 2)))
+        focal_results[f"w_focal {w_focal:g}"] = {"log_focal_rms": round(rms, 3), "log_focal_bias": round(float(log_error.mean()), 3),
+                                                 "median_abs_pct": round(100 * float(np.median(np.abs(np.expm1(log_error)))), 1),
+                                                 "vertex_ratio": round(float(e.mean() / f.mean()), 3)}
+        focal_scores.append((rms, w_focal, z))
+        log.info("w_focal %g: %s", w_focal, focal_results[f"w_focal {w_focal:g}"])
+    _, w_focal, z = min(focal_scores, key=lambda item: item[0])
     from facestage.core.fit.embedding import load_landmark_model
 
     current = load_landmark_model(learned_path)  # z above is in units of the scale the file already holds
-    scale = float(np.quantile(focal[best], 0.683)) * (current.focal_std_scale if current is not None else 1.0)
-    return best, scale, {"grid": results, "w_identity": best[0], "w_expression": best[1], "focal_std_scale": round(scale, 4)}
+    scale = float(np.quantile(z, 0.683)) * (current.focal_std_scale if current is not None else 1.0)
+    return Calibration(best[0], best[1], w_focal, scale,
+                       {"grid": results, "focal_grid": focal_results, "w_identity": best[0], "w_expression": best[1],
+                        "w_focal": w_focal, "focal_std_scale": round(scale, 4)})
+
+
+def calibrated(learned: LandmarkModel, found: Calibration) -> LandmarkModel:
+    return dataclasses.replace(learned, w_identity=found.w_identity, w_expression=found.w_expression,
+                               w_focal=found.w_focal, focal_std_scale=found.focal_std_scale)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -329,9 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         existing = load_landmark_model(args.out)
         assert existing is not None, f"no learned model at {args.out}"
         report = json.loads(report_path.read_text(encoding="utf-8"))
-        weights, scale, report["calibration"] = calibrate(model, args.out, args.heads, args.views)
-        write_npz(args.out, dataclasses.replace(existing, w_identity=weights[0], w_expression=weights[1],
-                                                focal_std_scale=scale).arrays())
+        found = calibrate(model, args.out, args.heads, args.views)
+        report["calibration"] = found.report
+        write_npz(args.out, calibrated(existing, found).arrays())
         report_path.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
         print(json.dumps(report["calibration"], indent=1))
         return 0
@@ -347,9 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_npz(args.out, learned.arrays())
     if args.calibrate:
-        weights, scale, report["calibration"] = calibrate(model, args.out, args.heads, args.views)
-        write_npz(args.out, dataclasses.replace(learned, w_identity=weights[0], w_expression=weights[1],
-                                                focal_std_scale=scale).arrays())
+        found = calibrate(model, args.out, args.heads, args.views)
+        report["calibration"] = found.report
+        write_npz(args.out, calibrated(learned, found).arrays())
     args.out.with_name(args.out.stem + "_report.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
     print(json.dumps({k: v for k, v in report.items() if k != "settings"}, indent=1))
     return 0

@@ -97,6 +97,7 @@ class LandmarkModel:
     w_identity: float  # identity-prior weight calibrated with this model on validation heads (nan: not calibrated)
     focal_std_scale: float = 1.0  # reported focal uncertainty = this × the Laplace standard deviation (calibrated)
     w_expression: float = float("nan")  # expression-prior weight (L1 and L2 parts) calibrated alike
+    w_focal: float = float("nan")  # focal-prior weight (1/σ² of log f) calibrated alike, on the focal error
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"offset": self.offset.astype(np.float32), "identity_offset": self.identity_offset.astype(np.float32),
@@ -105,7 +106,7 @@ class LandmarkModel:
                 "view_offset": self.view_offset.astype(np.float32), "sigma_pct_iod": self.sigma_pct_iod.astype(np.float32),
                 "corrected": self.corrected.astype(np.bool_), "w_identity": np.array(self.w_identity, np.float64),
                 "focal_std_scale": np.array(self.focal_std_scale, np.float64),
-                "w_expression": np.array(self.w_expression, np.float64)}
+                "w_expression": np.array(self.w_expression, np.float64), "w_focal": np.array(self.w_focal, np.float64)}
 
     def identity_basis(self, n_identity: int) -> np.ndarray:
         """(n_identity, 478, 3) offset per identity coefficient (zero beyond the learned ones)."""
@@ -142,4 +143,5 @@ def _load_landmark_model(path: str) -> LandmarkModel | None:
             view_offset=data["view_offset"].astype(np.float64), sigma_pct_iod=data["sigma_pct_iod"].astype(np.float64),
             corrected=data["corrected"].astype(bool), w_identity=data["w_identity"].item(),
             focal_std_scale=data["focal_std_scale"].item() if "focal_std_scale" in data else 1.0,
-            w_expression=data["w_expression"].item() if "w_expression" in data else float("nan"))
+            w_expression=data["w_expression"].item() if "w_expression" in data else float("nan"),
+            w_focal=data["w_focal"].item() if "w_focal" in data else float("nan"))
