@@ -179,6 +179,17 @@ def test_background_where_nothing_is_hit():
     assert torch.allclose(out.image[empty], image_bg[empty])
 
 
+def test_an_image_world_with_no_surface_in_view_renders_the_background():
+    """`facestage relight --rig` with a world crashed on the tiles above and below the head (nothing hit: the
+    world's importance sampling was asked for zero directions)."""
+    verts, faces = sphere(radius=0.05)
+    scene = scene_of(verts + torch.tensor([100.0, 0.0, 0.0], dtype=verts.dtype), faces, sh=constant_sh(0.0))
+    scene.environment = torch.full((4, 8, 3), 0.5)
+    out = render(scene, RenderOptions(spp=4), seeded())
+    assert out.alpha.sum() == 0
+    assert torch.allclose(out.image, torch.tensor(BACKGROUND).expand_as(out.image))
+
+
 # --- determinism, passes, options ---------------------------------------------------------------------------------
 
 

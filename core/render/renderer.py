@@ -687,6 +687,8 @@ class _EnvironmentDistribution:
 
     def sample(self, m: int, n: int, generator: torch.Generator | None) -> torch.Tensor:
         device = self.probability.device
+        if m * n == 0:  # a tile with no surface in it (torch.multinomial refuses to draw nothing)
+            return torch.zeros((m, n, 3), dtype=self.probability.dtype, device=device)
         source = generator.device if generator is not None else torch.device("cpu")
         pixel = torch.multinomial(self.probability.to(source), m * n, replacement=True, generator=generator).to(device)
         jitter = uniform((m * n, 2), generator, device, self.probability.dtype)
