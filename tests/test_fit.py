@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import json
 import threading
 from pathlib import Path
@@ -253,6 +255,18 @@ def test_stage0_explains_the_detected_landmarks(scenes, fitted, model, embedding
     assert np.median(errors) <= 1.6 and max(errors) <= 2.5, errors
     default = [m["landmark_error_pct_iod"] for *_, m in fitted]
     assert np.median(default) <= 3.0 and max(default) <= 4.0, default
+
+
+@pytest.mark.slow
+def test_stage0_focal_length_is_closer_than_the_prior_centre_alone(fitted) -> None:  # type: ignore[no-untyped-def]
+    """Landmarks barely tell focal length from depth, so an estimate that strays further from the truth than the
+    prior's centre (50 mm) is worse than no estimate: it puts the head at the wrong distance for camera-frame
+    lights. Measured rms error of log f on these heads: 0.25 with the calibrated prior, 0.29 for 50 mm alone,
+    0.35 with the weak prior it replaced."""
+    fitted_log = [math.log1p(m["focal_error_pct"] / 100) for *_, m in fitted]
+    centre_log = [math.log(camera.focal_from_35mm(fit.DEFAULT_FOCAL_MM, loaded.scene.width, loaded.scene.height)
+                           / loaded.scene.focal_px) for loaded, *_ in fitted]
+    assert np.sqrt(np.mean(np.square(fitted_log))) < np.sqrt(np.mean(np.square(centre_log))), (fitted_log, centre_log)
 
 
 @pytest.mark.slow

@@ -138,39 +138,35 @@ def robust_scale(options: FitOptions) -> float:
     return ROBUST_SIGMAS * float(np.median(learned.sigma_pct_iod[learned.corrected]))
 
 
+def _prior_weight(options: FitOptions, explicit: float | None, name: str, fallback: float) -> float:
+    """A prior weight in force: the explicit one, else the learned model's calibrated `name`, else `fallback`."""
+    if explicit is not None:
+        return explicit
+    learned = learned_model(options)
+    calibrated = float(getattr(learned, name)) if learned is not None else math.nan
+    return calibrated if math.isfinite(calibrated) else fallback
+
+
 def expression_weights(options: FitOptions) -> tuple[float, float]:
     """(L1, L2) expression-prior weights in force: explicit, else the learned model's calibrated one, else defaults."""
-    learned = learned_model(options)
-    default = learned.w_expression if learned is not None and math.isfinite(learned.w_expression) \
-        else W_EXPRESSION_FIXED_POINTS
-    l1 = default if options.w_expression is None else options.w_expression
+    l1 = _prior_weight(options, options.w_expression, "w_expression", W_EXPRESSION_FIXED_POINTS)
     return l1, l1 if options.w_expression_l2 is None else options.w_expression_l2
 
 
 def identity_weight(options: FitOptions) -> float:
     """The identity-prior weight in force: the explicit one, else the learned model's calibrated one."""
-    if options.w_identity is not None:
-        return options.w_identity
-    learned = learned_model(options)
-    if learned is not None and math.isfinite(learned.w_identity):
-        return learned.w_identity
-    return W_IDENTITY_FIXED_POINTS
+    return _prior_weight(options, options.w_identity, "w_identity", W_IDENTITY_FIXED_POINTS)
 
 
 def focal_weight(options: FitOptions) -> float:
     """The focal-prior weight in force: EXIF's when the photo states its focal length, else the explicit one, else
     the learned model's calibrated one. On the validation heads the landmarks barely tell focal length from depth:
     at the old weight 1 (σ = 1 in log f) the estimate was off by 0.61 in log f (rms), further than the prior's own
-    centre (0.55), and 35–135 mm lenses came out 0.67 too short on average. A wrong focal length puts the head at
-    the wrong distance, so lights placed in the camera frame (relighting, `--rig`) meet it at the wrong angles."""
+    centre (0.55), and 60–135 mm lenses came out at about half their focal length. A wrong focal length puts the
+    head at the wrong distance, so lights placed in the camera frame (relighting, `--rig`) meet it at wrong angles."""
     if options.focal_known:
         return options.w_focal_known
-    if options.w_focal is not None:
-        return options.w_focal
-    learned = learned_model(options)
-    if learned is not None and math.isfinite(learned.w_focal):
-        return learned.w_focal
-    return W_FOCAL_FIXED_POINTS
+    return _prior_weight(options, options.w_focal, "w_focal", W_FOCAL_FIXED_POINTS)
 
 
 @dataclass
