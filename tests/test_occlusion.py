@@ -153,6 +153,18 @@ def test_a_bald_crown_lit_by_another_light_is_not_hair_and_marks_no_skin(frontal
     assert occlusion.occlusion_mask(image, points, person=np.ones((size, size), np.float32)).occluder[oval].sum() == 0
 
 
+@pytest.mark.parametrize("separation, darker, saturation, hair", [
+    (0.57, -0.07, 1.08, False),  # bench/accuracy.py scene 2: a bald crown under a greener light
+    (0.71, -0.05, 0.15, True),  # older_man_blue_glasses: white hair as bright as his skin
+    (1.24, 0.02, 0.38, True),  # fringe_glasses_smile: a fringe as bright as her skin
+    (0.57, 3.40, 4.09, True),  # fringe_shorthair_yaw: dark brown hair
+    (0.41, 1.81, 0.63, False),  # headwrap_woman_yaw: too close in colour to tell (the darker test remains)
+])
+def test_the_hair_sample_counts_when_it_is_hair_not_a_bald_crown(separation, darker, saturation, hair) -> None:
+    """The numbers measured on the photo or scene named beside each case."""
+    assert occlusion._hair_is_told_apart(separation, darker, saturation) is hair
+
+
 def _lock(points: np.ndarray, width: int, height: int) -> np.ndarray:
     """Boolean (H, W): a lock of hair hanging from the top of the image over one cheek, down to the mouth."""
     face_width = np.ptp(points[:, 0])

@@ -55,7 +55,8 @@ GREY_SATURATION = 0.45  # below this fraction of the skin's chroma a pixel is gr
 GREY_DARKER = 0.7  # … and if also this much darker (natural log, ≈ 2×) it is black/grey hair or a frame
 LIKELIHOOD_MARGIN = 2.0  # log-likelihood by which the hair model must beat the skin model
 MIN_SEPARATION = 0.5  # Bhattacharyya distance from which hair and skin colours are told apart
-MIN_SEPARATION_SAME_LEVEL = 1.0  # … when the "hair" is as bright as the skin (see `_hair_is_told_apart`)
+MIN_SEPARATION_CROWN = 1.0  # … when the "hair" looks like a bald crown: skin's brightness and saturation
+CROWN_SATURATION = 0.35  # how far from the skin's saturation (1) such a crown may be (`_hair_is_told_apart`)
 HAIR_SIDE = 0.5  # log luminance by which hair is darker (or lighter) than the skin for the hair test to take sides
 RESIDUAL_EXPLAINED = 0.04  # stage-1 residual below which a pixel counts as explained skin
 MIN_COMPONENT = 0.002  # occluder blobs smaller than this fraction of the face area are noise (freckles, moles)
@@ -215,7 +216,8 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     if hair_sample.sum() > 100:
         hair = fit_colour(chroma[hair_sample])
         hair_darker = skin_level - float(np.median(log_luminance[hair_sample]))
-        if _hair_is_told_apart(_separation(hair, skin), hair_darker):  # trust the comparison
+        hair_saturation = float(hair.mean @ skin.mean) / max(float(skin.mean @ skin.mean), 1e-6)
+        if _hair_is_told_apart(_separation(hair, skin), hair_darker, hair_saturation):  # trust the comparison
             ratio = ndimage.median_filter(hair.log_likelihood(chroma) - skin.log_likelihood(chroma), size=size)
             not_skin |= (ratio > LIKELIHOOD_MARGIN) & _on_hair_side(hair_darker, darker)
     if residual is not None:
@@ -240,18 +242,19 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     return Occlusion(occluder=occluder.astype(np.float32), fit=fit, visible=visible.astype(np.float32), trusted=trusted)
 
 
-def _hair_is_told_apart(separation: float, hair_darker: float) -> bool:
+def _hair_is_told_apart(separation: float, hair_darker: float, hair_saturation: float) -> bool:
     """Whether the sample above the brows is hair whose colour the skin's can be told from.
 
-    A sample as bright as the skin (|hair_darker| below HAIR_SIDE) and close to it in colour is more likely skin
-    itself, a bald or shaved crown, lit by another light than the cheeks: on the 12 bald Cycles heads of
-    bench/accuracy.py the separation was 0.11–0.57 with the crown within 0.4 of the skin's log luminance, and
-    at 0.57 the test marked 6 % of a lit face as hair, whose texels then took the prior and whose photo showed
-    through the relit render in blotches (relit 16 dB). Hair over a face is darker or lighter than the skin, or
-    clearly another colour (fringe_glasses_smile: as bright, separation 1.24)."""
-    if abs(hair_darker) < HAIR_SIDE:
-        return separation > MIN_SEPARATION_SAME_LEVEL
-    return separation > MIN_SEPARATION
+    A sample as bright as the skin (|hair_darker| below HAIR_SIDE) and as saturated in the skin's own hue
+    (`hair_saturation`, along the skin's chroma direction: skin ≈ 1, grey ≈ 0) is more likely skin itself, a bald
+    or shaved crown lit by another light than the cheeks: on the 12 bald Cycles heads of bench/accuracy.py the
+    crown sat within 0.4 of the skin's log luminance at saturation 0.83–1.08, separation 0.11–0.57, and at 0.57
+    the test marked 6 % of a lit face as hair, whose texels then took the prior and whose photo showed through
+    the relit render in blotches (relit 16 dB). Such a sample must be clearly another colour to count. Grey or
+    white hair as bright as the skin is not skin-saturated (older_man_blue_glasses: saturation 0.15, separation
+    0.71) and keeps the usual threshold."""
+    crown_like = abs(hair_darker) < HAIR_SIDE and abs(hair_saturation - 1.0) < CROWN_SATURATION
+    return separation > (MIN_SEPARATION_CROWN if crown_like else MIN_SEPARATION)
 
 
 def _on_hair_side(hair_darker: float, darker: np.ndarray) -> np.ndarray | bool:
