@@ -342,6 +342,7 @@ def calibrate(model: Any, learned_path: Path, heads: int, views: int) -> Calibra
 
 
 def calibrated(learned: LandmarkModel, found: Calibration) -> LandmarkModel:
+    """The learned model with the priors and focal scale `calibrate` found."""
     return dataclasses.replace(learned, w_identity=found.w_identity, w_expression=found.w_expression,
                                w_focal=found.w_focal, focal_std_scale=found.focal_std_scale)
 

@@ -119,6 +119,10 @@ class ColourModel:
     def log_likelihood(self, chroma: np.ndarray) -> np.ndarray:
         return -0.5 * (self.distance(chroma) ** 2 + np.linalg.slogdet(self.cov)[1])
 
+    def saturation(self, chroma: np.ndarray) -> np.ndarray:
+        """Chroma along this model's own mean direction: its colour ≈ 1, grey ≈ 0."""
+        return chroma @ self.mean / max(float(self.mean @ self.mean), 1e-6)
+
     def distance(self, chroma: np.ndarray) -> np.ndarray:
         """Mahalanobis distance."""
         d = chroma - self.mean
@@ -207,7 +211,7 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     reference = reference_pixels(points, width, height)
     skin = fit_colour(chroma[reference])
     # Saturation along the skin's own chroma direction: skin ≈ 1, grey/black (hair, frames, a dark beard) ≈ 0.
-    saturation = ndimage.median_filter(chroma @ skin.mean / max(float(skin.mean @ skin.mean), 1e-6), size=size)
+    saturation = ndimage.median_filter(skin.saturation(chroma), size=size)
     skin_level = float(np.median(log_luminance[reference]))
     darker = ndimage.median_filter(skin_level - log_luminance, size=size)
     distance = ndimage.median_filter(skin.distance(chroma), size=size)
@@ -216,8 +220,7 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     if hair_sample.sum() > 100:
         hair = fit_colour(chroma[hair_sample])
         hair_darker = skin_level - float(np.median(log_luminance[hair_sample]))
-        hair_saturation = float(hair.mean @ skin.mean) / max(float(skin.mean @ skin.mean), 1e-6)
-        if _hair_is_told_apart(_separation(hair, skin), hair_darker, hair_saturation):  # trust the comparison
+        if _hair_is_told_apart(_separation(hair, skin), hair_darker, float(skin.saturation(hair.mean))):
             ratio = ndimage.median_filter(hair.log_likelihood(chroma) - skin.log_likelihood(chroma), size=size)
             not_skin |= (ratio > LIKELIHOOD_MARGIN) & _on_hair_side(hair_darker, darker)
     if residual is not None:
