@@ -96,3 +96,15 @@ def test_skin_chromophores_are_recovered_from_colour_whatever_the_brightness(mel
     m, h = skin.from_colour(scale * albedo)
     assert abs(m - melanin) < 1e-9 and abs(h - haemoglobin) < 1e-9
     assert skin.from_colour(torch.zeros(3, dtype=torch.float64)) == (0.3, 0.4)
+
+
+def test_a_skin_texel_brighter_than_any_albedo_keeps_its_hue_when_brought_into_range() -> None:
+    """Stage 2 asks for red 2.45 on beard_man_yaw's cheek (green, blue below 1): clipping each channel made it cyan."""
+    texels = np.array([[2.45, 1.29, 0.94], [0.6, 0.35, 0.25], [0.0, 0.0, 0.0]], np.float32)
+    bounded = skin.within_albedo_range(texels)
+    low, high = skin.ALBEDO_RANGE
+    assert bounded.max() == pytest.approx(high) and bounded.min() == pytest.approx(low)
+    np.testing.assert_allclose(bounded[0] / bounded[0, 0], texels[0] / texels[0, 0], rtol=1e-6)  # same hue
+    np.testing.assert_array_equal(bounded[1], texels[1])  # a texel in range is untouched
+    clipped = np.clip(texels[0], low, high)
+    assert clipped[0] / clipped[1] < 0.75 * texels[0, 0] / texels[0, 1]  # what clipping did: red lost to green

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from ..model import uvmaps
+from ..model import skin, uvmaps
 from ..model.camera import project
 from ..render.raytrace import Bvh
 
@@ -135,7 +135,6 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     return detail, weight.astype(np.float32)
 
 
-def apply_detail(diffuse: np.ndarray, detail: np.ndarray, weight: np.ndarray, bounds: tuple[float, float] = (0.003, 0.95)
-                 ) -> np.ndarray:
-    """diffuse · detail ** weight, kept inside the albedo's bounds."""
-    return np.clip(diffuse * detail ** weight[..., None], *bounds).astype(np.float32)
+def apply_detail(diffuse: np.ndarray, detail: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """diffuse · detail ** weight, kept inside the albedo's range with its hue (skin.within_albedo_range)."""
+    return skin.within_albedo_range(diffuse * detail ** weight[..., None])

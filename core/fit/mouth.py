@@ -30,13 +30,14 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..apps.parts import MOUTH_TEXTURE_SIZE
+from ..model import skin
 from ..model.head import HeadModel
 from ..model.head import parts as head_parts
 from ..model.camera import pixel_rays
 from ..render import RenderOptions, render
 from ..render.crop import Crop, square_around
 from ..render.raytrace import Bvh
-from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
+from .eyes import LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
 from .landmarks import INNER_LIPS
 from .stages import Reconstruction
 
@@ -97,7 +98,7 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     num, den = np.zeros((size, size, 3)), np.zeros((size, size))
     for k in np.unique(part[keep]):  # each part's samples stay on its own island
         mine = keep & (part == k)
-        part_num, part_den = splat(uv[mine], np.clip(albedo[mine], *ALBEDO_RANGE), np.ones(int(mine.sum())), size,
+        part_num, part_den = splat(uv[mine], skin.within_albedo_range(albedo[mine]), np.ones(int(mine.sum())), size,
                                    sigma=max(0.8, 0.6 * step))
         island = texel_part == k
         num[island], den[island] = part_num[island], part_den[island]
@@ -105,7 +106,7 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     texture = (num + weight * prior) / (den + weight)[..., None]
     on_teeth = np.isin(texel_part, teeth)
     seen = float((den[on_teeth] > weight).mean()) if on_teeth.any() else 0.0
-    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
+    return skin.within_albedo_range(texture), seen
 
 
 def _polygon_mask(points: np.ndarray, size: int) -> np.ndarray:

@@ -27,7 +27,7 @@ from ..common.versions import result_versions
 from ..io.image import Window, area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
-from ..model import lightstage, uvmaps
+from ..model import lightstage, skin, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
@@ -64,6 +64,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         return uvmaps.dilate_into_gutter(fitted, raster.inside)
 
     diffuse, specular, roughness = (texture(m) for m in maps)
+    diffuse = skin.within_albedo_range(diffuse)  # stage 2 leaves no bound on the albedo's level (stage_maps)
     stage_np = {k: v.detach().cpu().numpy() for k, v in lightstage.as_dict(stage).items()}
     h, w = run.photo.height, run.photo.width
     result = Result(

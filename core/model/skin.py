@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 # Relative absorption of the chromophores in the linear sRGB R, G, B bands, and the chromophore-free skin.
@@ -46,6 +47,7 @@ ROUGHNESS_RANGE = (0.3, 0.7)
 SCLERA_ALBEDO = 0.65
 TEETH_ALBEDO = 0.6
 REFERENCE_TOLERANCE = 0.05  # log-albedo band within which a reference does not pull
+ALBEDO_RANGE = (0.003, 0.95)  # linear diffuse albedo of the delivered maps (skin, eyes, mouth): nothing on a head reflects more
 
 
 def _vectors(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -105,6 +107,19 @@ def unbounded(value: float, low: float, high: float) -> float:
     """Inverse of `bounded` for an initial value."""
     t = min(max((value - low) / (high - low), 1e-4), 1 - 1e-4)
     return float(torch.logit(torch.tensor(t)))
+
+
+def within_albedo_range(albedo: np.ndarray) -> np.ndarray:
+    """A diffuse albedo (..., 3: the skin map, eye and mouth samples) inside ALBEDO_RANGE with each texel's hue kept:
+    one brighter than the top is scaled down as a whole, not clipped channel by channel.
+
+    Where the fitted shading is too dark (a cheek turned towards a light the stage misses), stage 2 asks for a
+    skin albedo above 1 in red (2.4 on beard_man_yaw) while green and blue stay below it; clipping each channel
+    then keeps green and blue and loses red, and the texel renders grey-cyan in a skin-coloured face.
+    """
+    peak = albedo.max(-1, keepdims=True)
+    scaled = albedo * np.minimum(1.0, ALBEDO_RANGE[1] / np.maximum(peak, 1e-12))
+    return np.clip(scaled, *ALBEDO_RANGE).astype(np.float32)
 
 
 def white_reference_loss(observed: torch.Tensor, shading: torch.Tensor, albedo: float,
