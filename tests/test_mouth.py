@@ -127,6 +127,27 @@ def test_mouth_texture_takes_seen_teeth_de_lit_and_keeps_the_interior_dark():
     assert 0 < seen < 0.5
 
 
+def test_a_tongue_brighter_than_its_shading_allows_keeps_its_pink_in_the_texture():
+    """open_smile_man: the fitted interior is shaded 0.39 where the photo's tongue is (0.75, 0.35, 0.32), so its
+    de-lit samples are out of range; clipped per channel they became a whitish (0.95, 0.9, 0.8) and the mouth
+    rendered grey-blue. Scaled as a whole they keep the tongue's hue."""
+    model = load_head_model()
+    size = 256
+    part = head_parts.mouth_texel_parts(model, size)
+    rows, cols = np.nonzero(part == list(model.mouth_part_names).index("tongue"))
+    pick = np.random.default_rng(2).choice(len(rows), 600, replace=False)
+    uv = np.stack([(cols[pick] + 0.5) / size, 1 - (rows[pick] + 0.5) / size], -1).astype(np.float32)
+    n = len(uv)
+    delit, shading = np.array([1.9, 0.9, 0.8], np.float32), 0.39
+    passes = {"material": torch.full((3, n), 3), "uv": torch.from_numpy(np.broadcast_to(uv, (3, n, 2)).copy()),
+              "diffuse": torch.full((3, n, 3), shading), "ambient": torch.zeros(3, n, 3),
+              "specular": torch.zeros(3, n, 3)}
+    texture, _ = mouth_texture(np.broadcast_to(delit * shading, (3, n, 3)).copy(), passes, model, size)
+    colour = np.median(texture[rows[pick], cols[pick]], axis=0)
+    assert colour[0] > 0.8  # as bright as the range allows ...
+    assert abs(colour[1] / colour[0] - 0.9 / 1.9) < 0.06 and abs(colour[2] / colour[0] - 0.8 / 1.9) < 0.06  # ... and pink
+
+
 def test_photo_teeth_are_the_bright_unsaturated_pixels_between_the_lips():
     size = 64
     crop = np.full((size, size, 3), [0.75, 0.55, 0.45], np.float32)  # skin

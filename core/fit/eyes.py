@@ -36,7 +36,6 @@ import torch
 from scipy import ndimage
 
 from ..apps.parts import EYE_TEXTURE_SIZE, MOUTH_TEXTURE_SIZE, render_parts
-from ..model import skin
 from ..model.camera import project
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
@@ -57,6 +56,7 @@ PROFILE_MAX = 4.0
 HIGHLIGHT_RATIO = 1.6  # a pixel brighter than this × its ring's median (and by 0.06) is an unexplained catch-light
 MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shading are left out
 PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
+ALBEDO_RANGE = (0.005, 0.95)
 LIGHT_SAMPLES = 4  # shadow rays per light for the de-lighting render (the splat averages several pixels per texel)
 
 
@@ -279,7 +279,7 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     luminance, ring_luminance = albedo.mean(-1), ring.mean(-1)
     keep &= ~((luminance > HIGHLIGHT_RATIO * ring_luminance) & (luminance > ring_luminance + 0.06))
     profiles = radial_profiles(eye[keep], radius[keep], albedo[keep], default)
-    albedo = skin.within_albedo_range(albedo)  # a bright sclera sample keeps its hue
+    albedo = np.clip(albedo, *ALBEDO_RANGE)
     step = float(np.clip(spacing * size, 1.0, 8.0))  # texels between neighbouring samples
     num, den = splat(uv[keep], albedo[keep], np.ones(int(keep.sum())), size, sigma=max(0.8, 0.6 * step))
     t_eye, angle, _ = head_parts.eye_texture_angles(size)
@@ -289,7 +289,7 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
     iris = t_radius < 1.0
-    return skin.within_albedo_range(texture), float((den[iris] > weight).mean())
+    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), float((den[iris] > weight).mean())
 
 
 def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:

@@ -37,7 +37,7 @@ from ..model.camera import pixel_rays
 from ..render import RenderOptions, render
 from ..render.crop import Crop, square_around
 from ..render.raytrace import Bvh
-from .eyes import LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
+from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_part_vertices, run_parts, splat
 from .landmarks import INNER_LIPS
 from .stages import Reconstruction
 
@@ -98,15 +98,17 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     num, den = np.zeros((size, size, 3)), np.zeros((size, size))
     for k in np.unique(part[keep]):  # each part's samples stay on its own island
         mine = keep & (part == k)
-        part_num, part_den = splat(uv[mine], skin.within_albedo_range(albedo[mine]), np.ones(int(mine.sum())), size,
-                                   sigma=max(0.8, 0.6 * step))
+        # Over-range samples: a near-white tooth is white (clipped per channel), the pink tongue and cavity keep
+        # their hue (clipped per channel, (1.9, 0.9, 0.8) became a whitish (0.95, 0.9, 0.8) that rendered grey).
+        values = (np.clip(albedo[mine], *ALBEDO_RANGE) if k in teeth else skin.within_albedo_range(albedo[mine]))
+        part_num, part_den = splat(uv[mine], values, np.ones(int(mine.sum())), size, sigma=max(0.8, 0.6 * step))
         island = texel_part == k
         num[island], den[island] = part_num[island], part_den[island]
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
     on_teeth = np.isin(texel_part, teeth)
     seen = float((den[on_teeth] > weight).mean()) if on_teeth.any() else 0.0
-    return skin.within_albedo_range(texture), seen
+    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
 
 
 def _polygon_mask(points: np.ndarray, size: int) -> np.ndarray:

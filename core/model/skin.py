@@ -47,7 +47,7 @@ ROUGHNESS_RANGE = (0.3, 0.7)
 SCLERA_ALBEDO = 0.65
 TEETH_ALBEDO = 0.6
 REFERENCE_TOLERANCE = 0.05  # log-albedo band within which a reference does not pull
-ALBEDO_RANGE = (0.003, 0.95)  # linear diffuse albedo of the delivered maps (skin, eyes, mouth): nothing on a head reflects more
+ALBEDO_RANGE = (0.003, 0.95)  # linear diffuse albedo of the delivered skin map: nothing on a head reflects more
 
 
 def _vectors(like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -110,8 +110,8 @@ def unbounded(value: float, low: float, high: float) -> float:
 
 
 def within_albedo_range(albedo: np.ndarray) -> np.ndarray:
-    """A diffuse albedo (..., 3: the skin map, eye and mouth samples) inside ALBEDO_RANGE with each texel's hue kept:
-    one brighter than the top is scaled down as a whole, not clipped channel by channel.
+    """A diffuse albedo (..., 3: the skin map, the tongue's and cavity's samples) inside ALBEDO_RANGE with each
+    texel's hue kept: one brighter than the top is scaled down as a whole, not clipped channel by channel.
 
     Where the fitted shading is too dark (a cheek turned towards a light the stage misses), stage 2 asks for a
     skin albedo above 1 in red (2.4 on beard_man_yaw) while green and blue stay below it; clipping each channel
