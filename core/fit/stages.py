@@ -281,8 +281,8 @@ class Reconstruction:
             k = self.brightness.detach()
             best = (float("inf"), 1.0, torch.ones(3, device=self.device))
             skin_colour = self.skin_albedo()
-            shading = alpha * (passes["diffuse"] + passes["ambient"])
-            skin_pixels = (mask * alpha[..., 0] > 0.5) & (shading.min(-1).values > 1e-3)
+            lit = alpha * (passes["diffuse"] + passes["ambient"])  # the shading at albedo 1
+            skin_pixels = (mask * alpha[..., 0] > 0.5) & (lit.min(-1).values > 1e-3)
 
             def gain_at(s: torch.Tensor) -> tuple[torch.Tensor, bool]:  # the albedo's colour gain, and whether it is skin
                 gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
@@ -292,7 +292,7 @@ class Reconstruction:
                 # The albedo each skin pixel needs at this light level: where the fitted shading is too dark the mean
                 # stays plausible while the bright end asks for more than any skin reflects (clipped later, or painted
                 # into a too-red map), so the bright end must fit too.
-                needed = ((target - outside - s * specular) / (s * shading).clamp_min(1e-6))[skin_pixels].max(-1).values
+                needed = ((target - outside - s * specular) / (s * lit).clamp_min(1e-6))[skin_pixels].max(-1).values
                 return gain, needed.numel() == 0 or float(torch.quantile(needed, BRIGHT_QUANTILE)) <= BRIGHT_ALBEDO_MAX
 
             # A reference whose light level would make the photo's skin brighter than any skin is not the near-white
