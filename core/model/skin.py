@@ -74,15 +74,28 @@ def chromophores(albedo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
 def from_colour(colour: torch.Tensor) -> tuple[float, float]:
     """(melanin, haemoglobin) of skin with this colour up to brightness (linear RGB (3,), any scale).
 
-    log(base / colour) = m·μ_mel + h·μ_hem + log(scale): three channels, three unknowns. Clamped to the
-    prior's range; (0.3, 0.4) for a colour that is not skin at all (e.g. black).
+    log(base / colour) = m·μ_mel + h·μ_hem + log(scale): three channels, three unknowns. A colour off the
+    manifold can solve to a chromophore outside the prior's range; clamping that one alone keeps the other at a
+    value that only made sense with it (very light skin solved to m < 0, h 0.86 and came back as h 0.86 at
+    m = 0, far redder than itself), so the clamped one is held at its bound and the rest re-solved in least
+    squares. (0.3, 0.4) for a colour that is not skin at all (e.g. black).
     """
     base, mel, hem = _vectors(colour)
     if not bool((colour > 1e-6).all()):
         return 0.3, 0.4
+    rhs = torch.log(base) - torch.log(colour)
     basis = torch.stack([mel, hem, torch.ones_like(mel)], dim=1)  # (3, 3)
-    m, h, _ = torch.linalg.solve(basis, torch.log(base) - torch.log(colour)).tolist()
-    return min(max(m, 0.0), MELANIN_MAX), min(max(h, 0.0), HAEMOGLOBIN_MAX)
+    bounds = ((0.0, MELANIN_MAX), (0.0, HAEMOGLOBIN_MAX))
+    solution = torch.linalg.solve(basis, rhs).tolist()[:2]
+    for _ in range(2):  # at most one chromophore held per pass
+        outside = [i for i, (value, (low, high)) in enumerate(zip(solution, bounds)) if not low <= value <= high]
+        if not outside:
+            break
+        held, free = outside[0], 1 - outside[0]
+        solution[held] = min(max(solution[held], bounds[held][0]), bounds[held][1])
+        columns = basis[:, [free, 2]]
+        solution[free] = torch.linalg.lstsq(columns, (rhs - solution[held] * basis[:, held])[:, None]).solution[0, 0].item()
+    return tuple(min(max(value, low), high) for value, (low, high) in zip(solution, bounds))  # type: ignore[return-value]
 
 
 def skin_prior(albedo: torch.Tensor, weight_range: float = 10.0) -> torch.Tensor:
