@@ -253,7 +253,8 @@ class Reconstruction:
             total = total + skin.white_reference_loss(observed, shading, albedo)
         return total
 
-    def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor, points: np.ndarray | None = None) -> float:
+    def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor, points: np.ndarray | None = None,
+                     bright_end: bool = True) -> float:
         """Settle the albedo/light-intensity scale from the highlights: the physics cue of skin's fixed F0.
 
         Scaling every light (stage and SH) by s scales the specular image by s, since the specular level is held
@@ -265,6 +266,12 @@ class Reconstruction:
 
         With landmarks (`points`, photo pixels) the sclera is measured first (fit/references.py) and replaces
         `white_references`; its loss joins the grid's, and the scale it implies on its own joins the grid.
+
+        `bright_end`: a scale is also implausible if more than 3 % of the skin's pixels would need an albedo above
+        BRIGHT_ALBEDO_MAX. That test reads the fitted shading pixel by pixel, so it only means something once the
+        lights have their shape: stage 1 asks for it at its last settle. At the first, after a few steps from the
+        default stage, the bright end was 2.3× the mean; the test then raised the lights 2.5× and later settles
+        kept them there (a synthetic head's albedo came back 2.4× too dark).
         """
         if points is not None:
             reference = measure_sclera(self, points, self.statistical_maps())
@@ -289,6 +296,8 @@ class Reconstruction:
                 gain = gain.clamp(0.05, 20.0)
                 if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects more on average
                     return gain, False
+                if not bright_end:
+                    return gain, True
                 # The albedo each skin pixel needs at this light level: where the fitted shading is too dark the mean
                 # stays plausible while the bright end asks for more than any skin reflects (clipped later, or painted
                 # into a too-red map), so the bright end must fit too.
@@ -416,7 +425,7 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
                 cache[size] = (*cache[size], *(run.tensor(a) for a in sil.on(cache[size][0])))
         crop, target, mask, detected, *silhouette_targets = cache[size]
         if step in settle_at:
-            run.settle_scale(crop, target, mask, points)
+            run.settle_scale(crop, target, mask, points, bright_end=step == max(settle_at))
         optimizer.zero_grad(set_to_none=True)
         out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
