@@ -65,7 +65,7 @@ SCALE_SEARCH = 1.5  # settle_scale tries light scales within exp(±1.5) each tim
 SCALE_STEPS = (0.2, 0.4, 0.6, 0.8)  # fractions of stage 1 after which the scale is settled
 ALBEDO_MAX = 0.9  # settle_scale never picks a light scale that would make any channel of the skin's albedo brighter
 BRIGHT_QUANTILE = 0.97  # ... nor one under which more than 3 % of the skin's pixels would need an albedo above
-BRIGHT_ALBEDO_MAX = 0.95  # this (the delivered map's ceiling, skin.ALBEDO_RANGE): the mean alone hides a too-dark shading
+BRIGHT_ALBEDO_MAX = skin.ALBEDO_RANGE[1]  # this, the delivered map's ceiling: the mean alone hides a too-dark shading
 
 
 def robust(residual: torch.Tensor, scale: float = 0.05) -> torch.Tensor:
@@ -292,7 +292,8 @@ class Reconstruction:
             skin_pixels = (mask * alpha[..., 0] > 0.5) & (lit.min(-1).values > 1e-3)
 
             def gain_at(s: torch.Tensor) -> tuple[torch.Tensor, bool]:  # the albedo's colour gain, and whether it is skin
-                gain = ((target - outside - s * specular) * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
+                left = target - outside - s * specular  # what the diffuse image has to explain
+                gain = (left * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
                 if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects more on average
                     return gain, False
@@ -301,7 +302,7 @@ class Reconstruction:
                 # The albedo each skin pixel needs at this light level: where the fitted shading is too dark the mean
                 # stays plausible while the bright end asks for more than any skin reflects (clipped later, or painted
                 # into a too-red map), so the bright end must fit too.
-                needed = ((target - outside - s * specular) / (s * lit).clamp_min(1e-6))[skin_pixels].max(-1).values
+                needed = (left / (s * lit).clamp_min(1e-6))[skin_pixels].max(-1).values
                 return gain, needed.numel() == 0 or float(torch.quantile(needed, BRIGHT_QUANTILE)) <= BRIGHT_ALBEDO_MAX
 
             # A reference whose light level would make the photo's skin brighter than any skin is not the near-white
