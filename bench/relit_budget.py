@@ -1,13 +1,14 @@
 """Benchmark: how much of the relit error comes from the fitted shape and how much from the fitted albedo.
 
-    python bench/relit_budget.py [--cache DIR] [--scenes 12] [--label TEXT]
+    python bench/relit_budget.py [--cache DIR] [--scenes 12] [--quality default] [--label TEXT]
 
 bench/accuracy.py scores face.blend relit by each scene's held-out rig against the true relit image. That one
 number mixes every part of the fit. This takes the reconstructions bench/accuracy.py left in its cache and
 renders the held-out rig with the core (core/apps/rig.py `render_rig`, the image `facestage relight --rig`
 writes) four times, swapping in the ground truth for nothing, for the diffuse map, for the geometry and camera,
 and for both. Each is scored over the inner face against the true relit image (PSNR, sRGB), with the photo's
-occluders not composited, so only the reconstruction is measured. Appends a run to
+occluders not composited, so only the reconstruction is measured. "True shape" swaps the mesh and the camera;
+the eyes and the mouth stay where the fitted head pose puts them. Appends a run to
 bench/results/relit_budget.json and writes bench/results/relit_budget.md.
 """
 
@@ -16,10 +17,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import hashlib
 import json
+import os
 import platform
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +85,10 @@ def main() -> None:
     parser.add_argument("--label", default="current")
     args = parser.parse_args()
     if args.cache is None:
-        import tempfile
-
         import synthetic
         from accuracy import GROUND_TRUTH_VERSION
 
-        version = __import__("hashlib").sha256(GROUND_TRUTH_VERSION.encode()).hexdigest()[:6]
+        version = hashlib.sha256(GROUND_TRUTH_VERSION.encode()).hexdigest()[:6]
         args.cache = Path(tempfile.gettempdir()) / f"facestage-accuracy-{synthetic.generator_digest()}-{version}"
     folders = [args.cache / f"scene_{i:03d}" for i in range(args.scenes)]
     missing = [f.name for f in folders if not (f / f"reconstruction_{args.quality}" / "scene.json").is_file()]
@@ -94,7 +96,7 @@ def main() -> None:
         raise SystemExit(f"no reconstruction in {args.cache} for {', '.join(missing)}: run bench/accuracy.py first.")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     run: dict[str, Any] = {"label": args.label, "commit": commit, "date": datetime.date.today().isoformat(),
-                           "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus", "scenes": []}
+                           "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "scenes": []}
     for folder in tqdm(folders, desc="relit budget", unit="scene"):
         run["scenes"].append(budget(folder, folder / f"reconstruction_{args.quality}"))
     path = RESULTS / "relit_budget.json"

@@ -170,7 +170,7 @@ def test_redder_skin_round_the_mouth_is_skin_and_an_auburn_fringe_is_still_hair(
     redder = linear_to_srgb(srgb_to_linear(SKIN) * np.exp(-0.6 * np.asarray(HAEMOGLOBIN, np.float32)))
     auburn = linear_to_srgb(srgb_to_linear(SKIN) * np.exp(-1.0 * np.asarray(HAEMOGLOBIN, np.float32)) * 0.45)
     image = _painted_face(points, size, size, fringe=True, hair_colour=auburn)
-    shade = np.linspace(0.75, 1.0, size)[None, :, None] ** (1 / 2.2) * np.ones((size, size, 1))
+    shade = np.linspace(0.75, 1.0, size)[None, :, None] * np.ones((size, size, 1))  # as _painted_face shades the skin
     image[ring] = (redder * shade)[ring]
     everyone = np.ones((size, size), np.float32)
     found = occlusion.occlusion_mask(image, points, person=everyone)
@@ -178,6 +178,13 @@ def test_redder_skin_round_the_mouth_is_skin_and_an_auburn_fringe_is_still_hair(
     assert found.occluder[ring].mean() < 0.02
     fringe = _fringe(points, size, size) & oval
     assert found.occluder[fringe].mean() > 0.95
+    # a brown moustache lies near that line too, but far darker than blood makes skin: still hair
+    ys, xs = np.mgrid[0:size, 0:size]
+    moustache = ((ys > points[2, 1] + 1) & (ys < points[0, 1]) & (xs > points[61, 0]) & (xs < points[291, 0])
+                 & ~occlusion.feature_regions(points, size, size))
+    image[moustache] = HAIR
+    assert moustache.sum() > 60
+    assert occlusion.occlusion_mask(image, points, person=everyone).occluder[moustache].mean() > 0.9
 
 
 @pytest.mark.parametrize("separation, darker, saturation, hair", [

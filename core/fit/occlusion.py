@@ -54,7 +54,8 @@ TRIM = 0.7  # fraction of reference pixels kept by the robust fit
 CHROMA_FLOOR = 0.03  # log-chromaticity noise floor added to every colour model
 CHROMA_LIMIT = 5.0  # Mahalanobis distance (chroma) beyond which a pixel is not this skin whatever the hair says
 REDDER_MAX = 1.0  # haemoglobin (core/model/skin.py units) above the cheeks' that is still skin round the mouth …
-PERIORAL = 0.15  # … within this fraction of the face width of the lips (elsewhere auburn hair lies on that line)
+PERIORAL = 0.15  # … within this fraction of the face width of the lips (elsewhere auburn hair lies on that line),
+# where no more than GREY_DARKER darker than the cheeks (a brown moustache lies on it too, but darker)
 GREY_SATURATION = 0.45  # below this fraction of the skin's chroma a pixel is greyish …
 GREY_DARKER = 0.7  # … and if also this much darker (natural log, ≈ 2×) it is black/grey hair or a frame
 LIKELIHOOD_MARGIN = 2.0  # log-likelihood by which the hair model must beat the skin model
@@ -224,6 +225,9 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     from the skin's chromaticity, or much darker than the skin. `person`: the selfie segmentation (computed
     when None). `residual`: optional photo-grid (H, W) error of the stage-1 fit (NaN where not rendered); a pixel
     the fit explains well is skin whatever its colour, one it leaves far off and that is not clearly skin is not.
+    Near the lips the skin model also accepts its own colour with more blood (`ColourModel.distance_redder`), in
+    every test that measures a pixel against it; the likelihood ratio then uses the nearest such colour, which
+    favours skin there by about a nat.
     """
     height, width = photo_srgb.shape[:2]
     face_width = float(np.ptp(points[:, 0]))
@@ -236,8 +240,12 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     saturation = ndimage.median_filter(skin.saturation(chroma), size=size)
     skin_level = float(np.median(log_luminance[reference]))
     darker = ndimage.median_filter(skin_level - log_luminance, size=size)
-    perioral = ndimage.distance_transform_edt(~_polygons(points, (OUTER_LIPS,), width, height)) <= PERIORAL * face_width
-    from_skin = np.where(perioral, skin.distance_redder(chroma), skin.distance(chroma))
+    # Round the mouth, skin with more blood than the cheeks' is skin; a moustache is darker than blood makes it.
+    lips = _polygons(points, (OUTER_LIPS,), width, height)
+    redder = (ndimage.distance_transform_edt(~lips) <= PERIORAL * face_width) & (darker < GREY_DARKER) if lips.any() \
+        else np.zeros((height, width), bool)
+    from_skin = skin.distance(chroma)
+    from_skin[redder] = skin.distance_redder(chroma[redder])
     distance = ndimage.median_filter(from_skin, size=size)
     not_skin = (distance > CHROMA_LIMIT) | ((saturation < GREY_SATURATION) & (darker > GREY_DARKER))
     hair_sample = hair_pixels(points, person)
