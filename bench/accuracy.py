@@ -474,6 +474,12 @@ def markdown(run: dict[str, Any]) -> str:
             f"{run['machine']}). Targets: {met}.\n\n" + "\n".join(lines) + "\n")
 
 
+def default_cache() -> Path:
+    """The scene folder for this generator and ground-truth recipe, in the temp folder."""
+    version = __import__("hashlib").sha256(GROUND_TRUTH_VERSION.encode()).hexdigest()[:6]
+    return Path(tempfile.gettempdir()) / f"facestage-accuracy-{synthetic.generator_digest()}-{version}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenes", type=int, default=12)
@@ -482,8 +488,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, help="scene folder (default: per generator and head-model version, in the temp folder)")
     parser.add_argument("--measure-only", action="store_true", help="re-measure the reconstructions already in the cache")
     args = parser.parse_args()
-    version = __import__("hashlib").sha256(GROUND_TRUTH_VERSION.encode()).hexdigest()[:6]
-    cache = args.cache or Path(tempfile.gettempdir()) / f"facestage-accuracy-{synthetic.generator_digest()}-{version}"
+    cache = args.cache or default_cache()
     folders = render_scenes(args.scenes, cache)
     history_path = RESULTS / "accuracy.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else {"runs": []}

@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
-import hashlib
 import json
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +83,9 @@ def main() -> None:
     parser.add_argument("--label", default="current")
     args = parser.parse_args()
     if args.cache is None:
-        import synthetic
-        from accuracy import GROUND_TRUTH_VERSION
+        from accuracy import default_cache
 
-        version = hashlib.sha256(GROUND_TRUTH_VERSION.encode()).hexdigest()[:6]
-        args.cache = Path(tempfile.gettempdir()) / f"facestage-accuracy-{synthetic.generator_digest()}-{version}"
+        args.cache = default_cache()
     folders = [args.cache / f"scene_{i:03d}" for i in range(args.scenes)]
     missing = [f.name for f in folders if not (f / f"reconstruction_{args.quality}" / "scene.json").is_file()]
     if missing:

@@ -146,10 +146,8 @@ class ColourModel:
         r, g, b = HAEMOGLOBIN
         redder = np.array([g - r, g - b])  # (log R/G, log B/G) per unit of haemoglobin
         inverse = np.linalg.inv(self.cov)
-        d = chroma - self.mean
-        t = np.clip((d @ inverse @ redder) / float(redder @ inverse @ redder), 0.0, most)
-        d = d - t[..., None] * redder
-        return np.sqrt(np.einsum("...i,ij,...j->...", d, inverse, d))
+        t = np.clip(((chroma - self.mean) @ inverse @ redder) / float(redder @ inverse @ redder), 0.0, most)
+        return self.distance(chroma - t[..., None] * redder)
 
 
 def fit_colour(chroma: np.ndarray) -> ColourModel:
