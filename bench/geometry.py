@@ -1,14 +1,17 @@
 """Benchmark: the fitted head's geometry against ground truth on held-out synthetic heads, fit vs. mean head.
 
     python bench/geometry.py [--scenes 24] [--mode stage0|pipeline] [--quality default] [--focal estimate|exif]
-                             [--correspondence learned|embedded] [--renderer core|cycles] [--label TEXT]
+                             [--correspondence learned|embedded] [--renderer core|cycles] [--set heldout|tuning]
+                             [--landmarks mediapipe|true] [--label TEXT]
 
 Scenes: tools/head_sets.py `heldout_scene` (seeds no tool ever learned from; identity at 0.35, 0.5 and 0.7
-standard deviations of the prior in turn), rendered once (the project's renderer by default, `--renderer cycles`
-for Blender's) and cached in the temp folder. `--mode stage0` fits
-the landmarks only (core/fit/solver.py, seconds a scene); `--mode pipeline` runs `python -m facestage reconstruct`
-and measures its output (minutes a scene). `--focal exif` hands the solver the true focal length as an EXIF
-value would; `estimate` (default) does not.
+standard deviations of the prior in turn; `--set tuning` draws the same kind of scene from other seeds, for
+choosing settings without looking at the reported heads), rendered once (the project's renderer by default,
+`--renderer cycles` for Blender's) and cached in the temp folder. `--mode stage0` fits the landmarks only
+(core/fit/solver.py, seconds a scene); `--mode pipeline` runs `python -m facestage reconstruct` and measures its
+output (minutes a scene). `--focal exif` hands the solver the true focal length as an EXIF
+value would; `estimate` (default) does not. `--landmarks true` (stage 0) replaces MediaPipe's points by the true
+projections of the embedded points: what the landmark fit could reach with a perfect detector.
 
 Measures (tools/shape_metrics.py; each applied identically to the fit and to the unfitted mean head, on the same
 vertices): face-region vertex error after a similarity alignment, REALY-style per-region errors, NoW-style
@@ -217,7 +220,8 @@ def markdown(run: dict[str, Any]) -> str:
                        f"(ratio {m[name]['ratio']:.2f})" for scale in head_sets.HELDOUT_SCALES
                        if (name := f"identity_scale_{scale}") in m)
     return (f"Run `{run['label']}` ({run['date']}, {run['mode']}, renderer {run.get('renderer', 'cycles')}, focal {run['focal']}, correspondence "
-            f"{run['correspondence']}, {len(run['scenes'])} held-out scenes; worse than the mean head on "
+            f"{run['correspondence']}, landmarks {run.get('landmarks', 'mediapipe')}, {len(run['scenes'])} "
+            f"{run.get('set', 'heldout')} scenes; worse than the mean head on "
             f"{m['scenes_worse_than_mean_head']}; no face found on {len(m.get('no_face', []))}). {groups}. "
             f"Targets: {met}.\n\n" + "\n".join(lines) + "\n")
 
@@ -238,16 +242,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--correspondence", choices=("learned", "embedded"), default="learned")
     parser.add_argument("--renderer", choices=head_sets.RENDERERS, default="core",
                         help="held-out images from the project's renderer (default) or Cycles (slow, needs bpy)")
+    parser.add_argument("--set", dest="scene_set", choices=tuple(head_sets.SCENE_SEEDS), default="heldout",
+                        help="the reported held-out heads (default) or the tuning heads")
+    parser.add_argument("--landmarks", choices=("mediapipe", "true"), default="mediapipe",
+                        help="MediaPipe's points, or (stage 0, with --correspondence embedded) the embedded points' true "
+                             "projections: the geometry a perfect detector would allow")
     parser.add_argument("--label", default="current")
     parser.add_argument("--no-save", action="store_true", help="print only (for experiments)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.landmarks == "true" and (args.mode != "stage0" or args.correspondence != "embedded"):
+        parser.error("--landmarks true needs --mode stage0 --correspondence embedded (the points are the embedded ones)")
     model, embedding = load_head_model(), load_embedding()
-    folders = head_sets.render_heldout(args.scenes, renderer=args.renderer)
+    folders = head_sets.render_heldout(args.scenes, renderer=args.renderer, kind=args.scene_set)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     run: dict[str, Any] = {"label": args.label, "commit": commit, "date": datetime.date.today().isoformat(),
                            "mode": args.mode, "quality": args.quality if args.mode == "pipeline" else None,
                            "focal": args.focal, "correspondence": args.correspondence, "renderer": args.renderer,
+                           "set": args.scene_set, "landmarks": args.landmarks,
                            "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cpus", "targets": TARGETS,
                            "scenes": []}
     for folder in folders:
@@ -257,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
             run.setdefault("no_face", []).append(folder.name)
             print(f"{folder.name}: MediaPipe found no face; skipped", flush=True)
             continue
+        if args.landmarks == "true":  # a perfect detector: the embedded points' true projections (same scenes)
+            points = project_points(shape_metrics.embedded_points(loaded.vertices, np.asarray(model.faces), embedding.faces,
+                                                                  embedding.bary), np.asarray(loaded.scene.K),
+                                    np.asarray(loaded.scene.world_from_camera))
         if args.mode == "stage0":
             estimate, seconds = run_stage0(loaded, points, model, args.focal, args.correspondence)
         else:

@@ -1,6 +1,6 @@
-"""Sets of synthetic heads for learning and measuring the geometry: training views and held-out scenes.
+"""Sets of synthetic heads for learning and measuring the geometry: training views, held-out and tuning scenes.
 
-Two kinds of set, drawn from disjoint seeds so that nothing measured for a report was ever learned from:
+Three kinds of set, drawn from disjoint seeds so that nothing measured for a report was ever learned from:
 
 * training views (`training_views`): many heads, each seen in a few views, at moderate resolution and
   sample count. Identity from the prior at a random overall scale (0.2–0.9 standard deviations), mild to moderate expressions, yaw ±45°, pitch ±20°, roll ±10°, focal
@@ -8,6 +8,8 @@ Two kinds of set, drawn from disjoint seeds so that nothing measured for a repor
   `VALIDATION_EVERY` are the validation split, used only to calibrate the prior, never to learn the landmarks.
 * held-out scenes (`heldout_scene`): the benchmark's heads (bench/geometry.py), at the resolution and
   samples of bench/accuracy.py, cycling through identity scales 0.35, 0.5 and 0.7 standard deviations.
+* tuning scenes (`heldout_scene(..., kind="tuning")`): drawn exactly as the held-out scenes, from other seeds,
+  for choosing the fit's settings (`bench/geometry.py --set tuning`) without looking at what is reported.
 
 Why not the prior's full scale: the identity basis was built from MakeHuman's local modifiers drawn
 independently over their whole range, so a head drawn at one standard deviation in every component is a
@@ -51,6 +53,7 @@ TOOLS = Path(__file__).resolve().parent
 SAMPLER_VERSION = 2  # bump when a sampler below changes what it draws
 TRAINING_SEED = 20261201
 HELDOUT_SEED = 70000
+SCENE_SEEDS = {"heldout": HELDOUT_SEED, "tuning": 90000}  # benchmark-style sets: what is reported, what is tuned on
 VALIDATION_EVERY = 5
 TRAINING_SIZE, TRAINING_SAMPLES, TRAINING_MAP = 384, 8, 256
 HELDOUT_SIZE, HELDOUT_SAMPLES, HELDOUT_MAP = 512, 16, 512
@@ -139,11 +142,11 @@ def training_views(model: Any, heads: int, views_per_head: int = 2) -> list[View
     return out
 
 
-def heldout_scene(model: Any, index: int) -> Scene:
-    """Held-out benchmark scene `index`, its identity at HELDOUT_SCALES[index % 3] standard deviations."""
+def heldout_scene(model: Any, index: int, kind: str = "heldout") -> Scene:
+    """Benchmark scene `index` of set `kind` (SCENE_SEEDS), its identity at HELDOUT_SCALES[index % 3] deviations."""
     names = [str(n) for n in model.expression_names]
     n_id = int(model.identity_basis.shape[0])
-    seed = HELDOUT_SEED + index
+    seed = SCENE_SEEDS[kind] + index
     rng = np.random.Generator(np.random.PCG64(seed))
     scale = HELDOUT_SCALES[index % 3]
     identity = np.clip(scale * rng.standard_normal(n_id), -2.0, 2.0)
@@ -156,7 +159,7 @@ def heldout_scene(model: Any, index: int) -> Scene:
                  expression_names=names, rotation=rotation.tolist(), translation=[0.0, 0.0, 0.0], focal_mm=focal_mm,
                  K=K.tolist(), world_from_camera=world_from_camera.tolist(), lights=lights, ambient=ambient,
                  melanin=melanin, haemoglobin=float(rng.uniform(0.25, 0.7)), samples=HELDOUT_SAMPLES,
-                 extra={"index": index, "identity_scale": scale, "set": "heldout"})
+                 extra={"index": index, "identity_scale": scale, "set": kind})
 
 
 # --------------------------------------------------------------------------- rendering and detection (cached)
@@ -332,18 +335,18 @@ def render_views(views: list[View], root: Path | None = None, progress: bool = T
     return folders
 
 
-def render_heldout(count: int, root: Path | None = None, renderer: str = "core") -> list[Path]:
-    """Folders (tools/ground_truth.py layout, load_scene reads them) of the first `count` held-out scenes."""
+def render_heldout(count: int, root: Path | None = None, renderer: str = "core", kind: str = "heldout") -> list[Path]:
+    """Folders (tools/ground_truth.py layout, load_scene reads them) of the first `count` scenes of set `kind`."""
     from ground_truth import save_scene, skin_maps
 
     from facestage.core.io.image import save_png
     from facestage.core.model.head import load_head_model
 
     model = load_head_model()
-    root = root or cache_root("heldout", renderer)
+    root = root or cache_root(kind, renderer)
     folders = []
     for index in range(count):
-        scene, folder = heldout_scene(model, index), root / f"scene_{index:03d}"
+        scene, folder = heldout_scene(model, index, kind), root / f"scene_{index:03d}"
         if not is_rendered(folder, scene):
             if renderer == "cycles":
                 import synthetic
@@ -353,7 +356,7 @@ def render_heldout(count: int, root: Path | None = None, renderer: str = "core")
                 maps = skin_maps(model, scene, size=HELDOUT_MAP)
                 save_scene(folder, scene, model, maps)
                 save_png(folder / "image.png", render_core(scene, model, maps))
-            log.info("rendered held-out scene %d", index)
+            log.info("rendered %s scene %d", kind, index)
         folders.append(folder)
     return folders
 
