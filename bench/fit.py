@@ -42,7 +42,7 @@ from facestage.core.io.image import load_photo  # noqa: E402
 from facestage.core.fit.embedding import GROUP_NAMES, LandmarkEmbedding, load_embedding  # noqa: E402
 from facestage.core.fit.landmarks import N_LANDMARKS, detect, interocular_px  # noqa: E402
 import synthetic  # noqa: E402
-from ground_truth import fit_metrics, load_scene, project_points  # noqa: E402
+from ground_truth import fit_metrics, load_scene, true_landmarks_px  # noqa: E402
 
 THRESHOLDS = {"landmark_error_pct_iod": 1.5, "vertex_error_mm": 3.0, "focal_error_pct": 15.0, "yaw_error_deg": 3.0,
               "pitch_error_deg": 3.0, "roll_error_deg": 3.0}
@@ -52,9 +52,7 @@ METRICS = ("landmark_error_pct_iod", "gt_landmark_error_pct_iod", "detection_err
 
 def _detection_error(loaded: Any, detected: np.ndarray, model: Any, embedding: LandmarkEmbedding) -> float:
     """Median distance of the detected landmarks to the true projections of their embedded points (% IOD)."""
-    faces = np.asarray(model.faces, np.int64)
-    points = (loaded.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    truth = project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
+    truth = true_landmarks_px(loaded, model, embedding)
     fixed = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (embedding.group != GROUP_NAMES.index("iris"))
     return float(100 * np.median(np.linalg.norm(detected - truth, axis=1)[fixed]) / interocular_px(truth))
 

@@ -46,7 +46,7 @@ for path in (str(ROOT.parent), str(ROOT / "tools")):
 
 import head_sets  # noqa: E402
 import shape_metrics  # noqa: E402
-from ground_truth import LoadedScene, face_region_mask, load_scene, project_points  # noqa: E402
+from ground_truth import LoadedScene, face_region_mask, load_scene, project_points, true_landmarks_px  # noqa: E402
 
 from facestage.core.fit import solver  # noqa: E402
 from facestage.core.fit.embedding import GROUP_NAMES, LandmarkEmbedding, load_embedding  # noqa: E402
@@ -80,11 +80,9 @@ def measure(loaded: LoadedScene, vertices: np.ndarray, K: np.ndarray, world_from
     fit_error = 1000 * shape_metrics.face_errors(vertices, truth, mask).mean()
     mean_error = 1000 * shape_metrics.face_errors(mean, truth, mask).mean()
 
-    def projected(v: np.ndarray, K_: np.ndarray, wfc: np.ndarray) -> np.ndarray:
-        return project_points(shape_metrics.embedded_points(v, faces, embedding.faces, embedding.bary), K_, wfc)
-
-    true_px = projected(truth, np.asarray(scene.K), np.asarray(scene.world_from_camera))
-    fitted_px = projected(vertices, K, world_from_camera)
+    true_px = true_landmarks_px(loaded, model, embedding)
+    fitted_px = project_points(shape_metrics.embedded_points(vertices, faces, embedding.faces, embedding.bary), K,
+                               world_from_camera)
     fixed = np.isin(np.arange(N_LANDMARKS), embedding.contour, invert=True) & (embedding.group != GROUP_NAMES.index("iris"))
     truth_pose = camera.camera_from_world_pose(np.asarray(scene.rotation), np.asarray(scene.translation),
                                                np.asarray(scene.world_from_camera))
@@ -270,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{folder.name}: MediaPipe found no face; skipped", flush=True)
             continue
         if args.landmarks == "true":  # a perfect detector: the embedded points' true projections (same scenes)
-            points = project_points(shape_metrics.embedded_points(loaded.vertices, np.asarray(model.faces), embedding.faces,
-                                                                  embedding.bary), np.asarray(loaded.scene.K),
-                                    np.asarray(loaded.scene.world_from_camera))
+            points = true_landmarks_px(loaded, model, embedding)
         if args.mode == "stage0":
             estimate, seconds = run_stage0(loaded, points, model, args.focal, args.correspondence)
         else:

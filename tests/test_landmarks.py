@@ -10,17 +10,11 @@ import pytest
 from PIL import Image
 
 from facestage.core.common.errors import FaceStageError
-from facestage.core.fit.embedding import GROUP_NAMES, LandmarkEmbedding, load_embedding
+from facestage.core.fit.embedding import GROUP_NAMES, load_embedding
 from facestage.core.fit.landmarks import FACE_OVAL, detect
-from ground_truth import project_points
+from ground_truth import true_landmarks_px
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _truth_px(loaded, model, embedding: LandmarkEmbedding) -> np.ndarray:  # type: ignore[no-untyped-def]
-    faces = np.asarray(model.faces, np.int64)
-    points = (loaded.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    return project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
 
 
 def test_embedding_file_ties_every_landmark_to_the_head_surface(model) -> None:  # type: ignore[no-untyped-def]
@@ -60,7 +54,7 @@ def test_detection_on_a_synthetic_render_lands_on_the_embedded_points(scenes, mo
     distances = []
     for loaded in scenes:
         detected = detect(loaded.image_srgb, source="scene").points
-        truth = _truth_px(loaded, model, embedding)
+        truth = true_landmarks_px(loaded, model, embedding)
         distances.append(float(np.mean(np.linalg.norm(detected - truth, axis=1)[fixed & (embedding.weights > 0.5)])))
     assert np.median(distances) < 6.0 and max(distances) < 8.0, distances
 

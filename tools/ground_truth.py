@@ -308,6 +308,14 @@ def load_scene(folder: str | os.PathLike[str]) -> LoadedScene:
                        specular=load_png(folder / "specular.png"), roughness=load_png(folder / "roughness.png"))
 
 
+def true_landmarks_px(loaded: LoadedScene, model: HeadModel, embedding: LandmarkEmbedding) -> np.ndarray:
+    """(478, 2) pixels of the embedded landmark points on the scene's true head through its true camera: what a
+    detector without error would report."""
+    faces = _np(model.faces, np.int64)
+    points = (loaded.vertices.astype(np.float64)[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
+    return project_points(points, np.asarray(loaded.scene.K), np.asarray(loaded.scene.world_from_camera))
+
+
 def umeyama(source: np.ndarray, target: np.ndarray, scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:
     """Similarity (s, R, t) minimising Σ|s R source + t − target|² (Umeyama 1991)."""
     mu_s, mu_t = source.mean(0), target.mean(0)
@@ -348,9 +356,7 @@ def fit_metrics(result: FitResult, loaded: LoadedScene, model: HeadModel, embedd
     scene = loaded.scene
     weighted = embedding.used()
     iod = result.interocular_px
-    faces = _np(model.faces, np.int64)
-    truth_points = (loaded.vertices[faces[embedding.faces]] * embedding.bary[..., None]).sum(1)
-    truth_px = project_points(truth_points, np.asarray(scene.K), np.asarray(scene.world_from_camera))
+    truth_px = true_landmarks_px(loaded, model, embedding)
     fixed = weighted & np.isin(np.arange(len(truth_px)), embedding.contour, invert=True)
     gt_error = np.linalg.norm(result.landmarks_px - truth_px, axis=1)
     mask = face_region_mask(model)
