@@ -15,7 +15,8 @@ from blender_helpers import fake_result, read_json_line, run_bpy  # noqa: E402
 from test_eyes import close_up, core_and_cycles, region  # noqa: E402
 
 from facestage.core.common.metrics import psnr  # noqa: E402
-from facestage.core.fit.mouth import mouth_texture, photo_teeth  # noqa: E402
+from facestage.core.fit.mouth import mouth_texture  # noqa: E402
+from facestage.core.fit.teeth import photo_teeth  # noqa: E402
 from facestage.core.io.image import linear_to_srgb  # noqa: E402
 from facestage.core.io.result import save  # noqa: E402
 from facestage.core.model.head import load_head_model  # noqa: E402

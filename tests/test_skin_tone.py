@@ -10,6 +10,7 @@ The render is cached in the temp folder under a digest of its inputs.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED, SIZE, ITA_TARGET = 1005, 256, -40.0  # scene 5 of the benchmark's draw, at a quarter of its pixels
 
 RENDER = r"""
+import json
 import sys
 from pathlib import Path
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
@@ -32,6 +34,8 @@ from facestage.core.model.head import load_head_model
 model = load_head_model()
 scene = sample_scene(model, int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[5]), samples=16, yaw_limit=20.0)
 scene.lights = scene.lights[:2]
+for name, value in json.loads(sys.argv[7]).items():  # expression overrides
+    scene.expression[scene.expression_names.index(name)] = value
 scene.melanin = accuracy.melanin_for_ita(float(sys.argv[6]), scene.haemoglobin)
 folder = Path(sys.argv[1])
 maps = skin_maps(model, scene, size=512)
@@ -42,23 +46,28 @@ synthetic.render(folder / "image.png")
 """
 
 
-def _scene(blender_env: dict[str, str]) -> Path:
-    digest = hashlib.sha256()
+# Eyes shut (no sclera reference) and a smile that shows the upper teeth.
+SMILE_EYES_SHUT = {"eyeBlinkLeft": 1.0, "eyeBlinkRight": 1.0, "jawOpen": 0.15, "mouthSmileLeft": 0.9,
+                   "mouthSmileRight": 0.9, "mouthUpperUpLeft": 0.6, "mouthUpperUpRight": 0.6}
+
+
+def _scene(blender_env: dict[str, str], expression: dict[str, float] | None = None) -> Path:
+    overrides = json.dumps(expression or {}, sort_keys=True)
+    digest = hashlib.sha256(overrides.encode())
     for path in (ROOT / "bench" / "accuracy.py", ROOT / "tools" / "ground_truth.py", ROOT / "tools" / "synthetic.py",
                  ROOT / "core" / "model" / "skin.py", Path(__file__)):
         digest.update(path.read_bytes())
     folder = Path(tempfile.gettempdir()) / f"facestage-dark-skin-{digest.hexdigest()[:12]}"
     if not (folder / "image.png").is_file():
         done = subprocess.run([sys.executable, "-c", RENDER, str(folder), str(ROOT / "bench"), str(ROOT / "tools"),
-                               str(SEED), str(SIZE), str(ITA_TARGET)], capture_output=True, text=True, env=blender_env,
+                               str(SEED), str(SIZE), str(ITA_TARGET), overrides], capture_output=True, text=True, env=blender_env,
                               cwd=ROOT, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
     return folder
 
 
-@pytest.mark.slow
-@pytest.mark.blender
-def test_dark_skin_comes_back_dark_its_ita_within_8_degrees(blender_env):
+def _recovered_ita(blender_env: dict[str, str], expression: dict[str, float] | None = None) -> tuple[float, float]:
+    """(true, recovered) ITA of the dark synthetic head over the face texels the camera sees, at fast quality."""
     pytest.importorskip("bpy")
     sys.path.insert(0, str(ROOT / "bench"))
     import accuracy
@@ -68,7 +77,7 @@ def test_dark_skin_comes_back_dark_its_ita_within_8_degrees(blender_env):
     from facestage.core.model.head import load_head_model
     from ground_truth import load_scene
 
-    folder = _scene(blender_env)
+    folder = _scene(blender_env, expression)
     result = pipeline.reconstruct(str(folder / "image.png"), preset("fast"))
     loaded = load_scene(folder)
     texels = accuracy._texels(loaded, load_head_model(), loaded.diffuse.shape[0])
@@ -77,8 +86,27 @@ def test_dark_skin_comes_back_dark_its_ita_within_8_degrees(blender_env):
     fitted = accuracy.ita_deg(accuracy._resized(result.diffuse, loaded.diffuse.shape[0])[ys, xs].astype(np.float64).mean(0))
     if os.environ.get("FACESTAGE_VERBOSE_SKIN"):
         print(f"ITA truth {truth:.1f}°, recovered {fitted:.1f}°")
+    return truth, fitted
+
+
+@pytest.mark.slow
+@pytest.mark.blender
+def test_dark_skin_comes_back_dark_its_ita_within_8_degrees(blender_env):
+    truth, fitted = _recovered_ita(blender_env)
     assert truth < -25  # the scene is type VI skin
     assert abs(fitted - truth) <= 8.0, (truth, fitted)
+
+
+@pytest.mark.slow
+@pytest.mark.blender
+def test_teeth_set_the_light_level_where_no_sclera_shows(blender_env):
+    """The same head with its eyes shut and a smile showing its teeth (albedo 0.54, the fit assumes 0.6). Without
+    a reference the highlights and the chromophore prior decide, and they read dark skin as light: ITA +18.8°
+    against the truth's −41.6° (+60°, measured with the teeth reference switched off). With the teeth placed on
+    the photo's and read as a near-white reference: −52.4° (−10.7°; the issue's 8° is not met here)."""
+    truth, fitted = _recovered_ita(blender_env, SMILE_EYES_SHUT)
+    assert truth < -25
+    assert abs(fitted - truth) <= 15.0, (truth, fitted)
 
 
 def _eyes(openness: float) -> np.ndarray:
@@ -198,11 +226,12 @@ def _settling(root: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_a_white_reference_that_would_make_the_skin_brighter_than_any_skin_is_dropped(root):
+def test_a_white_reference_that_would_make_the_skin_no_skin_is_dropped(root):
     """A sclera in the lids' shadow or behind glasses reads darker than it is. On fringe_glasses_smile such a
     reference implied lights × 0.67, at which the photo's skin would reflect more than any skin; it was kept, held
     the lights at half their level, and the face came back grey (inner face 18.9 dB; 23.0 dB once dropped).
-    settle_scale must drop a reference implying an impossible skin and keep (and follow) a plausible one."""
+    settle_scale must drop a reference implying an impossible skin, too bright or too dark, and keep (and follow) a
+    plausible one."""
     import torch
 
     from facestage.core.fit import stages
@@ -212,7 +241,7 @@ def test_a_white_reference_that_would_make_the_skin_brighter_than_any_skin_is_dr
 
     def reference(level: float):  # type: ignore[no-untyped-def]  # a near-white surface implying lights × level
         shading = torch.ones(3, dtype=torch.float32)
-        return lambda _run: (SCLERA_ALBEDO * level * shading, shading, SCLERA_ALBEDO)
+        return lambda _run: (SCLERA_ALBEDO * level * shading, shading, SCLERA_ALBEDO, 0.05)
 
     skin = float(run.skin_albedo().max())
     assert skin < stages.ALBEDO_MAX
@@ -220,6 +249,10 @@ def test_a_white_reference_that_would_make_the_skin_brighter_than_any_skin_is_dr
     assert dark_kept == 0 and dark_scale > 0.5, dark_scale
     bright_scale, bright_kept = settled(target, [reference(2.0)])  # the skin at half its reflectance: plausible
     assert bright_kept == 1 and bright_scale > 1.2, bright_scale
+    # Lights × 30: the highlights alone would outshine the photo, the skin darker than the darkest skin (the unplaced
+    # teeth of dark_man_smile implied × 20, their lips' shadow read as teeth).
+    glare_scale, glare_kept = settled(target, [reference(30.0)])
+    assert glare_kept == 0 and glare_scale < 4.0, glare_scale
 
 
 @pytest.mark.slow

@@ -247,6 +247,12 @@ def eye_vertices(model: HeadModel, identity: np.ndarray, expression: np.ndarray)
         return model.eye_evaluate(torch.as_tensor(identity), torch.as_tensor(expression)).double().numpy()
 
 
+def mouth_vertices(model: HeadModel, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
+    """Teeth, cavity and tongue vertices (M, 3) for a shape, model space (rigged by the expression like the lips)."""
+    with torch.no_grad():
+        return model.mouth_evaluate(torch.as_tensor(identity), torch.as_tensor(expression)).double().numpy()
+
+
 def _mean_vertices(model: HeadModel) -> np.ndarray:
     return _np(model.vertices)
 

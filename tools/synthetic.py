@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT.parent) not in sys.path:
     sys.path.insert(0, str(ROOT.parent))
 
-from ground_truth import (Scene, eye_vertices, is_rendered, head_vertices, pose_points, sample_scene, save_scene,  # noqa: E402
-                          skin_maps)
+from ground_truth import (Scene, eye_vertices, head_vertices, is_rendered, mouth_vertices, pose_points,  # noqa: E402
+                          sample_scene, save_scene, skin_maps)
 
 # Everything the images depend on: the cache folder is named after a hash of these files.
 GENERATOR_INPUTS = (Path(__file__).resolve(), ROOT / "tools" / "ground_truth.py", ROOT / "core" / "model" / "skin.py",
-                    ROOT / "core" / "model" / "uvmaps.py", ROOT / "core" / "model" / "data" / "head_hm08.npz")
+                    ROOT / "core" / "model" / "uvmaps.py", ROOT / "core" / "model" / "head" / "parts.py",
+                    ROOT / "core" / "model" / "data" / "head_hm08.npz")
 
 
 def generator_digest(size: int = 512, samples: int = 16) -> str:
@@ -173,6 +174,43 @@ def eye_material(gaze: np.ndarray, iris_colour: tuple[float, float, float]) -> A
     return material
 
 
+def mouth_material(name: str, colour: tuple[float, float, float], specular: float, roughness: float) -> Any:
+    """A plain Principled BSDF for a part of the mouth (enamel, the wet cavity and tongue)."""
+    bpy = _bpy()
+    material = bpy.data.materials.new(name)
+    material.use_nodes = True
+    bsdf = material.node_tree.nodes["Principled BSDF"]
+    bsdf.distribution = "GGX"
+    bsdf.inputs["Base Color"].default_value = (*colour, 1.0)
+    bsdf.inputs["Specular IOR Level"].default_value = specular
+    bsdf.inputs["Roughness"].default_value = roughness
+    return material
+
+
+def teeth_colour(seed: int) -> tuple[float, float, float]:
+    """The scene's teeth albedo, drawn from its seed: a mean of 0.45-0.7 (tooth shade guides: L* 70-85) with a
+    yellow cast, so that the fit's assumed teeth albedo (skin.TEETH_ALBEDO) is an estimate here, as on photos."""
+    rng = np.random.Generator(np.random.PCG64(seed + 37))
+    level, cast = rng.uniform(0.45, 0.7), rng.uniform(0.0, 0.15)
+    colour = np.array([1.0 + cast, 1.0 + 0.3 * cast, 1.0 - 1.3 * cast])
+    return tuple(float(c) for c in level * colour / colour.mean())
+
+
+def add_mouth(model: Any, identity: np.ndarray, expression: np.ndarray, scene: Scene) -> None:
+    """The model's teeth, cavity and tongue, rigged by the expression like the lips (what an open mouth shows)."""
+    from facestage.core.model.head import parts as head_parts
+
+    obj = _mesh("Mouth", pose_points(mouth_vertices(model, identity, expression), scene), np.asarray(model.mouth_faces))
+    names = [str(n) for n in model.mouth_part_names]
+    colours = {"upper_teeth": teeth_colour(scene.seed), "lower_teeth": teeth_colour(scene.seed),
+               "cavity": head_parts.CAVITY_ALBEDO, "tongue": head_parts.TONGUE_ALBEDO}
+    for name in names:
+        kind = head_parts.TEETH_MATERIAL if name in head_parts.TEETH_PARTS else head_parts.MOUTH_MATERIAL
+        obj.data.materials.append(mouth_material(name, colours[name], kind.specular, kind.roughness))
+    obj.data.polygons.foreach_set("material_index", np.asarray(model.mouth_face_part, np.int64).astype(np.int32))
+    obj.data.update()
+
+
 def add_camera(K: np.ndarray, world_from_camera: np.ndarray, width: int, height: int) -> Any:
     """A Blender camera reproducing pinhole K (core.model.camera.blender_camera: lens, sensor fit, shift)."""
     bpy = _bpy()
@@ -235,6 +273,7 @@ def build(scene: Scene, model: Any, folder: Path) -> None:
         rng = np.random.Generator(np.random.PCG64(scene.seed + 31))
         iris = tuple(float(c) for c in rng.choice([(0.09, 0.05, 0.02), (0.05, 0.09, 0.13), (0.12, 0.1, 0.04)]))
         obj.data.materials.append(eye_material(gaze, iris))  # type: ignore[arg-type]
+    add_mouth(model, identity, expression, scene)
     add_lights(scene.lights)
     set_world(scene.ambient)
     add_camera(np.asarray(scene.K), np.asarray(scene.world_from_camera), scene.width, scene.height)

@@ -1,15 +1,18 @@
-"""Near-white references that measure the light's level: the sclera seen in the photo, shaded by the renderer.
+"""Near-white references that measure the light's level: the sclera and the teeth seen in the photo, shaded by
+the renderer.
 
 Skin's colour fixes its lightness only loosely and its highlights are faint on
 a small or matte face (docs/skin.md measures both), so the albedo/light-scale
 ambiguity needs a surface of known albedo. The sclera is one (≈ 0.65 linear,
 skin.SCLERA_ALBEDO) and is in nearly every portrait: its pixels are the eye
-contour minus the iris disc (MediaPipe's refined landmarks 468–477), and its
-shading at albedo 1 is read from a render of the head with its eyeballs under
-the current lights (the eyelids' occlusion included). observed / shading is the
-sclera's albedo the current lights imply; skin.white_reference_loss pulls the
-lights until it matches. An eye that is nearly closed, or shows too few sclera
-pixels, gives no reference.
+contour minus the iris disc (MediaPipe's refined landmarks 468–477). The teeth
+are another (≈ 0.6, skin.TEETH_ALBEDO) wherever a smile shows them: their
+pixels are the photo's teeth (fit/teeth.py) where the model's teeth are seen.
+Each one's shading at albedo 1 is read from a render of the head with that part
+(eyeballs or the mouth) under the current lights, occlusion by the lids and the
+lips included. observed / shading is the albedo the current lights imply;
+skin.white_reference_loss pulls the lights until it matches. An eye that is
+nearly closed, a closed mouth, or too few pixels give no reference.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import torch
 from PIL import Image, ImageDraw
 
 from ..model import lightstage, skin
+from ..model.head import parts as head_parts
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, square_around
 from .landmarks import LEFT_EYE, RIGHT_EYE
+from .teeth import MIN_TEETH_PIXELS, lips_in_crop, mouth_crop, photo_teeth, place_teeth
 
 log = logging.getLogger(__name__)
 IRISES = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))  # centre, then four points on the iris's rim
@@ -37,6 +42,8 @@ IRIS_MARGIN = 1.15  # the iris disc is cut out this much larger (limbus, blur)
 SUPERSAMPLE = 4
 EYE_CROP_MARGIN = 1.3  # eye crop side = this × the eyes' landmark extent
 EYE_CROP_MAX = 128
+TEETH_CROP_MAX = 96  # the mouth crop's largest side: a smile's teeth still cover 50-100 of its pixels
+HIGHLIGHT_RATIO = 1.6  # a tooth pixel brighter than this × the median is a wet highlight, not its albedo
 # Of the neutral pixels' implied albedo. Whatever else passes for sclera is darker than it (the iris's rim, lashes,
 # pixels shared with the lids, the lids' shadow in the corners), and a catchlight is a few pixels on the cornea, so
 # the sclera is an upper quantile, not the median. On a type VI synthetic head (256 px; the sclera shows only in the
@@ -53,9 +60,10 @@ MIN_SKIN_RATIO = 0.8
 
 
 @dataclass
-class ScleraReference:
-    """The sclera's observed linear colour and its rendered shading at albedo 1 under the lights it was measured
-    with (stage intensities `light_sum` (3,), SH DC `ambient` (3,), `direct_share` of the shading from the stage)."""
+class WhiteReference:
+    """A near-white surface's observed linear colour and its rendered shading at albedo 1 under the lights it was
+    measured with (stage intensities `light_sum` (3,), SH DC `ambient` (3,), `direct_share` of the shading from the
+    stage); `albedo` is the surface's known mean albedo."""
 
     observed: torch.Tensor
     shading: torch.Tensor
@@ -63,6 +71,9 @@ class ScleraReference:
     ambient: torch.Tensor
     direct_share: torch.Tensor
     pixels: int
+    albedo: float = skin.SCLERA_ALBEDO
+    tolerance: float = skin.REFERENCE_TOLERANCE  # log band within which the reference does not pull
+    name: str = "sclera"
 
     def shading_under(self, run: Any) -> torch.Tensor:
         """The shading under the run's current lights, to first order (each part scaled as its lights scale);
@@ -72,8 +83,8 @@ class ScleraReference:
         ambient = run.sh[:, 0] / self.ambient.clamp_min(1e-12)
         return self.shading * (self.direct_share * direct + (1 - self.direct_share) * ambient)
 
-    def __call__(self, run: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
-        return self.observed, self.shading_under(run), skin.SCLERA_ALBEDO
+    def __call__(self, run: Any) -> tuple[torch.Tensor, torch.Tensor, float, float]:
+        return self.observed, self.shading_under(run), self.albedo, self.tolerance
 
 
 def is_neutral(implied: torch.Tensor) -> torch.Tensor:
@@ -114,8 +125,48 @@ def eye_crop(points: np.ndarray) -> Crop:
     return square_around(points[list(RIGHT_EYE) + list(LEFT_EYE)], EYE_CROP_MARGIN, 2.0, 32, EYE_CROP_MAX)
 
 
+def _render_with_part(run: Any, crop: Crop, target: torch.Tensor, verts: torch.Tensor, faces: torch.Tensor,
+                      maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """(passes, alpha) of the head plus a part's mesh (world-space `verts`, `faces` indexing them) in a crop, under
+    the run's current lights. The part samples the skin texture at one point inside face 0 (any non-zero albedo:
+    only its shading is used); its faces follow the head's in `face_id`."""
+    model = run.model
+    head = run.world_vertices()
+    inner = model.uvs[model.face_uvs[0].long()].mean(0, keepdim=True)
+    scene = RenderScene(
+        verts=torch.cat([head, verts]), faces=torch.cat([run.faces, faces.long() + head.shape[0]]),
+        uvs=torch.cat([model.uvs, inner]),
+        face_uvs=torch.cat([model.face_uvs.long(), torch.full_like(faces.long(), model.uvs.shape[0])]),
+        diffuse=maps[0], specular=maps[1], roughness=maps[2], K=run.camera_K(crop),
+        world_from_camera=run.world_from_camera, width=crop.size, height=crop.size, sh=run.sh,
+        stage=run.light_stage(), background=target)
+    out = render(scene, RenderOptions(spp=SAMPLES, light_samples=SAMPLES, edge_sampling=False, return_passes=True,
+                                      environment_samples=run.config.world_samples), run.generator)
+    return out.passes, out.alpha
+
+
+def _reference(run: Any, direct: torch.Tensor, ambient: torch.Tensor, ratio: torch.Tensor, level: torch.Tensor,
+               albedo: float, tolerance: float, name: str) -> WhiteReference | None:
+    """The reference from its pixels' shading passes (N, 3) and its implied albedo `level` (3,), or None where that
+    is darker than MIN_SKIN_RATIO × the skin's fitted albedo (no near-white surface is darker than skin)."""
+    shading = direct + ambient
+    typical = shading.median(0).values
+    reference = WhiteReference(observed=level * typical, shading=typical, light_sum=run.light_stage().i.sum(0),
+                               ambient=run.sh[:, 0].detach().clone(),
+                               direct_share=direct.sum(0) / shading.sum(0).clamp_min(1e-12), pixels=int(ratio.shape[0]),
+                               albedo=albedo, tolerance=tolerance, name=name)
+    log.debug("%s reference: %d px, implied albedo %s (quartiles of the mean: %s)", name, reference.pixels,
+              level.tolist(), ratio.mean(-1).quantile(torch.tensor([0.25, 0.5, 0.75, 0.9], device=ratio.device)).tolist())
+    skin_albedo = float(run.skin_albedo().mean())
+    if float(level.mean()) < MIN_SKIN_RATIO * skin_albedo:
+        log.info("no %s reference: its pixels imply albedo %.3f, darker than the skin's %.3f", name,
+                 float(level.mean()), skin_albedo)
+        return None
+    return reference
+
+
 def measure_sclera(run: Any, points: np.ndarray,
-                   maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> ScleraReference | None:
+                   maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> WhiteReference | None:
     """The sclera reference under the run's current lights, or None where the photo shows too little sclera.
 
     `points` are the photo-space landmarks. Renders the head with its eyeballs (the model's eye meshes, posed like
@@ -135,43 +186,74 @@ def measure_sclera(run: Any, points: np.ndarray,
     target = run.tensor(crop.cut(run.face))
     with torch.no_grad():
         model = run.model
-        head = run.world_vertices()
         eyes = model.eye_evaluate(run.identity, run.expression.clamp(0, 1)) @ run.rotation().T + run.translation()
-        n_faces = run.faces.shape[0]
-        # the eyeballs sample the skin texture at one point inside face 0 (any non-zero albedo: only shading is used)
-        inner = model.uvs[model.face_uvs[0].long()].mean(0, keepdim=True)
-        scene = RenderScene(
-            verts=torch.cat([head, eyes]), faces=torch.cat([run.faces, model.eye_faces.long() + head.shape[0]]),
-            uvs=torch.cat([model.uvs, inner]),
-            face_uvs=torch.cat([model.face_uvs.long(),
-                                torch.full_like(model.eye_faces.long(), model.uvs.shape[0])]),
-            diffuse=maps[0], specular=maps[1], roughness=maps[2], K=run.camera_K(crop),
-            world_from_camera=run.world_from_camera, width=crop.size, height=crop.size, sh=run.sh,
-            stage=run.light_stage(), background=target)
-        out = render(scene, RenderOptions(spp=SAMPLES, light_samples=SAMPLES, edge_sampling=False, return_passes=True,
-                                          environment_samples=run.config.world_samples), run.generator)
-        passes = out.passes
-        on_eye = mask & (passes["face_id"] >= n_faces) & (out.alpha > 0.99)
+        passes, alpha = _render_with_part(run, crop, target, eyes, model.eye_faces, maps)
+        on_eye = mask & (passes["face_id"] >= run.faces.shape[0]) & (alpha > 0.99)
         if int(on_eye.sum()) < MIN_PIXELS:
             return None
         direct, ambient = passes["diffuse"][on_eye], passes["ambient"][on_eye]
-        shading = direct + ambient
-        ratio = target[on_eye] / shading.clamp_min(1e-8)
+        ratio = target[on_eye] / (direct + ambient).clamp_min(1e-8)
         neutral = is_neutral(ratio)
         if int(neutral.sum()) < MIN_PIXELS:
             return None
-        direct, ambient, shading, ratio = direct[neutral], ambient[neutral], shading[neutral], ratio[neutral]
-        typical = shading.median(0).values
-        reference = ScleraReference(observed=sclera_level(ratio) * typical, shading=typical,
-                                    light_sum=run.light_stage().i.sum(0), ambient=run.sh[:, 0].detach().clone(),
-                                    direct_share=direct.sum(0) / shading.sum(0).clamp_min(1e-12),
-                                    pixels=int(neutral.sum()))
-    implied = reference.observed / reference.shading
-    log.debug("sclera reference: %d px, implied albedo %s (quartiles of the mean: %s)", reference.pixels,
-              implied.tolist(), ratio.mean(-1).quantile(torch.tensor([0.25, 0.5, 0.75, 0.9], device=ratio.device)).tolist())
-    skin_albedo = float(run.skin_albedo().mean())
-    if float(implied.mean()) < MIN_SKIN_RATIO * skin_albedo:
-        log.info("no sclera reference: its pixels imply albedo %.3f, darker than the skin's %.3f", float(implied.mean()),
-                 skin_albedo)
+        return _reference(run, direct[neutral], ambient[neutral], ratio[neutral], sclera_level(ratio[neutral]),
+                          skin.SCLERA_ALBEDO, skin.REFERENCE_TOLERANCE, "sclera")
+
+
+def teeth_level(implied: torch.Tensor) -> torch.Tensor:
+    """The teeth's implied albedo (3,) from their pixels' (N, 3): the median after leaving out wet highlights
+    (brighter than HIGHLIGHT_RATIO × the median), which the diffuse reference must not read."""
+    brightness = implied.mean(-1)
+    keep = brightness <= HIGHLIGHT_RATIO * brightness.median()
+    return implied[keep].median(0).values
+
+
+def measure_teeth(run: Any, points: np.ndarray,
+                  maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> WhiteReference | None:
+    """The teeth reference under the run's current lights, or None where the photo shows too few teeth.
+
+    Slides the model's teeth onto the photo's first (fit/teeth.py `place_teeth`: unplaced, the model's teeth sit
+    behind the lips on most smiles, and their pixels that match the photo's teeth are the lips' shadowed rim),
+    then renders the head with its mouth (teeth, cavity and tongue, rigged by the fitted expression) in a crop
+    around the lips; the pixels that are teeth both in the photo (fit/teeth.py) and in the render give observed /
+    shading per channel, and their median (`teeth_level`) times the median shading the observed colour. Only the
+    pixels both agree on: a photo tooth where the model shows lips or the cavity would read the lips' shadow as a
+    darker tooth.
+    """
+    if points.shape[0] < 478 or run.face is None:
         return None
-    return reference
+    crop = mouth_crop(points, density=1.5, max_size=TEETH_CROP_MAX)
+    shown = photo_teeth(crop.cut(run.photo.data), lips_in_crop(points, crop))
+    if int(shown.sum()) < MIN_TEETH_PIXELS:
+        return None
+    target = run.tensor(crop.cut(run.face))
+    with torch.no_grad():
+        model = run.model
+        shift, _ = place_teeth(run, points)
+        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(run.identity, run.expression.clamp(0, 1)), shift)
+        passes, alpha = _render_with_part(run, crop, target, mouth @ run.rotation().T + run.translation(),
+                                          model.mouth_faces, maps)
+        names = list(model.mouth_part_names)
+        teeth_faces = torch.isin(model.mouth_face_part.long(),
+                                 torch.tensor([names.index(n) for n in head_parts.TEETH_PARTS], device=run.device))
+        part_face = passes["face_id"].long() - run.faces.shape[0]
+        on_teeth = torch.as_tensor(shown, device=run.device) & (part_face >= 0) & (alpha > 0.99)
+        on_teeth &= teeth_faces[part_face.clamp_min(0)]
+        if int(on_teeth.sum()) < MIN_TEETH_PIXELS:
+            return None
+        direct, ambient = passes["diffuse"][on_teeth], passes["ambient"][on_teeth]
+        ratio = target[on_teeth] / (direct + ambient).clamp_min(1e-8)
+        return _reference(run, direct, ambient, ratio, teeth_level(ratio), skin.TEETH_ALBEDO,
+                          skin.TEETH_TOLERANCE, "teeth")
+
+
+def measure_references(run: Any, points: np.ndarray,
+                       maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[WhiteReference]:
+    """The near-white references the photo shows, under the run's current lights, in order of trust: the sclera,
+    then the teeth. stages.settle_scale keeps the first that implies a plausible skin. The sclera's albedo is the
+    better known and its shading (an eyeball under the lids) the simpler; the teeth's depends on where the lips
+    and the placement put them. Where both were used they disagreed: on the type VI synthetic head of
+    tests/test_skin_tone.py (eyes open, a sliver of teeth) the sclera implied lights × 0.85 and the teeth × 1.5 at
+    the last settle, and the skin came back 15° too dark."""
+    found = (measure_sclera(run, points, maps), measure_teeth(run, points, maps))
+    return [reference for reference in found if reference is not None]

@@ -9,8 +9,8 @@ consistency with stage 1, smoothness and the skin-colour prior.
 Ambiguities and how they are resolved (stated because they decide the maps; docs/skin.md measures each cue):
 * albedo vs light intensity: skin's specular reflectance is the same for every skin tone, so the specular
   level is held in skin's measured range (model/skin.py SPECULAR_RANGE) and visible highlights measure the
-  light; the sclera, a near-white reference (`white_references`, measured by fit/references.py at each
-  settle_scale), measures it where the eyes are open; the biophysical chromophore model, whose colour loosely
+  light; the sclera and the teeth, near-white references (`white_references`, measured by fit/references.py at
+  each settle_scale), measure it where the eyes are open or a smile shows teeth; the biophysical chromophore model, whose colour loosely
   fixes lightness, is a prior (its brightness offset `brightness` is free but pulled to 0);
 * light colour vs skin colour: each light is held near grey on its own (not only the sum), dim lights are
   switched off after stage 1, and the SH's directional terms are held grey, so a coloured light cannot
@@ -52,7 +52,7 @@ from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, face_crop
 from . import silhouette
 from .embedding import load_embedding
-from .references import measure_sclera
+from .references import measure_references
 from .solver import FitResult, landmark_offsets_world, landmark_weights
 from .working import crop_skin_mask, face_window
 
@@ -64,6 +64,9 @@ LIGHT_TINT_MAX = 0.15  # largest relative deviation of a light's channel from it
 SCALE_SEARCH = 1.5  # settle_scale tries light scales within exp(±1.5) each time
 SCALE_STEPS = (0.2, 0.4, 0.6, 0.8)  # fractions of stage 1 after which the scale is settled
 ALBEDO_MAX = 0.9  # settle_scale never picks a light scale that would make any channel of the skin's albedo brighter
+# ... nor darker in any channel than the darkest skin of the chromophore model (melanin at its maximum): lights so
+# bright that the highlights alone outshine the photo are too bright, whatever a white reference says
+DARKEST_SKIN = tuple(float(c) for c in skin.skin_albedo(torch.tensor(skin.MELANIN_MAX), torch.tensor(1.0)))
 BRIGHT_QUANTILE = 0.97  # ... nor one under which more than 3 % of the skin's pixels would need an albedo above
 BRIGHT_ALBEDO_MAX = skin.ALBEDO_RANGE[1]  # this, the delivered map's ceiling: the mean alone hides a too-dark shading
 
@@ -159,7 +162,7 @@ class Reconstruction:
         stage.i = (0.75 * irradiance * front / front.sum()).expand(-1, 3).clone() + 1e-3
         self.stage_centre = centre
         self.light_raw = {k: v.detach().clone().requires_grad_(True) for k, v in lightstage.to_raw(stage).items()}
-        self.white_references: list[Callable[[Reconstruction], tuple[torch.Tensor, torch.Tensor, float]]] = []
+        self.white_references: list[Callable[[Reconstruction], tuple[torch.Tensor, torch.Tensor, float, float]]] = []
 
     def light_stage(self) -> lightstage.LightStage:
         return lightstage.from_raw(self.light_raw, self.stage_centre)
@@ -245,12 +248,12 @@ class Reconstruction:
         """Sum of skin.white_reference_loss over the registered references (sclera, teeth); 0 without any.
 
         Each entry of `white_references` returns (observed linear colour (3,), rendered shading at albedo 1
-        (3,), known albedo) under the current lights, differentiable in them.
+        (3,), known albedo, its log tolerance) under the current lights, differentiable in them.
         """
         total = torch.zeros((), device=self.device)
         for reference in self.white_references:
-            observed, shading, albedo = reference(self)
-            total = total + skin.white_reference_loss(observed, shading, albedo)
+            observed, shading, albedo, tolerance = reference(self)
+            total = total + skin.white_reference_loss(observed, shading, albedo, tolerance)
         return total
 
     def settle_scale(self, crop: Crop, target: torch.Tensor, mask: torch.Tensor, points: np.ndarray | None = None,
@@ -264,8 +267,9 @@ class Reconstruction:
         render (no re-render); the best (s, g) is applied: lights × s, the albedo's colour × g/s, put back on the
         chromophore manifold (skin.from_colour) with the rest of its level in `brightness`. Returns s.
 
-        With landmarks (`points`, photo pixels) the sclera is measured first (fit/references.py) and replaces
-        `white_references`; its loss joins the grid's, and the scale it implies on its own joins the grid.
+        With landmarks (`points`, photo pixels) the sclera and the teeth are measured first (fit/references.py) and
+        replace `white_references`; the first plausible one is kept, its loss joins the grid's, and the scale it
+        implies on its own joins the grid.
 
         `bright_end`: a scale is also implausible if more than 3 % of the skin's pixels would need an albedo above
         BRIGHT_ALBEDO_MAX. That test reads the fitted shading pixel by pixel, so it only means something once the
@@ -274,8 +278,7 @@ class Reconstruction:
         kept them there (a synthetic head's albedo came back 2.4× too dark).
         """
         if points is not None:
-            reference = measure_sclera(self, points, self.statistical_maps())
-            self.white_references = [reference] if reference is not None else []
+            self.white_references = list(measure_references(self, points, self.statistical_maps()))
         with torch.no_grad():
             out = render(self.scene(crop, target, self.statistical_maps()),
                          RenderOptions(spp=self.config.spp, light_samples=self.config.shadow_samples, edge_sampling=False,
@@ -288,6 +291,7 @@ class Reconstruction:
             k = self.brightness.detach()
             best = (float("inf"), 1.0, torch.ones(3, device=self.device))
             skin_colour = self.skin_albedo()
+            darkest = torch.as_tensor(DARKEST_SKIN, dtype=skin_colour.dtype, device=skin_colour.device)
             lit = alpha * (passes["diffuse"] + passes["ambient"])  # the shading at albedo 1
             skin_pixels = (mask * alpha[..., 0] > 0.5) & (lit.min(-1).values > 1e-3)
 
@@ -295,7 +299,8 @@ class Reconstruction:
                 left = target - outside - s * specular  # what the diffuse image has to explain
                 gain = (left * diffuse * weight).sum((0, 1)) / (diffuse ** 2 * weight).sum((0, 1)).clamp_min(1e-12)
                 gain = gain.clamp(0.05, 20.0)
-                if float((skin_colour * (gain / s).double()).max()) > ALBEDO_MAX:  # no skin reflects more on average
+                albedo = skin_colour * (gain / s).double()
+                if float(albedo.max()) > ALBEDO_MAX or bool((albedo < darkest).any()):  # no skin reflects more (less)
                     return gain, False
                 if not bright_end:
                     return gain, True
@@ -305,19 +310,21 @@ class Reconstruction:
                 needed = (left / (s * lit).clamp_min(1e-6))[skin_pixels].max(-1).values
                 return gain, needed.numel() == 0 or float(torch.quantile(needed, BRIGHT_QUANTILE)) <= BRIGHT_ALBEDO_MAX
 
-            # A reference whose light level would make the photo's skin brighter than any skin is not the near-white
-            # surface it stands for (a sclera in the lids' shadow, behind glasses, lashes): it is dropped.
+            # A reference whose light level would make the photo's skin brighter (or darker) than any skin is not the
+            # near-white surface it stands for (a sclera in the lids' shadow, behind glasses, lashes; the lips' rim
+            # read as teeth): it is dropped. Of the rest, the first (the most trusted: fit/references.py) is kept.
             kept, references, implied = [], [], []
             for reference in self.white_references:
-                observed, shading, albedo = reference(self)
+                observed, shading, albedo, tolerance = reference(self)
                 level = float((observed / shading).mean() / albedo)
                 if not gain_at(torch.tensor(level, device=self.device))[1]:
-                    log.info("white reference dropped: at the light level it implies (× %.3f) the skin would reflect "
-                             "more than %.2f", level, ALBEDO_MAX)
+                    log.info("white reference dropped: at the light level it implies (× %.3f) the photo's skin would "
+                             "be no skin (brighter than %.2f, or darker than the darkest skin)", level, ALBEDO_MAX)
                     continue
                 kept.append(reference)
-                references.append((observed, shading, albedo))
+                references.append((observed, shading, albedo, tolerance))
                 implied.append(level)
+                break
             self.white_references = kept
             grid = torch.exp(torch.linspace(-SCALE_SEARCH, SCALE_SEARCH, 31, device=self.device))
             grid = torch.cat([grid, torch.tensor(implied, device=self.device, dtype=grid.dtype).clamp(
@@ -328,8 +335,9 @@ class Reconstruction:
                     continue
                 level = torch.log(gain.mean() / s)
                 loss = self.photometric(outside + gain * diffuse + s * specular, target, mask) + self.config.w_brightness * (k + level) ** 2
-                for observed, shading, albedo in references:
-                    loss = loss + self.config.w_white_reference * skin.white_reference_loss(observed, s * shading, albedo)
+                for observed, shading, albedo, tolerance in references:
+                    loss = loss + self.config.w_white_reference * skin.white_reference_loss(observed, s * shading, albedo,
+                                                                                            tolerance)
                 if float(loss) < best[0]:
                     best = (float(loss), float(s), gain / s)
             _, scale, change = best
@@ -343,7 +351,7 @@ class Reconstruction:
             stage.i = stage.i * scale
             self.light_raw["i"].copy_(lightstage.to_raw(stage)["i"])
             self.sh.mul_(scale)
-        log.debug("settle_scale: lights × %.3f, albedo colour × %s, sclera implies × %s", scale, change.tolist(), implied)
+        log.debug("settle_scale: lights × %.3f, albedo colour × %s, references imply × %s", scale, change.tolist(), implied)
         return scale
 
     def prune_lights(self) -> None:

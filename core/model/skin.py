@@ -47,6 +47,9 @@ ROUGHNESS_RANGE = (0.3, 0.7)
 SCLERA_ALBEDO = 0.65
 TEETH_ALBEDO = 0.6
 REFERENCE_TOLERANCE = 0.05  # log-albedo band within which a reference does not pull
+# Teeth vary more than the sclera (shade guides: L* 70-85, linear 0.45-0.7) and the model's teeth sit behind lips
+# whose shadow it renders only roughly: their band is ±22 %.
+TEETH_TOLERANCE = 0.2
 ALBEDO_RANGE = (0.003, 0.95)  # linear diffuse albedo of the delivered skin map: nothing on a head reflects more
 
 
