@@ -30,7 +30,7 @@ from ..model.head import parts as head_parts
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, square_around
 from .landmarks import LEFT_EYE, RIGHT_EYE
-from .teeth import MIN_TEETH_PIXELS, lips_in_crop, mouth_crop, photo_teeth, place_teeth
+from .teeth import MIN_TEETH_PIXELS, mouth_crop, place_teeth, shown_teeth
 
 log = logging.getLogger(__name__)
 IRISES = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))  # centre, then four points on the iris's rim
@@ -223,7 +223,7 @@ def measure_teeth(run: Any, points: np.ndarray,
     if points.shape[0] < 478 or run.face is None:
         return None
     crop = mouth_crop(points, density=1.5, max_size=TEETH_CROP_MAX)
-    shown = photo_teeth(crop.cut(run.photo.data), lips_in_crop(points, crop))
+    shown = shown_teeth(run, points, crop)
     if int(shown.sum()) < MIN_TEETH_PIXELS:
         return None
     target = run.tensor(crop.cut(run.face))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..io.image import linear_to_srgb
 from ..model.camera import pixel_rays
 from ..model.head import parts as head_parts
 from ..render.crop import Crop, square_around
@@ -64,6 +65,13 @@ def lips_in_crop(points: np.ndarray, crop: Crop) -> np.ndarray:
     return (points[list(INNER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side)
 
 
+def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:
+    """(S, S) bool: the photo's teeth on the crop's grid, read from the run's face window (fit/working.py), not
+    the photo: its cost follows the face, never the photo's pixel count (a 24 MP portrait read the full-resolution
+    mouth at every settle), and the window holds 2-4 pixels per working pixel across the face."""
+    return photo_teeth(linear_to_srgb(crop.cut(run.face)), lips_in_crop(points, crop))
+
+
 def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     """(shift (2,) metres, IoU) of the upper and lower teeth that best cover the photo's teeth.
 
@@ -73,8 +81,7 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     rendered teeth cover the photo's best (intersection over union, coordinate search on a 1 mm grid, primary
     rays only). `run` is a stages.Reconstruction (not imported: stages imports this module's users)."""
     crop = mouth_crop(points, density=1.0, max_size=160)
-    lips = lips_in_crop(points, crop)
-    target = torch.as_tensor(photo_teeth(crop.cut(run.photo.data), lips).reshape(-1))
+    target = torch.as_tensor(shown_teeth(run, points, crop).reshape(-1))
     if int(target.sum()) < MIN_TEETH_PIXELS:
         return np.zeros(2), 0.0
     model = run.model
