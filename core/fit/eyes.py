@@ -43,6 +43,7 @@ from ..render.crop import Crop, square_around
 from .embedding import load_embedding
 from .landmarks import LEFT_EYE, RIGHT_EYE, interocular_px
 from .stages import Reconstruction
+from .teeth import run_mouth_vertices
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +344,5 @@ def run_part_vertices(run: Reconstruction, gaze: np.ndarray, teeth_shift: np.nda
     """World-space (eye vertices, mouth vertices) for the reconstruction's current pose, shape and expression."""
     model = run.model
     with torch.no_grad():
-        identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
-        eyes = head_parts.turned_eyes(model, model.eye_evaluate(identity), run.tensor(gaze))
-        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(identity, expression), teeth_shift)
-        rotation, translation = run.rotation(), run.translation()
-        return eyes @ rotation.T + translation, mouth @ rotation.T + translation
+        eyes = head_parts.turned_eyes(model, model.eye_evaluate(run.identity.detach()), run.tensor(gaze))
+        return eyes @ run.rotation().T + run.translation(), run_mouth_vertices(run, teeth_shift)

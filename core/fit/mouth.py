@@ -35,14 +35,13 @@ from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
 from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_parts, splat
 from .stages import Reconstruction
-from .teeth import mouth_crop, place_teeth
+from .teeth import HIGHLIGHT_RATIO, mouth_crop, place_teeth
 
 log = logging.getLogger(__name__)
 
 TEETH_MATERIAL_INDEX, INTERIOR_MATERIAL_INDEX = 2, 3  # render parts: eyes, teeth, mouth interior (apps/parts.py)
 MIN_SAMPLES = 12  # pixels a part needs before its median replaces the default
 TEETH_LUMINANCE = (0.2, 0.9)  # plausible de-lit teeth (mean of RGB)
-HIGHLIGHT_RATIO = 1.6
 
 
 @dataclass

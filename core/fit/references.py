@@ -30,7 +30,7 @@ from ..model.head import parts as head_parts
 from ..render import RenderOptions, RenderScene, render
 from ..render.crop import Crop, square_around
 from .landmarks import LEFT_EYE, RIGHT_EYE
-from .teeth import MIN_TEETH_PIXELS, mouth_crop, place_teeth, shown_teeth
+from .teeth import HIGHLIGHT_RATIO, MIN_TEETH_PIXELS, mouth_crop, place_teeth, run_mouth_vertices, shown_teeth
 
 log = logging.getLogger(__name__)
 IRISES = ((468, 469, 470, 471, 472), (473, 474, 475, 476, 477))  # centre, then four points on the iris's rim
@@ -43,7 +43,6 @@ SUPERSAMPLE = 4
 EYE_CROP_MARGIN = 1.3  # eye crop side = this × the eyes' landmark extent
 EYE_CROP_MAX = 128
 TEETH_CROP_MAX = 96  # the mouth crop's largest side: a smile's teeth still cover 50-100 of its pixels
-HIGHLIGHT_RATIO = 1.6  # a tooth pixel brighter than this × the median is a wet highlight, not its albedo
 # Of the neutral pixels' implied albedo. Whatever else passes for sclera is darker than it (the iris's rim, lashes,
 # pixels shared with the lids, the lids' shadow in the corners), and a catchlight is a few pixels on the cornea, so
 # the sclera is an upper quantile, not the median. On a type VI synthetic head (256 px; the sclera shows only in the
@@ -229,10 +228,8 @@ def measure_teeth(run: Any, points: np.ndarray,
     target = run.tensor(crop.cut(run.face))
     with torch.no_grad():
         model = run.model
-        shift, _ = place_teeth(run, points)
-        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(run.identity, run.expression.clamp(0, 1)), shift)
-        passes, alpha = _render_with_part(run, crop, target, mouth @ run.rotation().T + run.translation(),
-                                          model.mouth_faces, maps)
+        mouth = run_mouth_vertices(run, place_teeth(run, points)[0])
+        passes, alpha = _render_with_part(run, crop, target, mouth, model.mouth_faces, maps)
         names = list(model.mouth_part_names)
         teeth_faces = torch.isin(model.mouth_face_part.long(),
                                  torch.tensor([names.index(n) for n in head_parts.TEETH_PARTS], device=run.device))

@@ -10,8 +10,8 @@ Ambiguities and how they are resolved (stated because they decide the maps; docs
 * albedo vs light intensity: skin's specular reflectance is the same for every skin tone, so the specular
   level is held in skin's measured range (model/skin.py SPECULAR_RANGE) and visible highlights measure the
   light; the sclera and the teeth, near-white references (`white_references`, measured by fit/references.py at
-  each settle_scale), measure it where the eyes are open or a smile shows teeth; the biophysical chromophore model, whose colour loosely
-  fixes lightness, is a prior (its brightness offset `brightness` is free but pulled to 0);
+  each settle_scale), measure it where the eyes are open or a smile shows teeth; the biophysical chromophore
+  model, whose colour loosely fixes lightness, is a prior (its brightness offset `brightness` is free but pulled to 0);
 * light colour vs skin colour: each light is held near grey on its own (not only the sum), dim lights are
   switched off after stage 1, and the SH's directional terms are held grey, so a coloured light cannot
   survive by being faint or by hiding in the ambient;
@@ -278,7 +278,7 @@ class Reconstruction:
         kept them there (a synthetic head's albedo came back 2.4× too dark).
         """
         if points is not None:
-            self.white_references = list(measure_references(self, points, self.statistical_maps()))
+            self.white_references = measure_references(self, points, self.statistical_maps())
         with torch.no_grad():
             out = render(self.scene(crop, target, self.statistical_maps()),
                          RenderOptions(spp=self.config.spp, light_samples=self.config.shadow_samples, edge_sampling=False,

@@ -26,6 +26,7 @@ TEETH_SATURATION = 0.42  # photo teeth: (max − min) / max of sRGB below this .
 TEETH_SATURATION_BAND = 0.15  # ... and within this of the whitest tenth of the bright pixels between the lips
 TEETH_BRIGHTNESS = 0.55  # ... and mean sRGB above this × the crop's median outside the lips (and above 0.25)
 MIN_TEETH_PIXELS = 20
+HIGHLIGHT_RATIO = 1.6  # a tooth sample brighter than this × the teeth's median is a wet highlight, not albedo
 TEETH_SHIFT_MM = ((-7, 3), (-3, 7))  # search ranges of the upper and the lower teeth, mm up along the head's Z
 
 
@@ -65,6 +66,16 @@ def lips_in_crop(points: np.ndarray, crop: Crop) -> np.ndarray:
     return (points[list(INNER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side)
 
 
+def run_mouth_vertices(run: Any, shift: np.ndarray | None = None) -> torch.Tensor:
+    """World-space mouth vertices (teeth, cavity, tongue) for the run's current pose, shape and expression, the
+    teeth moved up by `shift` (upper, lower; metres along the head's Z)."""
+    model = run.model
+    with torch.no_grad():
+        identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
+        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(identity, expression), shift)
+        return mouth @ run.rotation().T + run.translation()
+
+
 def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:
     """(S, S) bool: the photo's teeth on the crop's grid, read from the run's face window (fit/working.py), not
     the photo: its cost follows the face, never the photo's pixel count (a 24 MP portrait read the full-resolution
@@ -87,8 +98,7 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     model = run.model
     with torch.no_grad():
         head = run.world_vertices().detach()
-        expression = run.expression.detach().clamp(0, 1)
-        mouth = model.mouth_evaluate(run.identity.detach(), expression) @ run.rotation().T + run.translation()
+        mouth = run_mouth_vertices(run)
         K = run.camera_K(crop)
         up = run.rotation()[:, 2]
     grid = torch.arange(crop.size, dtype=torch.float32) + 0.5
