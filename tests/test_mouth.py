@@ -102,6 +102,38 @@ def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_pa
     assert np.abs(moved[upper]).max() < 1e-3  # ... and leaves the upper ones
 
 
+def _standing_out_mm(model, identity, expression, mouth) -> float:  # type: ignore[no-untyped-def]
+    """How far the mouth vertex furthest in front of the skin stands out of it, seen from straight in front."""
+    from facestage.core.render.raytrace import Bvh
+
+    face = model.evaluate(identity, expression)
+    eye = torch.tensor([0.0, -1.0, 0.0]) + face.mean(0)  # 1 m in front of the head (Blender: the face looks to −Y)
+    rays = mouth - eye
+    hits = Bvh(face, model.faces).intersect(eye, rays)
+    triangles = face[model.faces.long()[hits.face.clamp(min=0)]]
+    normals = torch.linalg.cross(triangles[:, 1] - triangles[:, 0], triangles[:, 2] - triangles[:, 0])
+    out = hits.hit & ((normals * rays).sum(1) < 0) & (hits.t > rays.norm(dim=1))  # skin is hit behind the vertex
+    return 1000 * float((hits.t - rays.norm(dim=1))[out].max()) if bool(out.any()) else 0.0
+
+
+def test_the_mouth_stays_behind_the_skin_of_a_strong_identity():
+    """hm08's mouth deltas, summed over a strong identity, push the lower teeth out below the chin (synthetic
+    sampler seed 140: 60 mm in front of the neck seen from the front; seed 2: the cavity 2.5 mm through the skin
+    under the lip, which moved MediaPipe's lips by 14 px). Tucked, nothing stands out by 1 mm, and the mean head's
+    mouth is the model's own."""
+    from facestage.core.apps.parts import mouth_shape
+    from ground_truth import sample_scene
+
+    model = load_head_model()
+    for seed in (2, 140):
+        scene = sample_scene(model, seed)
+        identity, expression = torch.as_tensor(scene.identity).float(), torch.as_tensor(scene.expression).float()
+        assert _standing_out_mm(model, identity, expression, model.mouth_evaluate(identity, expression)) > 2.0
+        assert _standing_out_mm(model, identity, expression, mouth_shape(model, identity, expression)) < 1.0
+    zero = torch.zeros(model.identity_basis.shape[0]), torch.zeros(len(model.expression_names))
+    assert torch.equal(mouth_shape(model, *zero), model.mouth_evaluate(*zero))
+
+
 def test_mouth_texture_takes_seen_teeth_de_lit_and_keeps_the_interior_dark():
     model = load_head_model()
     size = 256

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from facestage.core.apps.parts import mouth_shape
 from facestage.core.fit.embedding import LandmarkEmbedding
 from facestage.core.fit.solver import FitResult
 from facestage.core.io.image import linear_to_srgb, load_png, save_png, srgb_to_linear
@@ -250,7 +251,7 @@ def eye_vertices(model: HeadModel, identity: np.ndarray, expression: np.ndarray)
 def mouth_vertices(model: HeadModel, identity: np.ndarray, expression: np.ndarray) -> np.ndarray:
     """Teeth, cavity and tongue vertices (M, 3) for a shape, model space (rigged by the expression like the lips)."""
     with torch.no_grad():
-        return model.mouth_evaluate(torch.as_tensor(identity), torch.as_tensor(expression)).double().numpy()
+        return mouth_shape(model, torch.as_tensor(identity), torch.as_tensor(expression)).double().numpy()
 
 
 def _mean_vertices(model: HeadModel) -> np.ndarray:

@@ -34,7 +34,7 @@ from ground_truth import (Scene, eye_vertices, head_vertices, is_rendered, mouth
 # Everything the images depend on: the cache folder is named after a hash of these files.
 GENERATOR_INPUTS = (Path(__file__).resolve(), ROOT / "tools" / "ground_truth.py", ROOT / "core" / "model" / "skin.py",
                     ROOT / "core" / "model" / "uvmaps.py", ROOT / "core" / "model" / "head" / "parts.py",
-                    ROOT / "core" / "model" / "data" / "head_hm08.npz")
+                    ROOT / "core" / "apps" / "parts.py", ROOT / "core" / "model" / "data" / "head_hm08.npz")
 
 
 def generator_digest(size: int = 512, samples: int = 16) -> str:

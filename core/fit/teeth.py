@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from ..apps.parts import mouth_shape
 from ..io.image import linear_to_srgb
 from ..model.camera import pixel_rays
 from ..model.head import parts as head_parts
@@ -67,13 +68,12 @@ def lips_in_crop(points: np.ndarray, crop: Crop) -> np.ndarray:
 
 
 def run_mouth_vertices(run: Any, shift: np.ndarray | None = None) -> torch.Tensor:
-    """World-space mouth vertices (teeth, cavity, tongue) for the run's current pose, shape and expression, the
-    teeth moved up by `shift` (upper, lower; metres along the head's Z)."""
+    """World-space mouth vertices (teeth, cavity, tongue; apps.parts.mouth_shape) for the run's current pose,
+    shape and expression, the teeth moved up by `shift` (upper, lower; metres along the head's Z)."""
     model = run.model
     with torch.no_grad():
         identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
-        mouth = head_parts.shift_teeth(model, model.mouth_evaluate(identity, expression), shift)
-        return mouth @ run.rotation().T + run.translation()
+        return mouth_shape(model, identity, expression, shift) @ run.rotation().T + run.translation()
 
 
 def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:

@@ -174,15 +174,22 @@ def default_mouth_texture(model: HeadModel, size: int, teeth: tuple[float, float
 
 
 @lru_cache(maxsize=4)
+def mouth_rim(model: HeadModel) -> tuple[np.ndarray, np.ndarray]:
+    """(mouth ids, face ids): the mouth vertices that are also face vertices (the rim sealed to the lips), and
+    which face vertex each one is; cached, do not modify."""
+    position = {int(s): i for i, s in enumerate(model.source_vertex_ids.cpu().numpy())}
+    mouth_ids = model.mouth_source_vertex_ids.cpu().numpy()
+    rim_mouth = np.array([i for i, s in enumerate(mouth_ids) if int(s) in position], np.int64)
+    return rim_mouth, np.array([position[int(mouth_ids[i])] for i in rim_mouth], np.int64)
+
+
+@lru_cache(maxsize=4)
 def _anchors(model: HeadModel) -> tuple[list[np.ndarray], np.ndarray, np.ndarray, np.ndarray]:
     """Face vertices that carry each eye and the mouth, and the mouth rim: (mouth ids, face ids) pairs."""
     face = model.vertices.cpu().numpy()
     centres = model.eye_centres.cpu().numpy()
     eyes = [np.nonzero(np.linalg.norm(face - c, axis=1) < EYE_ANCHOR_M)[0] for c in centres]
-    position = {int(s): i for i, s in enumerate(model.source_vertex_ids.cpu().numpy())}
-    mouth_ids = model.mouth_source_vertex_ids.cpu().numpy()
-    rim_mouth = np.array([i for i, s in enumerate(mouth_ids) if int(s) in position], np.int64)
-    rim_face = np.array([position[int(mouth_ids[i])] for i in rim_mouth], np.int64)
+    rim_mouth, rim_face = mouth_rim(model)
     near = np.linalg.norm(face[:, None] - face[rim_face][None], axis=2).min(1) < MOUTH_ANCHOR_M
     return eyes, np.nonzero(near)[0], rim_mouth, rim_face
 
