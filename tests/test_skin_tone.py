@@ -157,6 +157,19 @@ def test_the_sclera_level_is_read_above_the_darker_pixels_that_pass_for_sclera()
     assert torch.all((level / (0.65 * torch.tensor([1.08, 1.0, 0.95])) - 1).abs() < 0.10), level
 
 
+def test_the_teeth_are_measured_only_where_the_sclera_is_not_kept(monkeypatch):
+    """settle_scale keeps the first plausible reference; the teeth (a placement search and a crop render) are
+    measured only when it asks for the next one."""
+    from facestage.core.fit import references
+
+    calls: list[str] = []
+    monkeypatch.setattr(references, "measure_sclera", lambda *_: calls.append("sclera") or "sclera")
+    monkeypatch.setattr(references, "measure_teeth", lambda *_: calls.append("teeth") or "teeth")
+    found = references.measure_references(None, np.zeros((478, 2)), None)  # type: ignore[arg-type]
+    assert next(found) == "sclera" and calls == ["sclera"]
+    assert next(found) == "teeth" and calls == ["sclera", "teeth"]
+
+
 @pytest.mark.slow
 def test_dark_pixels_in_the_eyes_are_not_taken_for_the_sclera(root, tmp_path):
     """Lashes, irises and shadows are neutral too. On a real portrait ten such pixels once passed for the sclera,

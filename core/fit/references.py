@@ -18,6 +18,7 @@ nearly closed, a closed mouth, or too few pixels give no reference.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,12 +246,17 @@ def measure_teeth(run: Any, points: np.ndarray,
 
 
 def measure_references(run: Any, points: np.ndarray,
-                       maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> list[WhiteReference]:
+                       maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Iterator[WhiteReference]:
     """The near-white references the photo shows, under the run's current lights, in order of trust: the sclera,
     then the teeth. stages.settle_scale keeps the first that implies a plausible skin. The sclera's albedo is the
     better known and its shading (an eyeball under the lids) the simpler; the teeth's depends on where the lips
     and the placement put them. Where both were used they disagreed: on the type VI synthetic head of
     tests/test_skin_tone.py (eyes open, a sliver of teeth) the sclera implied lights × 0.85 and the teeth × 1.5 at
-    the last settle, and the skin came back 15° too dark."""
-    found = (measure_sclera(run, points, maps), measure_teeth(run, points, maps))
-    return [reference for reference in found if reference is not None]
+    the last settle, and the skin came back 15° too dark.
+
+    Measured lazily, as settle_scale asks: where the sclera is kept the teeth (a placement search and a crop
+    render) are never measured."""
+    for measure in (measure_sclera, measure_teeth):
+        reference = measure(run, points, maps)
+        if reference is not None:
+            yield reference

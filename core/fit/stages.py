@@ -277,8 +277,8 @@ class Reconstruction:
         default stage, the bright end was 2.3× the mean; the test then raised the lights 2.5× and later settles
         kept them there (a synthetic head's albedo came back 2.4× too dark).
         """
-        if points is not None:
-            self.white_references = measure_references(self, points, self.statistical_maps())
+        candidates = self.white_references if points is None else measure_references(self, points,
+                                                                                     self.statistical_maps())
         with torch.no_grad():
             out = render(self.scene(crop, target, self.statistical_maps()),
                          RenderOptions(spp=self.config.spp, light_samples=self.config.shadow_samples, edge_sampling=False,
@@ -314,7 +314,7 @@ class Reconstruction:
             # near-white surface it stands for (a sclera in the lids' shadow, behind glasses, lashes; the lips' rim
             # read as teeth): it is dropped. Of the rest, the first (the most trusted: fit/references.py) is kept.
             kept, references, implied = [], [], []
-            for reference in self.white_references:
+            for reference in candidates:  # measured as asked for: the teeth only where the sclera is dropped or missing
                 observed, shading, albedo, tolerance = reference(self)
                 level = float((observed / shading).mean() / albedo)
                 if not gain_at(torch.tensor(level, device=self.device))[1]:
