@@ -52,10 +52,9 @@ class FACESTAGE_OT_relight_preset(_StageEdit):
 
         scene = context.scene
         assert scene is not None
-        note = apply_lighting(scene, self.preset)
+        apply_lighting(scene, self.preset)
         label = next(item[1] for item in PRESET_ITEMS if item[0] == self.preset)
-        note = f" ({note})" if note else ""
-        self.report({"INFO"}, f"Stage lights and environment set to {label}{note}; press F12 or Render Shot to see it.")
+        self.report({"INFO"}, f"Stage lights and environment set to {label}; press F12 or Render Shot to see it.")
         return {"FINISHED"}
 
 

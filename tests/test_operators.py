@@ -376,7 +376,7 @@ def environment():
 fitted = lights()
 fitted_env = environment()
 state = call(bpy.ops.facestage.relight_preset, preset="rembrandt")
-stage, sh, _ = relight.preset_lighting(result.stage, result.sh, "rembrandt", exposure=relight.rendered_exposure(result))
+stage, sh = relight.preset_lighting(result.stage, result.sh, "rembrandt", exposure=relight.rendered_exposure(result))
 expected = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
 preset = lights()
 preset_env = environment()

@@ -3,16 +3,12 @@
 A preset is just another setting of the fitted light stage (so the Blender
 lights and the core render agree). It keeps the person: its exposure is
 matched so that the face receives as much light as under the fitted lighting
-(`rendered_exposure`, or `face_luminance`: a per-vertex render of the face's camera-facing
+(`face_luminance`: a per-vertex render of the face's camera-facing
 vertices, shadows, specular and the world's occlusion included), so the relit face keeps the
 photo's face luminance — unless the preset is meant to be darker (split, rim),
-which its `exposure` says — and its lit side is never brighter than the photo's
-face: a preset has more contrast than most photos' flat light, and at the
-photo's mean its lit side clipped to white (on bright portraits 20–35 % of the
-face's pixels, for every preset), which turned skin grey-white. Where that
-cap holds the face darker than the photo's mean, the preset's note says so.
-Preset lights are white, so the relit face keeps the reconstruction's skin
-tone. Rotating the SH environment turns the ambient light without re-fitting.
+which its `exposure` says. Preset lights are white, so the relit face keeps
+the reconstruction's skin tone. Rotating the SH environment turns the ambient
+light without re-fitting.
 """
 
 from __future__ import annotations
@@ -21,7 +17,6 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -113,33 +108,10 @@ def vertex_maps(maps: list[np.ndarray], faces: np.ndarray, uvs: np.ndarray, face
 
 
 AMBIENT_RAYS = 32  # cosine-weighted rays per vertex for the world's occlusion
-BRIGHT_QUANTILE = 0.98  # the face's bright end: the luminance its brightest 2 % reach (what a photographer exposes for)
 
 
-class FaceLight(NamedTuple):
-    """How bright the face looks under some lighting: its mean luminance and its bright end (BRIGHT_QUANTILE)."""
-
-    mean: float
-    bright: float
-
-
-class PresetLighting(NamedTuple):
-    """A preset's stage and SH, and what the user should know about its exposure ("" when it matches the photo)."""
-
-    stage: dict  # type: ignore[type-arg]
-    sh: np.ndarray
-    note: str
-
-
-def _weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> float:
-    order = torch.argsort(values)
-    cumulative = torch.cumsum(weights[order], 0)
-    index = int(torch.searchsorted(cumulative, q * cumulative[-1]).clamp(max=len(values) - 1))
-    return float(values[order][index])
-
-
-def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight:  # type: ignore[type-arg]
-    """Luminance of the face as the camera sees it (a render in miniature), mean and bright end: four points on each face-region
+def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
+    """Mean luminance of the face as the camera sees it (a render in miniature): four points on each face-region
     triangle that faces the camera, weighted by the image area they cover (area × cos to the camera / distance²);
     each lit stage light 16 points on it (L·A/16·cos_l/r² each, Principled's diffuse and GGX specular, a shadow
     ray), plus the SH world along cosine-weighted shadow rays, seen diffusely and in the specular layer. A preset scaled to keep it keeps the face's
@@ -208,8 +180,7 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight
     sky = (sh_basis(rays.reshape(-1, 3).double(), bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0).mean(-1)
     ambient = (sky.reshape(open_sky.shape) * open_sky).mean(1)  # E/π: cosine-weighted rays, as the renderer samples
     radiance = radiance + (albedo * weight + (1 - weight))[:, 0] * ambient  # diffuse, and the layer's reflection
-    return FaceLight(float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30)),
-                     _weighted_quantile(radiance, coverage, BRIGHT_QUANTILE))
+    return float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30))
 
 
 def preset_direction(light: PresetLight) -> np.ndarray:
@@ -234,7 +205,7 @@ def _place(j: int, direction: np.ndarray) -> np.ndarray:
     return bary / bary.sum()
 
 
-Exposure = Callable[[dict, np.ndarray], FaceLight]  # type: ignore[type-arg]  # the face's luminance under (stage, sh)
+Exposure = Callable[[dict, np.ndarray], float]  # type: ignore[type-arg]  # face luminance under (stage, sh)
 
 
 def face_pixels(result: Result, out: RenderOutput) -> torch.Tensor:
@@ -250,30 +221,25 @@ def face_pixels(result: Result, out: RenderOutput) -> torch.Tensor:
 
 
 def rendered_exposure(result: Result, size: int = 96) -> Exposure:
-    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean and
-    the bright end over the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only
-    stand-in)."""
+    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean over
+    the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only stand-in)."""
     small = dataclasses.replace(result, render_crop=(*result.render_crop[:3], size))
 
-    def exposure(stage: dict, sh: np.ndarray) -> FaceLight:  # type: ignore[type-arg]
+    def exposure(stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
         _, _, out = render_result(small, stage=stage, sh=sh, passes=True)
         face = face_pixels(small, out)
-        if not bool(face.any()):
-            return FaceLight(0.0, 0.0)
-        luminance = out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])
-        return FaceLight(float(luminance.mean()), float(luminance.quantile(BRIGHT_QUANTILE)))
+        return float((out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])).mean()) if bool(face.any()) else 0.0
 
     return exposure
 
 
 def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry | None = None,  # type: ignore[type-arg]
-                    exposure: Exposure | None = None) -> PresetLighting:
+                    exposure: Exposure | None = None) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
     """A named preset on the same 20-light stage.
 
     Its exposure is matched to the fitted lighting's on the face (times the preset's `exposure`), measured by
     `exposure` (e.g. rendered_exposure(result)) or, with only the face's geometry, by face_luminance; with
-    neither (or with no face pixel in view), to the reconstruction's total light at the head's centre. The face's
-    bright end may not exceed the fitted lighting's: where that holds the mean lower, the note says by how much.
+    neither (or with no face pixel in view), to the reconstruction's total light at the head's centre.
     """
     if exposure is None and face is not None:
         def exposure(lights: dict, world: np.ndarray) -> float:  # type: ignore[type-arg]
@@ -295,19 +261,13 @@ def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry |
         new["i"][j] = (1.0 - ambient) * total * light.intensity / weight
     new_sh = np.zeros_like(np.asarray(sh, np.float64))
     new_sh[:, 0] = ambient * total / (math.pi * Y00)
-    note = preset.note
     if exposure is not None:
         fitted, relit = exposure(stage, sh), exposure(new, new_sh)
-        if min(fitted.mean, relit.mean, relit.bright) > 0.0:  # no face pixel in view: keep the total
-            scale = preset.exposure * fitted.mean / relit.mean
-            if scale * relit.bright > fitted.bright:  # the lit side would outshine the photo's face (and clip)
-                scale = fitted.bright / relit.bright
-                share = scale * relit.mean / fitted.mean
-                note = (f"exposed for the face's highlights: its lit side as bright as in the photo, its mean "
-                        f"{share:.0%} of the photo's")
+        if fitted > 0.0 and relit > 0.0:  # no face pixel in view (e.g. a crop without the face): keep the total
+            scale = preset.exposure * fitted / relit
             new["i"] *= scale
             new_sh *= scale
-    return PresetLighting(new, new_sh, note)
+    return new, new_sh
 
 
 def rotate_environment(sh: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
