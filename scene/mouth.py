@@ -44,8 +44,7 @@ def build_mouth(tx: Transaction, result: Result, model: Any, face: bpy.types.Obj
     image = packed_image(tx, MOUTH_IMAGE, mouth_texture, LINEAR, float_buffer=True)
     mesh.materials.append(build_part_material(tx, TEETH_MATERIAL, image, head_parts.TEETH_MATERIAL))
     mesh.materials.append(build_part_material(tx, MOUTH_MATERIAL, image, head_parts.MOUTH_MATERIAL))
-    part_names = list(model.mouth_part_names)
-    teeth = np.isin(as_numpy(model.mouth_face_part, np.int64), [part_names.index(n) for n in head_parts.TEETH_PARTS])
+    teeth = head_parts.teeth_faces(model)
     mesh.polygons.foreach_set("material_index", np.where(teeth, 0, 1).astype(np.int32))  # type: ignore[arg-type]
     mouth = tx.new(bpy.data.objects.new(MOUTH, mesh), MOUTH, role="mouth")
     collection.objects.link(mouth)

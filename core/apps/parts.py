@@ -105,8 +105,7 @@ def render_parts(model: HeadModel, eyes: torch.Tensor, mouth: torch.Tensor, eye_
                  mouth_texture: np.ndarray) -> list[Part]:
     """The renderer's parts from world-space eye and mouth vertices: eyes, teeth, mouth interior (in this order)."""
     device = eyes.device
-    teeth = torch.as_tensor([name in head_parts.TEETH_PARTS for name in model.mouth_part_names], device=device)
-    is_teeth = teeth[model.mouth_face_part.to(device)]
+    is_teeth = torch.as_tensor(head_parts.teeth_faces(model), device=device)
     faces, face_uvs = model.mouth_faces.to(device), model.mouth_face_uvs.to(device)
     mouth_uvs = model.mouth_uvs.to(device)
     return [

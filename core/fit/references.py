@@ -231,9 +231,7 @@ def measure_teeth(run: Any, points: np.ndarray,
         model = run.model
         mouth = run_mouth_vertices(run, place_teeth(run, points)[0])
         passes, alpha = _render_with_part(run, crop, target, mouth, model.mouth_faces, maps)
-        names = list(model.mouth_part_names)
-        teeth_faces = torch.isin(model.mouth_face_part.long(),
-                                 torch.tensor([names.index(n) for n in head_parts.TEETH_PARTS], device=run.device))
+        teeth_faces = torch.as_tensor(head_parts.teeth_faces(model), device=run.device)
         part_face = passes["face_id"].long() - run.faces.shape[0]
         on_teeth = torch.as_tensor(shown, device=run.device) & (part_face >= 0) & (alpha > 0.99)
         on_teeth &= teeth_faces[part_face.clamp_min(0)]

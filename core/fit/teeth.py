@@ -108,10 +108,8 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     names = list(model.mouth_part_names)
     rows = [part == names.index(name) for name in head_parts.TEETH_PARTS]
     faces = torch.cat([run.faces.cpu(), model.mouth_faces.cpu().long() + head.shape[0]])
-    teeth_faces = torch.zeros(faces.shape[0], dtype=torch.bool)
-    mouth_part = model.mouth_face_part.cpu()
-    teeth_faces[run.faces.shape[0]:] = (mouth_part == names.index(head_parts.TEETH_PARTS[0])) | (
-        mouth_part == names.index(head_parts.TEETH_PARTS[1]))
+    teeth_faces = torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool),
+                             torch.as_tensor(head_parts.teeth_faces(model))])
     base = torch.cat([head.cpu(), mouth.cpu()])
     bvh = Bvh(base, faces)
 

@@ -142,6 +142,13 @@ def mouth_vertex_parts(model: HeadModel) -> np.ndarray:
     return out
 
 
+@lru_cache(maxsize=4)
+def teeth_faces(model: HeadModel) -> np.ndarray:
+    """(Fm,) bool: the mouth faces that are teeth (TEETH_PARTS: drawn with TEETH_MATERIAL); cached, do not modify."""
+    teeth = [k for k, name in enumerate(model.mouth_part_names) if name in TEETH_PARTS]
+    return np.isin(model.mouth_face_part.cpu().numpy(), teeth)
+
+
 def shift_teeth(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
     """Mouth vertices (M, 3, model space) with the upper and lower teeth moved up by shift = (upper, lower)
     metres along the head's +Z: how far this person's teeth show below (or above) the model's (fit/mouth.py)."""
