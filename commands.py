@@ -111,8 +111,7 @@ def relight(args: argparse.Namespace) -> int:
     if args.preset == ENV_ROTATE:
         sh = apps.rotate_environment(res.sh, 90.0 if args.rotate_env is None else args.rotate_env, args.pitch)
     elif args.preset:
-        stage, sh = apps.preset_lighting(res.stage, res.sh, args.preset, exposure=apps.rendered_exposure(res))
-        note = apps.PRESETS[args.preset].note
+        stage, sh, note = apps.preset_lighting(res.stage, res.sh, args.preset, exposure=apps.rendered_exposure(res))
         if note and not getattr(args, "quiet", False):
             print(f"{args.preset}: {note}.")
     elif args.lights:

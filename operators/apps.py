@@ -31,11 +31,11 @@ class _StageEdit(FaceStageOperator):
 PRESET_ITEMS = [("fitted", "Fitted", "The lighting the reconstruction found in the photo"),
                 *((name, *text) for name, text in zip(LIGHTING_PRESETS, [
                     ("Studio Three-Point", "Key, fill and back light"),
-                    ("Rembrandt", "Key high to one side: a triangle of light on the far cheek"),
-                    ("Butterfly", "Key high in front: a butterfly shadow under the nose"),
+                    ("Rembrandt", "Key high to one side, a soft fill: a triangle of light on the far cheek"),
+                    ("Butterfly", "Key high in front, a reflector below: a butterfly shadow under the nose"),
                     ("Split", "Key at 90°: half of the face in shadow"),
                     ("Rim", "Two lights behind the head outline it"),
-                    ("Soft Box", "One large soft light in front"),
+                    ("Soft Box", "A large soft light in front, a fill on the other side"),
                 ], strict=True))]
 
 
@@ -52,9 +52,10 @@ class FACESTAGE_OT_relight_preset(_StageEdit):
 
         scene = context.scene
         assert scene is not None
-        apply_lighting(scene, self.preset)
+        note = apply_lighting(scene, self.preset)
         label = next(item[1] for item in PRESET_ITEMS if item[0] == self.preset)
-        self.report({"INFO"}, f"Stage lights and environment set to {label}; press F12 or Render Shot to see it.")
+        note = f" ({note})" if note else ""
+        self.report({"INFO"}, f"Stage lights and environment set to {label}{note}; press F12 or Render Shot to see it.")
         return {"FINISHED"}
 
 

@@ -86,8 +86,9 @@ def face_geometry(scene: bpy.types.Scene) -> FaceGeometry | None:
                         np.full(n, 0.5), np.full(n, 0.35), np.full(n, 0.5))
 
 
-def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
-    """Set the 20 stage lights and the environment to preset ``name`` (core.apps.relight.PRESETS) or to FITTED."""
+def apply_lighting(scene: bpy.types.Scene, name: str) -> str:
+    """Set the 20 stage lights and the environment to preset ``name`` (core.apps.relight.PRESETS) or to FITTED;
+    returns the preset's note on its exposure ("" when it matches the photo's)."""
     import torch  # heavy: only once the dependencies are installed
 
     from ..core.apps.relight import preset_lighting, rendered_exposure  # imports torch: only once installed
@@ -95,17 +96,19 @@ def apply_lighting(scene: bpy.types.Scene, name: str) -> None:
 
     clear_rig(scene)
     stage, sh = fitted_lighting(scene)
+    note = ""
     if name != FITTED:
         result = _built_result()
         if result is not None:  # the result folder the scene was built from: the exposure `facestage relight` uses
-            stage, sh = preset_lighting(stage, sh, name, exposure=rendered_exposure(result))
+            stage, sh, note = preset_lighting(stage, sh, name, exposure=rendered_exposure(result))
         else:
-            stage, sh = preset_lighting(stage, sh, name, face=face_geometry(scene))
+            stage, sh, note = preset_lighting(stage, sh, name, face=face_geometry(scene))
     lights = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
     for obj in stage_lights():
         place_light(obj, lights[int(obj[INDEX])])
     assert scene.world is not None
     set_environment(scene.world, sh)
+    return note
 
 
 def rotate_environment(scene: bpy.types.Scene, yaw_deg: float, pitch_deg: float) -> None:

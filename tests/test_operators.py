@@ -376,7 +376,7 @@ def environment():
 fitted = lights()
 fitted_env = environment()
 state = call(bpy.ops.facestage.relight_preset, preset="rembrandt")
-stage, sh = relight.preset_lighting(result.stage, result.sh, "rembrandt", exposure=relight.rendered_exposure(result))
+stage, sh, _ = relight.preset_lighting(result.stage, result.sh, "rembrandt", exposure=relight.rendered_exposure(result))
 expected = lightstage.blender_lights(lightstage.from_dict(stage, dtype=torch.float64))
 preset = lights()
 preset_env = environment()
@@ -402,7 +402,7 @@ print("FACTS" + json.dumps({
 """)
     assert facts["state"][0] == ["FINISHED"] and facts["restored"][0] == ["FINISHED"]
     assert facts["power_error"] < 1e-4 and facts["position_error"] < 1e-5
-    assert len(facts["on"]) == 1  # Rembrandt is one key light
+    assert len(facts["on"]) == 2  # Rembrandt is a key light and its fill
     assert facts["env_error"] < 1e-4
     assert facts["undone"] and facts["back"] and facts["back_env"] < 1e-6
     assert facts["rotated"] < 1e-6

@@ -1,22 +1,29 @@
 """Relighting a finished reconstruction: named presets on the same 20-light stage, and a rotated environment.
 
 A preset is just another setting of the fitted light stage (so the Blender
-lights and the core render agree). It keeps the person: its exposure is
+lights and the core render agree). It keeps the person. Its exposure is
 matched so that the face receives as much light as under the fitted lighting
-(`face_luminance`: a per-vertex render of the face's camera-facing
-vertices, shadows, specular and the world's occlusion included), so the relit face keeps the
-photo's face luminance — unless the preset is meant to be darker (split, rim),
-which its `exposure` says. Preset lights are white, so the relit face keeps
-the reconstruction's skin tone. Rotating the SH environment turns the ambient
-light without re-fitting.
+(`rendered_exposure`, or `face_luminance`: a per-vertex render of the face's
+camera-facing vertices, shadows, specular and the world's occlusion included),
+so the relit face keeps the photo's face luminance, unless the preset is meant
+to be darker (split, rim), which its `exposure` says. Each portrait preset has
+a fill as a photographer's would (a reflector or a second, larger light on the
+shadow side): with a bare key at the photo's mean, the lit side reached 1.6-2×
+display white on most portraits, whose own light is flat, and 25-35 % of the
+face clipped to grey-white. What contrast remains may still push a bright
+skin's lit side past white; the exposure then stops where the lit side's
+diffuse reaches LIT_SIDE_MAX (or the photo's own bright end, if brighter), and
+the note says how far below the photo's mean that leaves the face. Preset
+lights are white, so the relit face keeps the reconstruction's skin tone.
+Rotating the SH environment turns the ambient light without re-fitting.
 """
-
 from __future__ import annotations
 
 import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -56,13 +63,15 @@ class Preset:
 # Azimuth 0 = in front of the face (−Y), +90 = the subject's left (+X), 180 = behind. Keys: config.LIGHTING_PRESETS.
 PRESETS: dict[str, Preset] = {
     "three-point": Preset((PresetLight(-45, 30, 1.0), PresetLight(40, 10, 0.35, area=0.8), PresetLight(160, 35, 0.6, area=0.2)), 0.05),
-    "rembrandt": Preset((PresetLight(-50, 45, 1.2, area=0.2),), 0.04),
-    "butterfly": Preset((PresetLight(0, 50, 1.1, area=0.3),), 0.06),
+    # key high to the subject's right, a large fill low on the other side (shadow side ≈ a third of the lit side)
+    "rembrandt": Preset((PresetLight(-50, 45, 1.2, area=0.2), PresetLight(45, 5, 0.6, area=1.0)), 0.08),
+    # key high in front, a reflector below the chin ("clamshell")
+    "butterfly": Preset((PresetLight(0, 50, 1.1, area=0.3), PresetLight(0, -25, 0.35, area=1.0)), 0.08),
     "split": Preset((PresetLight(-90, 5, 1.2, area=0.2),), 0.03, exposure=0.6,
                     note="meant darker: half of the face in shadow (60 % of the photo's face exposure)"),
     "rim": Preset((PresetLight(140, 25, 1.0, area=0.2), PresetLight(-140, 25, 1.0, area=0.2)), 0.08, exposure=0.35,
                   note="meant darker: the face in shadow, its outline lit (35 % of the photo's face exposure)"),
-    "soft-box": Preset((PresetLight(-30, 20, 1.0, area=1.0, distance=0.8),), 0.1),
+    "soft-box": Preset((PresetLight(-30, 20, 1.0, area=1.0, distance=0.8), PresetLight(50, 0, 0.3, area=1.0)), 0.1),
 }
 assert tuple(PRESETS) == LIGHTING_PRESETS, "config.LIGHTING_PRESETS lists the presets defined here"
 FACE_REGIONS = ("nose", "mouth", "eyes", "brows", "forehead", "cheeks", "jaw", "chin")
@@ -108,10 +117,38 @@ def vertex_maps(maps: list[np.ndarray], faces: np.ndarray, uvs: np.ndarray, face
 
 
 AMBIENT_RAYS = 32  # cosine-weighted rays per vertex for the world's occlusion
+BRIGHT_QUANTILE = 0.98  # the lit side's bright end: what the brightest 2 % of the face's diffuse reach
+LIT_SIDE_MAX = 0.95  # linear: a preset's lit side (its diffuse's bright end, brightest channel) stays below white
+NOTE_BELOW = 0.9  # the note speaks up when that cap leaves the face under 90 % of the exposure the preset aims at
 
 
-def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
-    """Mean luminance of the face as the camera sees it (a render in miniature): four points on each face-region
+class FaceLight(NamedTuple):
+    """How bright the face looks under some lighting: its mean luminance (all light) and the bright end
+    (BRIGHT_QUANTILE) of its diffuse part's brightest channel, the skin that clips first; specular highlights
+    may clip, as in a photo."""
+
+    mean: float
+    bright: float
+
+
+class PresetLighting(NamedTuple):
+    """A preset's stage and SH, and what the user should know about its exposure ("" when it matches the photo)."""
+
+    stage: dict  # type: ignore[type-arg]
+    sh: np.ndarray
+    note: str
+
+
+def _weighted_quantile(values: torch.Tensor, weights: torch.Tensor, q: float) -> float:
+    order = torch.argsort(values)
+    cumulative = torch.cumsum(weights[order], 0)
+    index = int(torch.searchsorted(cumulative, q * cumulative[-1]).clamp(max=len(values) - 1))
+    return float(values[order][index])
+
+
+def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight:  # type: ignore[type-arg]
+    """Luminance of the face as the camera sees it (a render in miniature), its mean and its diffuse's bright end
+    (of the luminance: the geometry carries the albedo's luminance only): four points on each face-region
     triangle that faces the camera, weighted by the image area they cover (area × cos to the camera / distance²);
     each lit stage light 16 points on it (L·A/16·cos_l/r² each, Principled's diffuse and GGX specular, a shadow
     ray), plus the SH world along cosine-weighted shadow rays, seen diffusely and in the specular layer. A preset scaled to keep it keeps the face's
@@ -150,6 +187,7 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  #
     light = lightstage.from_dict(stage, dtype=torch.float64)
     lit = np.flatnonzero(np.asarray(stage["i"]).sum(1) > 0)
     radiance = torch.zeros(x.shape[0], dtype=torch.float64)
+    diffuse_radiance = torch.zeros(x.shape[0], dtype=torch.float64)
     if lit.size:
         emit = emitters.select(lightstage.emitters(light), torch.as_tensor(lit))
         grid = (torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), -1).reshape(16, 2) + 0.5) / 4
@@ -166,6 +204,7 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  #
         above = (direction * ng[:, None]).sum(-1) > 0  # the renderer's terminator: above both tangent planes
         cos_x = ((direction * n[:, None]).sum(-1).clamp_min(0) * above).double()
         radiance = radiance + ((diffuse + specular)[..., 0] * cos_x * incoming).sum(-1)
+        diffuse_radiance = diffuse_radiance + (diffuse[..., 0] * cos_x * incoming).sum(-1)
     generator = torch.Generator().manual_seed(0)
     xi = torch.rand(x.shape[0], AMBIENT_RAYS, 2, generator=generator)
     helper = torch.where(n[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0]))
@@ -180,7 +219,9 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> float:  #
     sky = (sh_basis(rays.reshape(-1, 3).double(), bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0).mean(-1)
     ambient = (sky.reshape(open_sky.shape) * open_sky).mean(1)  # E/π: cosine-weighted rays, as the renderer samples
     radiance = radiance + (albedo * weight + (1 - weight))[:, 0] * ambient  # diffuse, and the layer's reflection
-    return float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30))
+    diffuse_radiance = diffuse_radiance + (albedo * weight)[:, 0] * ambient
+    return FaceLight(float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30)),
+                     _weighted_quantile(diffuse_radiance, coverage, BRIGHT_QUANTILE))
 
 
 def preset_direction(light: PresetLight) -> np.ndarray:
@@ -205,7 +246,7 @@ def _place(j: int, direction: np.ndarray) -> np.ndarray:
     return bary / bary.sum()
 
 
-Exposure = Callable[[dict, np.ndarray], float]  # type: ignore[type-arg]  # face luminance under (stage, sh)
+Exposure = Callable[[dict, np.ndarray], FaceLight]  # type: ignore[type-arg]  # the face's luminance under (stage, sh)
 
 
 def face_pixels(result: Result, out: RenderOutput) -> torch.Tensor:
@@ -221,28 +262,35 @@ def face_pixels(result: Result, out: RenderOutput) -> torch.Tensor:
 
 
 def rendered_exposure(result: Result, size: int = 96) -> Exposure:
-    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean over
-    the pixels of the face regions (the exact measure; `face_luminance` is its mesh-only stand-in)."""
+    """Face luminance of a result under other lighting, from a small core render of its face crop: the mean, and
+    the bright end of the diffuse's brightest channel, over the pixels of the face regions (the exact measure;
+    `face_luminance` is its mesh-only stand-in)."""
     small = dataclasses.replace(result, render_crop=(*result.render_crop[:3], size))
 
-    def exposure(stage: dict, sh: np.ndarray) -> float:  # type: ignore[type-arg]
+    def exposure(stage: dict, sh: np.ndarray) -> FaceLight:  # type: ignore[type-arg]
         _, _, out = render_result(small, stage=stage, sh=sh, passes=True)
         face = face_pixels(small, out)
-        return float((out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])).mean()) if bool(face.any()) else 0.0
+        if not bool(face.any()):
+            return FaceLight(0.0, 0.0)
+        luminance = out.image[face] @ torch.tensor([0.2126, 0.7152, 0.0722])
+        diffuse = (out.passes["albedo"] * (out.passes["diffuse"] + out.passes["ambient"]))[face]
+        return FaceLight(float(luminance.mean()), float(diffuse.amax(-1).quantile(BRIGHT_QUANTILE)))
 
     return exposure
 
 
 def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry | None = None,  # type: ignore[type-arg]
-                    exposure: Exposure | None = None) -> tuple[dict, np.ndarray]:  # type: ignore[type-arg]
+                    exposure: Exposure | None = None) -> PresetLighting:
     """A named preset on the same 20-light stage.
 
     Its exposure is matched to the fitted lighting's on the face (times the preset's `exposure`), measured by
     `exposure` (e.g. rendered_exposure(result)) or, with only the face's geometry, by face_luminance; with
-    neither (or with no face pixel in view), to the reconstruction's total light at the head's centre.
+    neither (or with no face pixel in view), to the reconstruction's total light at the head's centre. The
+    lit side's diffuse may not pass LIT_SIDE_MAX (or the fitted lighting's bright end, where the photo's own is
+    brighter): where that holds the face under NOTE_BELOW of the aimed exposure, the note says how far.
     """
     if exposure is None and face is not None:
-        def exposure(lights: dict, world: np.ndarray) -> float:  # type: ignore[type-arg]
+        def exposure(lights: dict, world: np.ndarray) -> FaceLight:  # type: ignore[type-arg]
             return face_luminance(face, lights, world)
     if name not in PRESETS:
         raise FaceStageError(f"Unknown lighting preset {name!r}; choose one of {', '.join(preset_names())}.")
@@ -261,13 +309,21 @@ def preset_lighting(stage: dict, sh: np.ndarray, name: str, face: FaceGeometry |
         new["i"][j] = (1.0 - ambient) * total * light.intensity / weight
     new_sh = np.zeros_like(np.asarray(sh, np.float64))
     new_sh[:, 0] = ambient * total / (math.pi * Y00)
+    note = preset.note
     if exposure is not None:
         fitted, relit = exposure(stage, sh), exposure(new, new_sh)
-        if fitted > 0.0 and relit > 0.0:  # no face pixel in view (e.g. a crop without the face): keep the total
-            scale = preset.exposure * fitted / relit
+        if min(fitted.mean, relit.mean, relit.bright) > 0.0:  # no face pixel in view: keep the total
+            scale = preset.exposure * fitted.mean / relit.mean
+            ceiling = max(LIT_SIDE_MAX, fitted.bright)
+            if scale * relit.bright > ceiling:  # the lit side would clip to white
+                scale = ceiling / relit.bright
+                share = scale * relit.mean / fitted.mean
+                if share < NOTE_BELOW * preset.exposure:
+                    note = (f"exposed so that the lit side does not clip to white: the face at {share:.0%} of the "
+                            "photo's exposure")
             new["i"] *= scale
             new_sh *= scale
-    return new, new_sh
+    return PresetLighting(new, new_sh, note)
 
 
 def rotate_environment(sh: np.ndarray, yaw_deg: float, pitch_deg: float = 0.0) -> np.ndarray:
