@@ -13,6 +13,19 @@ weight fades the detail out where the view is grazing, occluded (hair,
 glasses: fit/occlusion.py), not skin (the eye and mouth openings) or unseen, so
 the detailed albedo blends into the fitted one with no visible seam.
 
+The lips are the one place where the low frequencies of the colour are kept
+too. Their red is blood seen through a thin, melanin-poor skin, pink in a photo
+(green absorbed more than blue), and no point of the skin model's
+melanin/haemoglobin manifold is pink: stage 2 returned pale_redhead_frontal's
+lips as orange-beige, albedo B/G 0.71 where the de-lit photo asks for 0.95.
+Inside the vermilion (`vermilion`: between MediaPipe's outer and inner lip
+contours on the head model, feathered) the layer also carries the de-lit
+photo's low-frequency colour relative to the skin round the mouth
+(`lip_colour`), bounded to ±LIP_CHROMA_BOUND in log: a light's colour tints the
+lips and that skin alike, so it cancels.
+render.png's lips on pale_redhead_frontal, red over green against the cheeks': 0.96 → 1.07
+(photo 1.09); docs/skin.md item 5.
+
 Interface for the albedo model (stages): `diffuse · detail ** weight`
 (`apply_detail`); the layer is a multiplicative ratio near 1.
 """
@@ -23,17 +36,24 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from ..model import skin, uvmaps
 from ..model.camera import project
+from ..model.head import HeadModel
 from ..render.raytrace import Bvh
+from .embedding import load_embedding
+from .landmarks import INNER_LIPS, OUTER_LIPS
 
 SIGMA_UV = 4.0 / 1024  # high-pass scale: the detail keeps what is finer than this (texture fraction)
 BLEND_UV = 6.0 / 1024  # width of the weight's ramp towards grazing, occluded or unseen texels
 GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, full detail above the second
 LUMINANCE_BOUND = 1.0  # |log| of the detail's brightness: ×0.37 … ×2.7 (moles, brows, lip lines fit inside)
 CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
+LIP_CHROMA_BOUND = 0.4  # |log| of the lips' own colour against the skin round the mouth (pink lips: ≈ 0.15-0.3)
+LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
+LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is measured against
 
 
 @dataclass
@@ -90,13 +110,45 @@ def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np
     return blurred / np.maximum(norm, 1e-6)[..., None]
 
 
-def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def vermilion(model: HeadModel, size: int) -> np.ndarray:
+    """(S, S) in [0, 1]: the lips' red part in the head model's UV layout, between the outer and inner lip
+    contours of the landmark embedding, with a soft edge."""
+    embedding = load_embedding()
+    uvs, face_uvs = model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy()
+
+    def polygon(ids: tuple[int, ...]) -> np.ndarray:
+        ids_np = np.asarray(ids)
+        uv = (uvs[face_uvs[embedding.faces[ids_np]]] * embedding.bary[ids_np][..., None]).sum(1)
+        mask = Image.new("L", (size, size), 0)
+        ImageDraw.Draw(mask).polygon([(float(u) * size, (1 - float(v)) * size) for u, v in uv], fill=255)
+        return np.asarray(mask, np.float32) / 255.0
+
+    lips = np.clip(polygon(OUTER_LIPS) - polygon(INNER_LIPS), 0, 1)
+    return np.clip(ndimage.gaussian_filter(lips, max(1.0, LIP_FEATHER_UV * size)), 0, 1).astype(np.float32)
+
+
+def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """(S, S, 3) log colour (zero-mean over the channels) that the vermilion takes from the de-lit photo: the
+    lips' mean colour ratio minus that of the skin in a ring round them, bounded, times the lips' mask. A colour
+    the fit got wrong everywhere (the light's) is in both and cancels; a brightness difference is not colour."""
+    size = lips.shape[0]
+    inner = valid * (lips > 0.5)
+    ring = valid * (ndimage.binary_dilation(lips > 0.05, iterations=max(1, int(LIP_RING_UV * size))) & (lips <= 0.05))
+    if inner.sum() < 16 or ring.sum() < 16:
+        return np.zeros((*lips.shape, 3), np.float32)
+    chroma = log_ratio - log_ratio.mean(-1, keepdims=True)
+    difference = (chroma * inner[..., None]).sum((0, 1)) / inner.sum() - (chroma * ring[..., None]).sum((0, 1)) / ring.sum()
+    return (np.clip(difference, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND) * lips[..., None]).astype(np.float32)
+
+
+def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster,
+                 lips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The photo's de-lit high-frequency albedo detail in UV space: (detail (S, S, 3) ratio near 1, weight (S, S)).
 
     vertices (V, 3) world and faces (F, 3) are the final fitted mesh; the view's K and world_from_camera place
     the photo. A texel gets weight only when the camera sees its surface point (nothing of the head in front,
-    facing the camera) through a trusted pixel.
+    facing the camera) through a trusted pixel. `lips` (S, S): the vermilion mask (`vermilion`), whose texels
+    also take the lips' own colour (`lip_colour`).
     """
     size = raster.face.shape[0]
     faces = faces.long()
@@ -128,6 +180,8 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
     brightness = np.clip(high.mean(-1, keepdims=True), -LUMINANCE_BOUND, LUMINANCE_BOUND)
     colour = np.clip(high - high.mean(-1, keepdims=True), -CHROMA_BOUND, CHROMA_BOUND)
+    if lips is not None:
+        colour = colour + lip_colour(log_ratio, valid, lips)
     detail = np.exp(brightness + colour).astype(np.float32)
     # Fade towards every edge of the trusted area: the blurred weight, zero outside it, ramps over BLEND_UV.
     smooth = ndimage.gaussian_filter(weight, BLEND_UV * size / 2)

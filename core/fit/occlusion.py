@@ -39,13 +39,12 @@ from scipy import ndimage
 from ..io.image import Window, srgb_to_linear, to_uint8
 from ..model.skin import HAEMOGLOBIN
 from ..render.crop import Crop, paste
-from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE, _quiet_mediapipe
+from .landmarks import FACE_OVAL, INNER_LIPS, LEFT_BROW, LEFT_EYE, OUTER_LIPS, RIGHT_BROW, RIGHT_EYE, _quiet_mediapipe
 
 log = logging.getLogger(__name__)
 
 # Skin reference: upper cheeks under the eyes and the nose bridge between and below the brows.
 SKIN_SAMPLE_IDS = (50, 101, 118, 117, 123, 36, 280, 330, 347, 346, 352, 266, 6, 197, 195, 5)
-OUTER_LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185)
 NOSE_BOTTOM = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)  # alae and nostrils
 EYE_MARGIN = 0.025  # eye outlines grown by this fraction of the face width: lids and lashes are face
 BROW_IDS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)

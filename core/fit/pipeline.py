@@ -31,7 +31,7 @@ from ..model import lightstage, skin, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
-from .detail import PhotoView, apply_detail, detail_layer
+from .detail import PhotoView, apply_detail, detail_layer, vermilion
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .masks import skin_mask
@@ -156,7 +156,7 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
                      specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
                      K=grid.K(result.K), world_from_camera=result.world_from_camera)
     detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
-                                  torch.as_tensor(result.faces), raster)
+                                  torch.as_tensor(result.faces), raster, lips=vermilion(run.model, raster.face.shape[0]))
     diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
     return diffuse, weight
 
