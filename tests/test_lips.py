@@ -13,10 +13,7 @@ SIZE = 256
 
 
 def _uv_of(model, ids: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
-    embedding = load_embedding()
-    uvs, face_uvs = model.uvs.numpy(), model.face_uvs.numpy()
-    ids_np = np.asarray(ids)
-    return (uvs[face_uvs[embedding.faces[ids_np]]] * embedding.bary[ids_np][..., None]).sum(1)
+    return load_embedding().uv(model.uvs.numpy(), model.face_uvs.numpy(), ids)
 
 
 def test_the_vermilion_lies_between_the_lip_contours_on_the_mesh(model) -> None:  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ the note says how far below the photo's mean that leaves the face. Preset
 lights are white, so the relit face keeps the reconstruction's skin tone.
 Rotating the SH environment turns the ambient light without re-fitting.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -186,8 +187,8 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight
     weight = brdf.diffuse_weight((n * v).sum(-1, keepdim=True).double().clamp(brdf.COS_EPS, 1), spec, rough)
     light = lightstage.from_dict(stage, dtype=torch.float64)
     lit = np.flatnonzero(np.asarray(stage["i"]).sum(1) > 0)
-    radiance = torch.zeros(x.shape[0], dtype=torch.float64)
     diffuse_radiance = torch.zeros(x.shape[0], dtype=torch.float64)
+    specular_radiance = torch.zeros(x.shape[0], dtype=torch.float64)
     if lit.size:
         emit = emitters.select(lightstage.emitters(light), torch.as_tensor(lit))
         grid = (torch.stack(torch.meshgrid(torch.arange(4), torch.arange(4), indexing="ij"), -1).reshape(16, 2) + 0.5) / 4
@@ -203,8 +204,8 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight
                                        spec[:, None], rough[:, None])
         above = (direction * ng[:, None]).sum(-1) > 0  # the renderer's terminator: above both tangent planes
         cos_x = ((direction * n[:, None]).sum(-1).clamp_min(0) * above).double()
-        radiance = radiance + ((diffuse + specular)[..., 0] * cos_x * incoming).sum(-1)
         diffuse_radiance = diffuse_radiance + (diffuse[..., 0] * cos_x * incoming).sum(-1)
+        specular_radiance = specular_radiance + (specular[..., 0] * cos_x * incoming).sum(-1)
     generator = torch.Generator().manual_seed(0)
     xi = torch.rand(x.shape[0], AMBIENT_RAYS, 2, generator=generator)
     helper = torch.where(n[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0]), torch.tensor([0, 1.0, 0]))
@@ -218,8 +219,9 @@ def face_luminance(face: FaceGeometry, stage: dict, sh: np.ndarray) -> FaceLight
     coeffs = torch.as_tensor(np.asarray(sh), dtype=torch.float64)
     sky = (sh_basis(rays.reshape(-1, 3).double(), bands_from_size(coeffs.shape[-1])) @ coeffs.T).clamp_min(0).mean(-1)
     ambient = (sky.reshape(open_sky.shape) * open_sky).mean(1)  # E/π: cosine-weighted rays, as the renderer samples
-    radiance = radiance + (albedo * weight + (1 - weight))[:, 0] * ambient  # diffuse, and the layer's reflection
     diffuse_radiance = diffuse_radiance + (albedo * weight)[:, 0] * ambient
+    specular_radiance = specular_radiance + (1 - weight)[:, 0] * ambient  # the layer's reflection of the world
+    radiance = diffuse_radiance + specular_radiance
     return FaceLight(float((radiance * coverage).sum() / coverage.sum().clamp_min(1e-30)),
                      _weighted_quantile(diffuse_radiance, coverage, BRIGHT_QUANTILE))
 

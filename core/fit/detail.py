@@ -117,8 +117,7 @@ def vermilion(model: HeadModel, size: int) -> np.ndarray:
     uvs, face_uvs = model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy()
 
     def polygon(ids: tuple[int, ...]) -> np.ndarray:
-        ids_np = np.asarray(ids)
-        uv = (uvs[face_uvs[embedding.faces[ids_np]]] * embedding.bary[ids_np][..., None]).sum(1)
+        uv = embedding.uv(uvs, face_uvs, ids)
         mask = Image.new("L", (size, size), 0)
         ImageDraw.Draw(mask).polygon([(float(u) * size, (1 - float(v)) * size) for u, v in uv], fill=255)
         return np.asarray(mask, np.float32) / 255.0

@@ -55,6 +55,11 @@ class LandmarkEmbedding:
         """(478,) bool: the landmarks the fit weighs at all (the ones its errors are reported over)."""
         return self.weights * self.group_weights() > 0
 
+    def uv(self, uvs: np.ndarray, face_uvs: np.ndarray, ids: tuple[int, ...] | np.ndarray) -> np.ndarray:
+        """(N, 2) texture coordinates of landmarks `ids` on the head mesh (its `uvs` (T, 2), `face_uvs` (F, 3))."""
+        ids_np = np.asarray(ids)
+        return (uvs[face_uvs[self.faces[ids_np]]] * self.bary[ids_np][..., None]).sum(1)
+
 
 def load_embedding(path: str | Path | None = None) -> LandmarkEmbedding:
     """Read the landmark embedding (cached for the default file)."""
