@@ -1,8 +1,10 @@
-"""The lips keep their own colour: the vermilion mask, and the low-frequency colour the detail layer gives it."""
+"""The lips: the vermilion mask, the low-frequency colour the detail layer gives it, and lips that close where the
+photo's do (fit/lips.py)."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from facestage.core.fit import detail
 from facestage.core.fit.embedding import load_embedding
@@ -67,3 +69,88 @@ def test_the_lip_colour_tints_and_never_brightens() -> None:
     colour = detail.lip_colour(brighter, np.ones((SIZE, SIZE), np.float32), lips)
     assert np.abs(colour.sum(-1)).max() < 1e-5
     assert np.abs(colour).max() < 0.01, np.abs(colour).max()
+
+
+class _FrontalRun:
+    """What close_lips reads of a stages.Reconstruction: the head model's mean identity with `expression`, seen
+    from 0.6 m in front of its mouth by a 1000-px camera with a 2000-px focal length (its mouth about 150 px wide)."""
+
+    def __init__(self, expression: dict[str, float]) -> None:
+        import torch
+
+        from facestage.core.model.camera import look_at
+        from facestage.core.model.head import load_head_model
+
+        self.model = load_head_model()
+        self.faces = self.model.faces.long()
+        self.identity = torch.zeros(self.model.n_identity)
+        self.expression = torch.zeros(self.model.n_expressions)
+        for name, value in expression.items():
+            self.expression[self.model.expression_index(name)] = value
+        self.world_from_camera = torch.as_tensor(look_at(np.array([0.0, -0.6, -0.067]), np.array([0.0, 0.0, -0.067])),
+                                                 dtype=torch.float32)
+        self.K_full = np.array([[2000.0, 0.0, 500.0], [0.0, 2000.0, 500.0], [0.0, 0.0, 1.0]])
+
+    def rotation(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.eye(3)
+
+    def translation(self):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.zeros(3)
+
+    def world_vertices(self):  # type: ignore[no-untyped-def]
+        return self.model.evaluate(self.identity, self.expression.clamp(0, 1))
+
+    def camera_K(self, crop):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.as_tensor(crop.K(self.K_full), dtype=torch.float32)
+
+    def landmarks(self) -> np.ndarray:
+        """(478, 2) the embedded landmarks of the current head, projected: what a perfect detector would give."""
+        import torch
+
+        from facestage.core.model.camera import project
+
+        embedding = load_embedding()
+        with torch.no_grad():
+            corners = self.world_vertices()[self.faces[torch.as_tensor(embedding.faces)]]
+            points = (corners * torch.as_tensor(embedding.bary, dtype=torch.float32)[..., None]).sum(1)
+            return project(points, torch.as_tensor(self.K_full, dtype=torch.float32), self.world_from_camera)[0].numpy()
+
+
+# Inner-lip landmarks facing each other across the mouth (upper, lower), corners excluded.
+LIP_PAIRS = ((191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318), (415, 324))
+
+
+def test_lips_the_photo_shows_closed_close_over_the_seam_the_model_leaves_at_rest():
+    """The mean head parts its lips a little at rest: rendered, a closed mouth had a black line of teeth and cavity.
+    With the photo's inner lip contour closed (each upper point on its lower partner), mouthClose rises until the
+    rendered opening is within the tolerance, and no further than one step past the first value that does."""
+    from facestage.core.fit.lips import CLOSE_STEP, GAP_TOLERANCE_PX, close_lips
+
+    run = _FrontalRun({})
+    points = run.landmarks()
+    for upper, lower in LIP_PAIRS:
+        points[[upper, lower]] = points[[upper, lower]].mean(0)
+    closure = close_lips(run, points)
+    assert closure.photo < 0.05 and closure.rendered_before > 0.5, closure  # a seam a person sees: over half a pixel
+    assert closure.start == 0.0 and 0.0 < closure.value <= 0.3 and closure.rendered_after <= GAP_TOLERANCE_PX
+    unit = run.model.expression_index("mouthClose")
+    assert float(run.expression[unit]) == pytest.approx(closure.value)
+    run.expression[unit] = closure.value - CLOSE_STEP  # the step before did not close them yet
+    assert close_lips(run, points).rendered_before > GAP_TOLERANCE_PX
+
+
+def test_an_open_mouth_is_left_as_open_as_the_photo_shows_it():
+    from facestage.core.fit.lips import close_lips
+
+    run = _FrontalRun({"jawOpen": 0.3})
+    closure = close_lips(run, run.landmarks())
+    assert closure.photo > 5.0, closure  # wide open
+    # The inner-lip contour lies inside the rendered opening (18 against 26 px): measured by it, the mouth closed by
+    # mouthClose 0.1 before open mouths were left alone.
+    assert closure.value == 0.0 and float(run.expression[run.model.expression_index("mouthClose")]) == 0.0

@@ -83,6 +83,20 @@ def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:
     return photo_teeth(linear_to_srgb(crop.cut(run.face)), lips_in_crop(points, crop))
 
 
+def crop_rays(run: Any, crop: Crop) -> tuple[torch.Tensor, torch.Tensor]:
+    """(origins, directions) of the primary rays through the crop's pixel centres, row by row (CPU)."""
+    with torch.no_grad():
+        K = run.camera_K(crop)
+    grid = torch.arange(crop.size, dtype=torch.float32) + 0.5
+    pixels = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), -1).reshape(-1, 2)
+    return pixel_rays(K.cpu(), run.world_from_camera.cpu(), pixels)
+
+
+def head_and_mouth_faces(run: Any) -> torch.Tensor:
+    """(F + M, 3) the head's triangles, then the mouth parts' (whose vertices follow the head's), on the CPU."""
+    return torch.cat([run.faces.cpu(), run.model.mouth_faces.cpu().long() + run.model.n_vertices])
+
+
 def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     """(shift (2,) metres, IoU) of the upper and lower teeth that best cover the photo's teeth.
 
@@ -99,15 +113,12 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     with torch.no_grad():
         head = run.world_vertices().detach()
         mouth = run_mouth_vertices(run)
-        K = run.camera_K(crop)
         up = run.rotation()[:, 2]
-    grid = torch.arange(crop.size, dtype=torch.float32) + 0.5
-    pixels = torch.stack(torch.meshgrid(grid, grid, indexing="xy"), -1).reshape(-1, 2)
-    origin, dirs = pixel_rays(K.cpu(), run.world_from_camera.cpu(), pixels)
+    origin, dirs = crop_rays(run, crop)
     part = torch.as_tensor(head_parts.mouth_vertex_parts(model))
     names = list(model.mouth_part_names)
     rows = [part == names.index(name) for name in head_parts.TEETH_PARTS]
-    faces = torch.cat([run.faces.cpu(), model.mouth_faces.cpu().long() + head.shape[0]])
+    faces = head_and_mouth_faces(run)
     teeth_faces = torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool),
                              torch.as_tensor(head_parts.teeth_faces(model))])
     base = torch.cat([head.cpu(), mouth.cpu()])
