@@ -70,10 +70,14 @@ class ReconstructConfig:
     # fringe_shorthair_yaw (high-key) lost 1.1 dB in the inner face and 3.8 dB in the skin mask with 1 against 4;
     # 2 gave 21.7 dB there, as 4 did. Costs on the sample photo: 4 → 182 s, 2 → 125 s, 1 → 110 s (150/100 steps).
     world_samples: int = 2
+    # samples per pixel, and shadow samples per light, of the sclera and teeth reference renders (fit/references.py):
+    # four settles of stage 1 render the eyes once each, few pixels are used, and their shading's median is read
+    reference_samples: int = 4
 
 
 PRESETS: dict[str, dict[str, object]] = {
-    "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256},
+    "fast": {"steps": StageSteps(landmarks=200, lighting=60, maps=40), "render_size": 128, "texture_size": 256,
+             "reference_samples": 2},
     "default": {},
     "high": {"steps": StageSteps(landmarks=400, lighting=300, maps=300), "render_size": 384, "texture_size": 2048,
              "fit_texture_size": 1024,

@@ -51,7 +51,6 @@ TEETH_CROP_MAX = 96  # the mouth crop's largest side: a smile's teeth still cove
 # the upper quartile: −36°.
 QUANTILE = 0.75
 NEUTRAL_MAX = 1.3  # largest red/blue (and blue/red) of a sclera pixel's implied albedo (sclera ≈ 1.1, skin ≥ 1.5)
-SAMPLES = 4  # samples per pixel (and shadow samples) of the reference render: one render, few pixels
 # A sclera is whiter than any skin (0.65 against at most ~0.6), so under any lights its implied albedo is above
 # the skin's; a "sclera" darker than this share of the skin's fitted albedo is lashes, iris or shadow (which are
 # neutral too). On a real portrait (headwrap_woman_yaw) 10 such pixels implied albedo 0.017 and lights × 0.026,
@@ -140,7 +139,8 @@ def _render_with_part(run: Any, crop: Crop, target: torch.Tensor, verts: torch.T
         diffuse=maps[0], specular=maps[1], roughness=maps[2], K=run.camera_K(crop),
         world_from_camera=run.world_from_camera, width=crop.size, height=crop.size, sh=run.sh,
         stage=run.light_stage(), background=target)
-    out = render(scene, RenderOptions(spp=SAMPLES, light_samples=SAMPLES, edge_sampling=False, return_passes=True,
+    samples = run.config.reference_samples
+    out = render(scene, RenderOptions(spp=samples, light_samples=samples, edge_sampling=False, return_passes=True,
                                       environment_samples=run.config.world_samples), run.generator)
     return out.passes, out.alpha
 
