@@ -27,7 +27,7 @@ import torch
 
 from ..render.raytrace import Bvh
 from .landmarks import INNER_LIPS
-from .teeth import crop_rays, head_and_mouth_faces, mouth_crop, run_mouth_vertices
+from .teeth import MOUTH_OUTLINE, crop_rays, head_and_mouth_faces, mouth_crop, run_mouth_vertices
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,6 @@ CLOSE_STEP = 0.025
 CLOSE_MAX = 0.5  # beyond this the unit presses the lips together and thins them
 GAP_TOLERANCE_PX = 0.25  # photo pixels of mean opening height the render may exceed the photo's contour by
 CLOSED_RATIO = 0.03  # the photo's lips are closed: the contour's mean height below this × the mouth's width
-MOUTH_CORNERS = (61, 291)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ def close_lips(run: Any, points: np.ndarray) -> LipClosure:
     """Where the photo's lips are closed, raise run.expression's mouthClose (in place) until the rendered lips part
     no more than the photo's (the module docstring); an open mouth is left as it is, its rendered gaps NaN.
     `run` is a stages.Reconstruction (duck-typed, as in fit/teeth.py); points the photo's landmarks."""
-    width = float(np.linalg.norm(points[MOUTH_CORNERS[0]] - points[MOUTH_CORNERS[1]]))
+    width = float(np.linalg.norm(points[MOUTH_OUTLINE[0]] - points[MOUTH_OUTLINE[1]]))  # corner to corner
     photo_gap = lip_gap_px(contour_area(points[list(INNER_LIPS)]), width)
     index = run.model.expression_index(CLOSING_UNIT)
     start = float(run.expression[index].detach().clamp(0, 1))
@@ -76,16 +75,14 @@ def close_lips(run: Any, points: np.ndarray) -> LipClosure:
     per_px = crop.size / crop.side  # crop pixels per photo pixel
     origin, dirs = crop_rays(run, crop)
     head_faces = run.faces.shape[0]
-    bvh: Bvh | None = None
+
+    def vertices() -> torch.Tensor:
+        with torch.no_grad():
+            return torch.cat([run.world_vertices(), run_mouth_vertices(run)]).cpu()
+
+    bvh = Bvh(vertices(), head_and_mouth_faces(run))
 
     def rendered_gap() -> float:
-        nonlocal bvh
-        with torch.no_grad():
-            verts = torch.cat([run.world_vertices(), run_mouth_vertices(run)]).cpu()
-        if bvh is None:
-            bvh = Bvh(verts, head_and_mouth_faces(run))
-        else:
-            bvh.refit(verts)
         hits = bvh.intersect(origin, dirs)
         return lip_gap_px(float((hits.hit & (hits.face >= head_faces)).sum()) / per_px ** 2, width)
 
@@ -95,6 +92,7 @@ def close_lips(run: Any, points: np.ndarray) -> LipClosure:
         value += CLOSE_STEP
         with torch.no_grad():
             run.expression[index] = value
+        bvh.refit(vertices())
         gap = rendered_gap()
     log.info("lips: %s %.3f -> %.3f, opening %.2f -> %.2f px (photo %.2f px)", CLOSING_UNIT, start, value, before, gap,
              photo_gap)
