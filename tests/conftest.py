@@ -109,3 +109,25 @@ def _bad_file(case: str, folder: Path, source):  # type: ignore[no-untyped-def]
 def bad_file():  # type: ignore[no-untyped-def]
     """Factory for refused photo files (tests/test_image.py at the loader, tests/test_reliability.py at the CLI)."""
     return _bad_file
+
+
+@pytest.fixture()
+def sample_after_stage0():  # type: ignore[no-untyped-def]
+    """The astronaut sample (a smile showing teeth) after stage 0 at fast quality, appearance started from a 64-px
+    crop: (run, points, crop, target, mask). Function-scoped: users change the run's lights."""
+    from facestage.core.common.config import preset
+    from facestage.core.fit import stages
+    from facestage.core.fit.landmarks import detect
+    from facestage.core.fit.solver import fit_landmarks
+    from facestage.core.fit.working import face_window
+    from facestage.core.io.image import load_photo
+
+    photo = load_photo(str(ROOT / "samples" / "astronaut.jpg"))
+    points = detect(photo.data, "astronaut").points
+    cfg = preset("fast", device="cpu")
+    run = stages.Reconstruction(photo, cfg, None, None)
+    run.face = face_window(photo, points, cfg.render_size)
+    run.init_geometry(fit_landmarks(points, photo.width, photo.height, run.model, cfg))
+    crop, target, mask, _ = stages.crop_targets(run, points, 64)
+    run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
+    return run, points, crop, target, mask

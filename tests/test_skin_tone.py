@@ -103,7 +103,8 @@ def test_teeth_set_the_light_level_where_no_sclera_shows(blender_env):
     """The same head with its eyes shut and a smile showing its teeth (albedo 0.54, the fit assumes 0.6). Without
     a reference the highlights and the chromophore prior decide, and they read dark skin as light: ITA +18.8°
     against the truth's −41.6° (+60°, measured with the teeth reference switched off). With the teeth placed on
-    the photo's and read as a near-white reference: −48.4° (−6.8°)."""
+    the photo's and read as a near-white reference: −48.4° (−6.8°). With the teeth in the light fit too
+    (fit/teeth.py TeethLight): −35.0° (+6.6°)."""
     truth, fitted = _recovered_ita(blender_env, SMILE_EYES_SHUT)
     assert truth < -25
     assert abs(fitted - truth) <= 8.0, (truth, fitted)
@@ -200,27 +201,13 @@ def test_dark_pixels_in_the_eyes_are_not_taken_for_the_sclera(root, tmp_path):
     assert np.all(np.abs(np.log(painted / as_is)) < 0.25), (as_is, painted)
 
 
-def _settling(root: Path):  # type: ignore[no-untyped-def]
-    """The astronaut sample after stage 0 at fast quality, on a 64-px crop, and a function that runs settle_scale
-    for a target and white references, puts the lights and skin back as they were, and returns the scale and the
-    number of references kept."""
+def _settling(sample):  # type: ignore[no-untyped-def]
+    """The sample after stage 0 (conftest `sample_after_stage0`) and a function that runs settle_scale for a target
+    and white references, puts the lights and skin back as they were, and returns the scale and the number of
+    references kept."""
     import torch
 
-    from facestage.core.common.config import preset
-    from facestage.core.fit import stages
-    from facestage.core.fit.landmarks import detect
-    from facestage.core.fit.solver import fit_landmarks
-    from facestage.core.fit.working import face_window
-    from facestage.core.io.image import load_photo
-
-    photo = load_photo(str(root / "samples" / "astronaut.jpg"))
-    points = detect(photo.data, "astronaut").points
-    cfg = preset("fast", device="cpu")
-    run = stages.Reconstruction(photo, cfg, None, None)
-    run.face = face_window(photo, points, cfg.render_size)
-    run.init_geometry(fit_landmarks(points, photo.width, photo.height, run.model, cfg))
-    crop, target, mask, _ = stages.crop_targets(run, points, 64)
-    run.init_appearance(target.cpu().numpy(), mask.cpu().numpy())
+    run, _, crop, target, mask = sample
 
     def settled(target: torch.Tensor, references: list) -> tuple[float, int]:  # type: ignore[type-arg]
         state = {k: v.detach().clone() for k, v in run.light_raw.items()}, run.sh.detach().clone(), \
@@ -239,7 +226,7 @@ def _settling(root: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.slow
-def test_a_white_reference_that_would_make_the_skin_no_skin_is_dropped(root):
+def test_a_white_reference_that_would_make_the_skin_no_skin_is_dropped(sample_after_stage0):
     """A sclera in the lids' shadow or behind glasses reads darker than it is. On fringe_glasses_smile such a
     reference implied lights × 0.67, at which the photo's skin would reflect more than any skin; it was kept, held
     the lights at half their level, and the face came back grey (inner face 18.9 dB; 23.0 dB once dropped).
@@ -250,7 +237,7 @@ def test_a_white_reference_that_would_make_the_skin_no_skin_is_dropped(root):
     from facestage.core.fit import stages
     from facestage.core.model.skin import SCLERA_ALBEDO
 
-    run, target, _, settled = _settling(root)
+    run, target, _, settled = _settling(sample_after_stage0)
 
     def reference(level: float):  # type: ignore[no-untyped-def]  # a near-white surface implying lights × level
         shading = torch.ones(3, dtype=torch.float32)
@@ -269,7 +256,7 @@ def test_a_white_reference_that_would_make_the_skin_no_skin_is_dropped(root):
 
 
 @pytest.mark.slow
-def test_the_light_level_leaves_few_skin_pixels_needing_an_albedo_brighter_than_any_skin(root):
+def test_the_light_level_leaves_few_skin_pixels_needing_an_albedo_brighter_than_any_skin(sample_after_stage0):
     """Where the fitted shading is too dark (a cheek lit by a light the stage lacks) the mean skin colour can be
     plausible while a quarter of the skin needs an albedo above 0.95: on beard_man_yaw stage 2 asked for red up to
     2.45 there, the map's ceiling cut it, and the face was 26.4 dB; with the lights raised until at most 3 % of the
@@ -278,7 +265,7 @@ def test_the_light_level_leaves_few_skin_pixels_needing_an_albedo_brighter_than_
     mean-colour test alone gave × 1.10)."""
     import torch
 
-    run, target, mask, settled = _settling(root)
+    run, target, mask, settled = _settling(sample_after_stage0)
     plain, _ = settled(target, [])
     patchy = target.clone()
     picked = (mask > 0.5) & (torch.rand(mask.shape, generator=torch.Generator().manual_seed(0)) < 0.1)

@@ -54,6 +54,7 @@ from . import silhouette
 from .embedding import load_embedding
 from .references import measure_references
 from .solver import FitResult, landmark_offsets_world, landmark_weights
+from .teeth import TEETH_SHARE, TeethLight
 from .working import crop_skin_mask, face_window
 
 log = logging.getLogger(__name__)
@@ -427,6 +428,7 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
     settle_at = {int(f * steps) for f in SCALE_STEPS}
     # the jaw and cheek outline against the background, two-sided (fit/silhouette.py; off until measured)
     sil = silhouette.outline(run.photo.pixels, points, trust=getattr(run, "outline_trust", None)) if silhouette.ENABLED else None
+    teeth = TeethLight.measure(run, points)  # the teeth tell a frontal key from an ambient light (fit/teeth.py)
     for step, size in enumerate(_levels(run.config, steps)):
         if size not in cache:
             cache[size] = crop_targets(run, points, size)
@@ -440,6 +442,8 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
         loss = (run.photometric(out.image, target, mask) + run.config.w_landmarks * run.landmark_loss(crop, detected, scale)
                 + run.prior_loss())
+        if teeth is not None:
+            loss = loss + TEETH_SHARE * teeth.loss(run)
         if silhouette_targets:
             coverage, weight = silhouette_targets
             loss = loss + silhouette.WEIGHT * (weight * (out.alpha - coverage) ** 2).sum() / weight.sum().clamp_min(1.0)

@@ -8,19 +8,23 @@ skin stages import, does not import the mouth fit, which imports the stages.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..apps.parts import mouth_shape
+from ..apps.parts import material, mouth_shape
 from ..io.image import linear_to_srgb
 from ..model.camera import pixel_rays
 from ..model.head import parts as head_parts
+from ..render import Part, RenderOptions, render
 from ..render.crop import Crop, square_around
 from ..render.raytrace import Bvh
 from .landmarks import INNER_LIPS
+
+log = logging.getLogger(__name__)
 
 MOUTH_OUTLINE = (61, 291, 0, 17)  # corners, top of the upper lip, bottom of the lower lip
 TEETH_SATURATION = 0.42  # photo teeth: (max − min) / max of sRGB below this ...
@@ -29,6 +33,16 @@ TEETH_BRIGHTNESS = 0.55  # ... and mean sRGB above this × the crop's median out
 MIN_TEETH_PIXELS = 20
 HIGHLIGHT_RATIO = 1.6  # a tooth sample brighter than this × the teeth's median is a wet highlight, not albedo
 TEETH_SHIFT_MM = ((-7, 3), (-3, 7))  # search ranges of the upper and the lower teeth, mm up along the head's Z
+TEETH_SHARE = 0.1  # weight of the teeth's photometric loss in stage 1, against the skin's (`TeethLight`)
+TEETH_LIGHT_CROP = 64  # the mouth crop's largest side in that loss
+# ... and only teeth that stand out from the skin around the mouth: more neutral (median saturation under this
+# share of the skin's) or brighter (median brightness over this multiple). Pale, brightly lit lips pass
+# photo_teeth's relative tests and read as teeth: 4 of the 12 accuracy scenes, whose lips and skin differ by
+# 0.94-1.20 in saturation and 0.90-1.38 in brightness; the 8 real smiles' teeth: 0.09-0.62, or 4.5 in brightness
+# against a dark, beard-framed skin (dark_man_smile, 0.90 in saturation). On accuracy scene 1 lips taken for
+# teeth turned its fitted light 6 -> 29 degrees away from the true one.
+STAND_OUT_SATURATION = 0.75
+STAND_OUT_BRIGHTNESS = 1.5
 
 
 def mouth_crop(points: np.ndarray, density: float = 1.5, max_size: int = 384) -> Crop:
@@ -146,3 +160,70 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
                 if value > best + 1e-9:
                     best, shift = value, trial
     return shift, best + 0.002 * float(np.abs(shift).sum() * 1000)
+
+
+def stand_out(photo_srgb: np.ndarray, lips: np.ndarray, teeth: np.ndarray) -> bool:
+    """Whether the photo's `teeth` (a mask from photo_teeth) are more neutral or brighter than the skin around the
+    mouth (the crop outside the inner lip polygon `lips`), as teeth are and pale lips are not."""
+    skin = ~polygon_mask(lips, photo_srgb.shape[0])
+    saturation = (photo_srgb.max(-1) - photo_srgb.min(-1)) / np.maximum(photo_srgb.max(-1), 1e-6)
+    brightness = photo_srgb.mean(-1)
+    return bool(np.median(saturation[teeth]) < STAND_OUT_SATURATION * np.median(saturation[skin])
+                or np.median(brightness[teeth]) > STAND_OUT_BRIGHTNESS * np.median(brightness[skin]))
+
+
+class TeethLight:
+    """The photo's teeth as a photometric target of the light fit (stage 1).
+
+    The skin faces the camera and is convex, so a soft frontal key and a uniform ambient light it alike, and stage
+    1 chose the ambient. The teeth sit behind the lips: an ambient reaches them through the mouth's opening only, a
+    frontal key fully. On dark_man_smile the fitted lights left the teeth at 0.45 of the cheeks' shading, the
+    photo shows them 6x brighter than the cheeks, and the teeth reference implied a skin darker than any skin, so
+    it was dropped and the skin came back at ITA +31.
+
+    The model's teeth (placed on the photo's, `place_teeth`, at their typical albedo head_parts.TEETH_ALBEDO) are
+    rendered with the head in a small crop around the mouth; the pixels that are teeth in the photo and in the
+    model give a loss whose gradient reaches the lights only: the geometry is detached, or the fit would close
+    the mouth over teeth it renders too dark.
+    """
+
+    def __init__(self, run: Any, crop: Crop, shift: np.ndarray, mask: torch.Tensor) -> None:
+        self.crop, self.shift, self.mask = crop, shift, mask  # the mouth crop, the teeth's placement, its teeth pixels
+        self.target = run.tensor(crop.cut(run.face))
+
+    @classmethod
+    def measure(cls, run: Any, points: np.ndarray) -> TeethLight | None:
+        """None where the photo's teeth do not stand out from the skin (`stand_out`) or fewer than MIN_TEETH_PIXELS
+        of them are the model's teeth."""
+        crop = mouth_crop(points, density=1.0, max_size=TEETH_LIGHT_CROP)
+        srgb, lips = linear_to_srgb(crop.cut(run.face)), lips_in_crop(points, crop)
+        teeth = photo_teeth(srgb, lips)
+        if int(teeth.sum()) < MIN_TEETH_PIXELS or not stand_out(srgb, lips, teeth):
+            return None
+        shown = torch.as_tensor(teeth.reshape(-1))
+        shift = place_teeth(run, points)[0]
+        with torch.no_grad():
+            head = run.world_vertices().detach().cpu()
+        mouth = run_mouth_vertices(run, shift).cpu()
+        teeth_faces = torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool),
+                                 torch.as_tensor(head_parts.teeth_faces(run.model))])
+        hits = Bvh(torch.cat([head, mouth]), head_and_mouth_faces(run)).intersect(*crop_rays(run, crop))
+        both = (hits.hit & teeth_faces[hits.face.clamp_min(0).long()] & shown).reshape(crop.size, crop.size)
+        if int(both.sum()) < MIN_TEETH_PIXELS:
+            return None
+        log.info("the light fit sees %d teeth pixels", int(both.sum()))
+        return cls(run, crop, shift, both.float().to(run.device))
+
+    def loss(self, run: Any) -> torch.Tensor:
+        """The teeth pixels' photometric loss under the run's current lights (no gradient to the geometry)."""
+        model, device = run.model, run.device
+        is_teeth = torch.as_tensor(head_parts.teeth_faces(model), device=device)
+        texture = np.full((1, 1, 3), head_parts.TEETH_ALBEDO, np.float32)
+        teeth = Part(run_mouth_vertices(run, self.shift).to(device), model.mouth_faces.to(device)[is_teeth],
+                     model.mouth_uvs.to(device), model.mouth_face_uvs.to(device)[is_teeth],
+                     material(texture, head_parts.TEETH_MATERIAL, device))
+        scene = run.scene(self.crop, self.target, tuple(m.detach() for m in run.statistical_maps()))
+        scene.verts, scene.K, scene.parts = scene.verts.detach(), scene.K.detach(), [teeth]
+        options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False,
+                                environment_samples=run.config.world_samples)
+        return run.photometric(render(scene, options, run.generator).image, self.target, self.mask)
