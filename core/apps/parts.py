@@ -101,19 +101,26 @@ def material(texture: np.ndarray, values: head_parts.PartMaterial, device: torch
                     constant(values.roughness), values.coat, values.coat_roughness, values.coat_ior)
 
 
+def mouth_part(model: HeadModel, mouth: torch.Tensor, texture: np.ndarray, teeth: bool) -> Part:
+    """The teeth (`teeth`) or the mouth interior of world-space mouth vertices, with its material and `texture`."""
+    device = mouth.device
+    faces = torch.as_tensor(head_parts.teeth_faces(model), device=device)
+    if not teeth:
+        faces = ~faces
+    values = head_parts.TEETH_MATERIAL if teeth else head_parts.MOUTH_MATERIAL
+    return Part(mouth, model.mouth_faces.to(device)[faces], model.mouth_uvs.to(device),
+                model.mouth_face_uvs.to(device)[faces], material(texture, values, device))
+
+
 def render_parts(model: HeadModel, eyes: torch.Tensor, mouth: torch.Tensor, eye_texture: np.ndarray,
                  mouth_texture: np.ndarray) -> list[Part]:
     """The renderer's parts from world-space eye and mouth vertices: eyes, teeth, mouth interior (in this order)."""
     device = eyes.device
-    is_teeth = torch.as_tensor(head_parts.teeth_faces(model), device=device)
-    faces, face_uvs = model.mouth_faces.to(device), model.mouth_face_uvs.to(device)
-    mouth_uvs = model.mouth_uvs.to(device)
     return [
         Part(eyes, model.eye_faces.to(device), model.eye_uvs.to(device), model.eye_face_uvs.to(device),
              material(eye_texture, head_parts.EYE_MATERIAL, device)),
-        Part(mouth, faces[is_teeth], mouth_uvs, face_uvs[is_teeth], material(mouth_texture, head_parts.TEETH_MATERIAL, device)),
-        Part(mouth, faces[~is_teeth], mouth_uvs, face_uvs[~is_teeth],
-             material(mouth_texture, head_parts.MOUTH_MATERIAL, device)),
+        mouth_part(model, mouth, mouth_texture, teeth=True),
+        mouth_part(model, mouth, mouth_texture, teeth=False),
     ]
 
 

@@ -9,17 +9,18 @@ skin stages import, does not import the mouth fit, which imports the stages.
 from __future__ import annotations
 
 import logging
+import dataclasses
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from ..apps.parts import material, mouth_shape
+from ..apps.parts import mouth_part, mouth_shape
 from ..io.image import linear_to_srgb
 from ..model.camera import pixel_rays
 from ..model.head import parts as head_parts
-from ..render import Part, RenderOptions, render
+from ..render import RenderOptions, render
 from ..render.crop import Crop, square_around
 from ..render.raytrace import Bvh
 from .landmarks import INNER_LIPS
@@ -57,6 +58,11 @@ def polygon_mask(points: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(image) > 0
 
 
+def saturation_of(photo_srgb: np.ndarray) -> np.ndarray:
+    """Per-pixel saturation of an sRGB image, (max − min) / max (0 for black)."""
+    return (photo_srgb.max(-1) - photo_srgb.min(-1)) / np.maximum(photo_srgb.max(-1), 1e-6)
+
+
 def photo_teeth(photo_srgb: np.ndarray, lips: np.ndarray) -> np.ndarray:
     """(S, S) bool: teeth in a crop of the photo (sRGB): bright, unsaturated pixels inside the inner lip
     polygon `lips` (crop pixels).
@@ -67,7 +73,7 @@ def photo_teeth(photo_srgb: np.ndarray, lips: np.ndarray) -> np.ndarray:
     teeth 0.06-0.09, tongue 0.39-0.43, which had the lower teeth raised 7 mm to cover the tongue)."""
     inside = polygon_mask(lips, photo_srgb.shape[0])
     brightness = photo_srgb.mean(-1)
-    saturation = (photo_srgb.max(-1) - photo_srgb.min(-1)) / np.maximum(photo_srgb.max(-1), 1e-6)
+    saturation = saturation_of(photo_srgb)
     reference = float(np.median(brightness[~inside])) if (~inside).any() else 0.5
     candidates = inside & (saturation < TEETH_SATURATION) & (brightness > max(0.25, TEETH_BRIGHTNESS * reference))
     if not candidates.any():
@@ -111,6 +117,11 @@ def head_and_mouth_faces(run: Any) -> torch.Tensor:
     return torch.cat([run.faces.cpu(), run.model.mouth_faces.cpu().long() + run.model.n_vertices])
 
 
+def teeth_among_head_and_mouth(run: Any) -> torch.Tensor:
+    """(F + M,) bool over head_and_mouth_faces: which triangles are the teeth."""
+    return torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool), torch.as_tensor(head_parts.teeth_faces(run.model))])
+
+
 def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     """(shift (2,) metres, IoU) of the upper and lower teeth that best cover the photo's teeth.
 
@@ -133,8 +144,7 @@ def place_teeth(run: Any, points: np.ndarray) -> tuple[np.ndarray, float]:
     names = list(model.mouth_part_names)
     rows = [part == names.index(name) for name in head_parts.TEETH_PARTS]
     faces = head_and_mouth_faces(run)
-    teeth_faces = torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool),
-                             torch.as_tensor(head_parts.teeth_faces(model))])
+    teeth_faces = teeth_among_head_and_mouth(run)
     base = torch.cat([head.cpu(), mouth.cpu()])
     bvh = Bvh(base, faces)
 
@@ -166,7 +176,7 @@ def stand_out(photo_srgb: np.ndarray, lips: np.ndarray, teeth: np.ndarray) -> bo
     """Whether the photo's `teeth` (a mask from photo_teeth) are more neutral or brighter than the skin around the
     mouth (the crop outside the inner lip polygon `lips`), as teeth are and pale lips are not."""
     skin = ~polygon_mask(lips, photo_srgb.shape[0])
-    saturation = (photo_srgb.max(-1) - photo_srgb.min(-1)) / np.maximum(photo_srgb.max(-1), 1e-6)
+    saturation = saturation_of(photo_srgb)
     brightness = photo_srgb.mean(-1)
     return bool(np.median(saturation[teeth]) < STAND_OUT_SATURATION * np.median(saturation[skin])
                 or np.median(brightness[teeth]) > STAND_OUT_BRIGHTNESS * np.median(brightness[skin]))
@@ -190,6 +200,10 @@ class TeethLight:
     def __init__(self, run: Any, crop: Crop, shift: np.ndarray, mask: torch.Tensor) -> None:
         self.crop, self.shift, self.mask = crop, shift, mask  # the mouth crop, the teeth's placement, its teeth pixels
         self.target = run.tensor(crop.cut(run.face))
+        texture = np.full((1, 1, 3), head_parts.TEETH_ALBEDO, np.float32)
+        self.part = mouth_part(run.model, run_mouth_vertices(run, shift).to(run.device), texture, teeth=True)
+        self.options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False,
+                                     environment_samples=run.config.world_samples)
 
     @classmethod
     def measure(cls, run: Any, points: np.ndarray) -> TeethLight | None:
@@ -205,25 +219,17 @@ class TeethLight:
         with torch.no_grad():
             head = run.world_vertices().detach().cpu()
         mouth = run_mouth_vertices(run, shift).cpu()
-        teeth_faces = torch.cat([torch.zeros(run.faces.shape[0], dtype=torch.bool),
-                                 torch.as_tensor(head_parts.teeth_faces(run.model))])
         hits = Bvh(torch.cat([head, mouth]), head_and_mouth_faces(run)).intersect(*crop_rays(run, crop))
-        both = (hits.hit & teeth_faces[hits.face.clamp_min(0).long()] & shown).reshape(crop.size, crop.size)
+        both = (hits.hit & teeth_among_head_and_mouth(run)[hits.face.clamp_min(0).long()] & shown).reshape(crop.size, crop.size)
         if int(both.sum()) < MIN_TEETH_PIXELS:
             return None
         log.info("the light fit sees %d teeth pixels", int(both.sum()))
         return cls(run, crop, shift, both.float().to(run.device))
 
     def loss(self, run: Any) -> torch.Tensor:
-        """The teeth pixels' photometric loss under the run's current lights (no gradient to the geometry)."""
-        model, device = run.model, run.device
-        is_teeth = torch.as_tensor(head_parts.teeth_faces(model), device=device)
-        texture = np.full((1, 1, 3), head_parts.TEETH_ALBEDO, np.float32)
-        teeth = Part(run_mouth_vertices(run, self.shift).to(device), model.mouth_faces.to(device)[is_teeth],
-                     model.mouth_uvs.to(device), model.mouth_face_uvs.to(device)[is_teeth],
-                     material(texture, head_parts.TEETH_MATERIAL, device))
+        """The teeth pixels' photometric loss under the run's current lights (no gradient to the geometry); the
+        teeth follow the run's current pose, shape and expression."""
+        teeth = dataclasses.replace(self.part, verts=run_mouth_vertices(run, self.shift).to(run.device))
         scene = run.scene(self.crop, self.target, tuple(m.detach() for m in run.statistical_maps()))
         scene.verts, scene.K, scene.parts = scene.verts.detach(), scene.K.detach(), [teeth]
-        options = RenderOptions(spp=run.config.spp, light_samples=run.config.shadow_samples, edge_sampling=False,
-                                environment_samples=run.config.world_samples)
-        return run.photometric(render(scene, options, run.generator).image, self.target, self.mask)
+        return run.photometric(render(scene, self.options, run.generator).image, self.target, self.mask)
