@@ -12,15 +12,19 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 
 from blender_helpers import fake_result, read_json_line, run_bpy  # noqa: E402
-from test_eyes import close_up, core_and_cycles, region  # noqa: E402
+from test_eyes import SIZE, close_up, core_and_cycles, region  # noqa: E402
 
 from facestage.core.common.metrics import psnr  # noqa: E402
+from facestage.core.apps.rerender import render_crop, render_crop_scene  # noqa: E402
+from facestage.core.fit.eyes import DELIGHT_OPTIONS  # noqa: E402
 from facestage.core.fit.mouth import mouth_texture  # noqa: E402
 from facestage.core.fit.teeth import photo_teeth  # noqa: E402
 from facestage.core.io.image import linear_to_srgb  # noqa: E402
 from facestage.core.io.result import save  # noqa: E402
 from facestage.core.model.head import load_head_model  # noqa: E402
 from facestage.core.model.head import parts as head_parts  # noqa: E402
+from facestage.core.render import render  # noqa: E402
+from facestage.core.render.crop import Crop  # noqa: E402
 
 SMILE = {"jawOpen": 0.35, "mouthSmileLeft": 0.5, "mouthSmileRight": 0.5, "mouthUpperUpLeft": 0.5,
          "mouthUpperUpRight": 0.5, "mouthLowerDownLeft": 0.3, "mouthLowerDownRight": 0.3}
@@ -87,9 +91,11 @@ def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_pa
     result = fake_result()
     result.gaze = np.radians([[10.0, -5.0], [8.0, -5.0]])
     result.teeth_shift = np.array([-0.003, 0.002])
+    result.tongue_shift = np.array([0.012, 0.003])  # Blender's Basis carries the fitted tongue place too
     folder = save(result, tmp_path / "OUT")
     facts = read_json_line(run_bpy(DRIVEN, blender_env, str(folder)), "FACTS")
     loaded = load(folder)
+    assert loaded.tongue_shift is not None and np.allclose(loaded.tongue_shift, result.tongue_shift)
     _, mouth = part_vertices(loaded, model)
     rotation, translation = np.asarray(loaded.rotation), np.asarray(loaded.translation)
     assert np.abs(np.asarray(facts["rest"]) - (mouth @ rotation.T + translation)).max() < 1e-5
@@ -179,6 +185,97 @@ def test_a_tongue_brighter_than_its_shading_allows_keeps_its_pink_in_the_texture
     colour = np.median(texture[rows[pick], cols[pick]], axis=0)
     assert colour[0] > 0.8  # as bright as the range allows ...
     assert abs(colour[1] / colour[0] - 0.9 / 1.9) < 0.06 and abs(colour[2] / colour[0] - 0.8 / 1.9) < 0.06  # ... and pink
+
+
+def test_de_lighting_inverts_the_final_render_inside_the_mouth():
+    """fit_mouth's de-lighting render shades as render.png does: the world sampled with shadow rays. With the SH
+    unoccluded (before), open_smile_man's cavity was de-lit under 9x the light render.png gives it, so its texture
+    was 9x too dark and the open mouth rendered black. Here a final render of a known mouth, lit by a uniform
+    world only, is de-lit back: the interior texels it shows come back at their albedo."""
+    model = load_head_model()
+    result = open_mouth_result(model)
+    names = list(model.mouth_part_names)
+    size = result.mouth_texture.shape[0]
+    part = head_parts.mouth_texel_parts(model, size)
+    result.mouth_texture[part == names.index("tongue")] = (0.45, 0.2, 0.18)
+    result.mouth_texture[part == names.index("cavity")] = (0.35, 0.12, 0.1)
+    result.stage = {k: np.zeros_like(v) if k == "i" else v for k, v in result.stage.items()}
+    result.sh = np.zeros((3, 9))
+    result.sh[:, 0] = 2.0  # a uniform grey world
+    crop = Crop(0.0, 0.0, float(SIZE), SIZE)
+    final = render_crop(result, crop, passes=True, background=np.zeros((SIZE, SIZE, 3), np.float32))
+    photo, material = final.image.numpy(), final.passes["material"].numpy()
+    shading = (final.passes["diffuse"] + final.passes["ambient"]).numpy().mean(-1)
+    assert (material == 3).sum() > 300  # the interior is seen, and deep in the world's shadow
+    assert np.median(shading[material == 3]) < 0.5 * np.median(shading[material == 0])
+    passes = render(render_crop_scene(result, crop), DELIGHT_OPTIONS, torch.Generator().manual_seed(1)).passes
+    texture, _ = mouth_texture(photo, passes, model, size)
+    interior = (part == names.index("tongue")) | (part == names.index("cavity"))
+    truth = result.mouth_texture
+    changed = interior & (np.abs(texture - head_parts.default_mouth_texture(model, size)).max(-1) > 0.05)
+    assert changed.sum() > 100  # texels the render shows, taken from it
+    ratio = texture[changed, 0] / truth[changed, 0]
+    print(f"de-lit interior / truth: median {np.median(ratio):.3f} over {int(changed.sum())} texels")
+    assert abs(float(np.median(ratio)) - 1.0) < 0.15, np.median(ratio)
+
+
+def test_the_tongue_moves_alone_forward_and_up_and_stays_behind_the_lips():
+    """mouth_shape's tongue_shift moves the tongue's vertices only, forward out of the face (−Y) and up (+Z); the
+    furthest place place_tongue tries keeps the tongue behind the lips."""
+    from facestage.core.apps.parts import mouth_shape
+    from facestage.core.fit.mouth import TONGUE_FORWARD_MM, TONGUE_UP_MM
+
+    model = load_head_model()
+    identity, expression = torch.zeros(model.n_identity), torch.zeros(model.n_expressions)
+    expression[model.expression_index("jawOpen")] = 0.4
+    tongue = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("tongue")
+    rest = mouth_shape(model, identity, expression).numpy()
+    moved = mouth_shape(model, identity, expression, tongue_shift=np.array([0.004, 0.002])).numpy()
+    assert np.array_equal(moved[~tongue], rest[~tongue])
+    step = moved[tongue] - rest[tongue]
+    assert np.allclose(np.median(step, axis=0), [0.0, -0.004, 0.002], atol=1e-6)
+    # The search's furthest place, with the jaw closed (Blender's Basis keeps the shift): still behind the lips.
+    furthest = np.array([max(TONGUE_FORWARD_MM), max(TONGUE_UP_MM)]) / 1000
+    closed = torch.zeros(model.n_expressions)
+    far = mouth_shape(model, identity, closed, tongue_shift=furthest).numpy()
+    lips = model.evaluate(identity, closed).numpy()[head_parts.mouth_rim(model)[0]]
+    assert far[tongue, 1].min() > lips[:, 1].min() + 0.004
+
+
+def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():
+    """The tongue's place is scored with the interior at its best single albedo: a pink interior shaded 0.5 is
+    explained exactly, and the same pixels shaded 0.03 (the model's deep tongue) cannot be at any albedo."""
+    from facestage.core.fit.mouth import INTERIOR_MATERIAL_INDEX, interior_error
+
+    size = 16
+    pink = np.array([0.45, 0.2, 0.18], np.float32)
+    photo = np.broadcast_to(pink * 0.5, (size, size, 3)).copy()
+    region = np.ones((size, size), bool)
+
+    def passes(shading: float) -> dict:  # type: ignore[type-arg]
+        return {"material": torch.full((size, size), INTERIOR_MATERIAL_INDEX), "albedo": torch.zeros(size, size, 3),
+                "diffuse": torch.full((size, size, 3), shading), "ambient": torch.zeros(size, size, 3),
+                "specular": torch.zeros(size, size, 3)}
+
+    assert interior_error(photo, passes(0.5), region) < 1e-8
+    assert interior_error(photo, passes(0.03), region) > 0.05
+
+
+def test_a_lit_tongue_is_red_and_bright_and_teeth_or_shadow_are_not():
+    """place_tongue moves the tongue only towards a lit interior: open_smile_man's tongue (pink, saturation ~0.4),
+    not teeth photo_teeth leaves out (glasses_beard_man: the tongue came forward over his teeth) nor shadow."""
+    from facestage.core.fit.mouth import lit_interior
+
+    size = 40
+    lips = np.array([[6.0, 12.0], [34.0, 12.0], [34.0, 30.0], [6.0, 30.0]])
+    photo = np.full((size, size, 3), (0.80, 0.62, 0.52), np.float32)  # skin
+    photo[12:18, 6:34] = (0.92, 0.90, 0.86)  # upper teeth
+    photo[18:24, 6:34] = (0.85, 0.50, 0.48)  # lit tongue
+    photo[24:30, 6:34] = (0.15, 0.05, 0.05)  # dark cavity
+    lit = lit_interior(photo, lips)
+    assert lit[19:23, 8:32].all() and not lit[13:17, 8:32].any() and not lit[25:29, 8:32].any()
+    photo[18:24, 6:34] = (0.80, 0.76, 0.70)  # greyer, warmer teeth that photo_teeth's band leaves out
+    assert not lit_interior(photo, lips)[13:29, 8:32].any()
 
 
 def test_photo_teeth_are_the_bright_unsaturated_pixels_between_the_lips():

@@ -45,18 +45,20 @@ def part_vertices(result: Result, model: HeadModel, vertices: np.ndarray | None 
         eyes = model.eye_evaluate(identity)
         gaze = np.zeros((2, 2)) if result.gaze is None or not turned else np.asarray(result.gaze)
         eyes = head_parts.turned_eyes(model, eyes, torch.as_tensor(gaze, dtype=eyes.dtype)).double().numpy()
-        mouth = mouth_shape(model, identity, expression, result.teeth_shift).double().numpy()
+        mouth = mouth_shape(model, identity, expression, result.teeth_shift, result.tongue_shift).double().numpy()
         fitted = model.evaluate(identity, expression).double().numpy()
     face = np.asarray(result.vertices if vertices is None else vertices, np.float64)
     return head_parts.follow_face(model, fitted, (face - translation) @ rotation, eyes, mouth)
 
 
 def mouth_shape(model: HeadModel, identity: torch.Tensor, expression: torch.Tensor,
-                shift: np.ndarray | None = None) -> torch.Tensor:
+                shift: np.ndarray | None = None, tongue_shift: np.ndarray | None = None) -> torch.Tensor:
     """Model-space mouth vertices (M, 3) for the coefficients, as every renderer and the Blender scene show them:
-    the model's, the teeth moved up by `shift` (head_parts.shift_teeth), then kept behind the skin (tucked_mouth)."""
+    the model's, the teeth moved up by `shift` (head_parts.shift_teeth) and the tongue by `tongue_shift`
+    (head_parts.shift_tongue), then kept behind the skin (tucked_mouth)."""
     with torch.no_grad():
         mouth = head_parts.shift_teeth(model, model.mouth_evaluate(identity, expression), shift)
+        mouth = head_parts.shift_tongue(model, mouth, tongue_shift)
         return tucked_mouth(model, model.evaluate(identity, expression), mouth)
 
 

@@ -44,13 +44,23 @@ def render_crop(result: Result, crop: Crop, stage: dict | None = None, sh: np.nd
     photo on the crop's grid, is cut here unless given), with nothing composited into the full-resolution photo:
     what a caller that only reads the crop needs (the detail layer's view). Other arguments as for
     `render_result`."""
+    scene = render_crop_scene(result, crop, stage, sh, vertices, device, lights, environment, background)
+    generator = torch.Generator(device=torch.device(device)).manual_seed(int(result.seed))
+    with torch.no_grad():
+        return render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)
+
+
+def render_crop_scene(result: Result, crop: Crop, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]
+                      vertices: np.ndarray | None = None, device: str = "cpu", lights: Emitters | None = None,
+                      environment: np.ndarray | None = None, background: np.ndarray | None = None) -> RenderScene:
+    """The scene render_crop renders: a Result's face, eyes and mouth, lights and world, seen through `crop`."""
     dev = torch.device(device)
 
     def t(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(array, np.float32), device=dev)
 
     values = stage if stage is not None else result.stage
-    scene = RenderScene(
+    return RenderScene(
         verts=t(result.vertices if vertices is None else vertices), faces=torch.as_tensor(result.faces, device=dev).long(),
         uvs=t(result.uvs), face_uvs=torch.as_tensor(result.face_uvs, device=dev).long(), diffuse=t(result.diffuse),
         specular=t(result.specular)[..., None], roughness=t(result.roughness)[..., None], K=t(crop.K(result.K)),
@@ -58,9 +68,6 @@ def render_crop(result: Result, crop: Crop, stage: dict | None = None, sh: np.nd
         sh=None if environment is not None else t(result.sh if sh is None else sh), stage=lightstage.from_dict(values, device=dev),
         background=t(crop.cut(result.photo_srgb, linear=True) if background is None else background), lights=lights,
         environment=None if environment is None else t(environment), parts=result_parts(result, dev, vertices))
-    generator = torch.Generator(device=dev).manual_seed(int(result.seed))
-    with torch.no_grad():
-        return render_tiled(scene, final_options(crop.size, passes, environment_samples), generator)
 
 
 def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | None = None,  # type: ignore[type-arg]

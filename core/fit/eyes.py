@@ -36,6 +36,7 @@ import torch
 from scipy import ndimage
 
 from ..apps.parts import EYE_TEXTURE_SIZE, MOUTH_TEXTURE_SIZE, render_parts
+from ..apps.rerender import FINAL_WORLD_SAMPLES
 from ..model.camera import project
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
@@ -59,6 +60,17 @@ MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shad
 PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
 ALBEDO_RANGE = (0.005, 0.95)
 LIGHT_SAMPLES = 4  # shadow rays per light for the de-lighting render (the splat averages several pixels per texel)
+# The de-lighting render shades as render.png and Cycles do: the world sampled with shadow rays, so the mouth's
+# cavity is as occluded and the cornea's coat reflects the world as in the final image. With the SH unoccluded and
+# no coat reflection (before), open_smile_man's cavity and tongue were de-lit under 9x the light the final render
+# gives them (shading 0.50 against 0.056) and rendered black, and a dark iris kept the coat's 0.014 of reflected
+# world on top of its photo colour: blue-grey eyes (dreadlocks_man_smile, fringe_shorthair_yaw).
+# All of render.png's world directions: in deep shadow a noisy shading biases the de-lit albedo (pixels left dark
+# by chance are dropped as unlit, lucky ones de-lit too dark); a mouth interior lit by the world alone came back
+# at 0.48 / 0.83 / 0.98 of its albedo with 4 / 8 / 16 directions (tests/test_mouth.py). Cost: the two renders
+# take about 2.3x as long as without the world (+9 s a photo on 2 cores).
+DELIGHT_OPTIONS = RenderOptions(spp=1, light_samples=LIGHT_SAMPLES, jitter=False, edge_sampling=False,
+                                return_passes=True, environment_samples=FINAL_WORLD_SAMPLES)
 
 
 EYELID_UNITS = ("eyeBlinkLeft", "eyeWideLeft", "eyeSquintLeft", "eyeBlinkRight", "eyeWideRight", "eyeSquintRight")
@@ -322,27 +334,27 @@ def fit_eyes(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, 
         scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
         scene.parts = run_parts(run, gaze.gaze, head_parts.default_eye_texture(EYE_TEXTURE_SIZE, iris_deg),
                                 mouth_texture)
-        out = render(scene, RenderOptions(spp=1, light_samples=LIGHT_SAMPLES, jitter=False, edge_sampling=False,
-                                          return_passes=True), run.generator)
+        out = render(scene, DELIGHT_OPTIONS, run.generator)
     texture_map, seen = eye_texture(photo, out.passes, iris_deg)
     return EyeFit(gaze, texture_map, seen)
 
 
 def run_parts(run: Reconstruction, gaze: np.ndarray, eye_texture_map: np.ndarray, mouth_texture: np.ndarray | None,
-              teeth_shift: np.ndarray | None = None) -> list:  # type: ignore[type-arg]
+              teeth_shift: np.ndarray | None = None, tongue_shift: np.ndarray | None = None
+              ) -> list:  # type: ignore[type-arg]
     """The renderer's eyes, teeth and mouth for the reconstruction's current pose, shape and expression."""
     model = run.model
     with torch.no_grad():
-        eyes, mouth = run_part_vertices(run, gaze, teeth_shift)
+        eyes, mouth = run_part_vertices(run, gaze, teeth_shift, tongue_shift)
     if mouth_texture is None:
         mouth_texture = head_parts.default_mouth_texture(model, MOUTH_TEXTURE_SIZE)
     return render_parts(model, eyes, mouth, eye_texture_map, mouth_texture)
 
 
-def run_part_vertices(run: Reconstruction, gaze: np.ndarray, teeth_shift: np.ndarray | None = None
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
+def run_part_vertices(run: Reconstruction, gaze: np.ndarray, teeth_shift: np.ndarray | None = None,
+                      tongue_shift: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """World-space (eye vertices, mouth vertices) for the reconstruction's current pose, shape and expression."""
     model = run.model
     with torch.no_grad():
         eyes = head_parts.turned_eyes(model, model.eye_evaluate(run.identity.detach()), run.tensor(gaze))
-        return eyes @ run.rotation().T + run.translation(), run_mouth_vertices(run, teeth_shift)
+        return eyes @ run.rotation().T + run.translation(), run_mouth_vertices(run, teeth_shift, tongue_shift)

@@ -10,14 +10,18 @@ median of the teeth that were seen (a closed mouth: the model's default), the
 cavity and the tongue the model's dark defaults — a plausible interior for an
 animated jawOpen rather than whatever the lips hid.
 
-Before that, the teeth are placed: how much of the upper and lower teeth a
+Before that, the teeth and the tongue are placed. The teeth: how much of the upper and lower teeth a
 smile shows differs from person to person, and a model whose teeth sit too
 high would paint the photo's teeth onto its cavity. The photo's teeth are the
 bright pixels inside the inner lip contour that are about as unsaturated as the
 whitest of them (a lit tongue is as bright, but pink: fit/teeth.py); each row of teeth
 slides along the head's vertical (fit/teeth.py TEETH_SHIFT_MM) to the place where the
 rendered teeth cover them best (intersection over union of the two masks, by
-coordinate search on a 1 mm grid, primary rays only).
+coordinate search on a 1 mm grid, primary rays only). The tongue: the model's lies low and deep, where
+the lips and teeth shade it, while a laughing mouth shows its tongue lit almost as the skin (open_smile_man:
+the photo's interior needed an albedo of 8 under the model's shading, so it rendered black). Where the photo
+shows a lit interior between the lips, the tongue slides forward and up (`place_tongue`) to where a render of
+the mouth, its interior at the best single albedo, is closest to the photo.
 """
 
 from __future__ import annotations
@@ -27,21 +31,33 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from ..apps.parts import MOUTH_TEXTURE_SIZE
+from ..io.image import linear_to_srgb
 from ..model import skin
 from ..model.head import HeadModel
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
-from .eyes import ALBEDO_RANGE, LIGHT_SAMPLES, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_parts, splat
+from .eyes import ALBEDO_RANGE, DELIGHT_OPTIONS, MIN_SHADING, PRIOR_SAMPLES, delit_samples, run_parts, splat
 from .stages import Reconstruction
-from .teeth import HIGHLIGHT_RATIO, mouth_crop, place_teeth
+from .teeth import HIGHLIGHT_RATIO, lips_in_crop, mouth_crop, photo_teeth, place_teeth, polygon_mask, saturation_of
 
 log = logging.getLogger(__name__)
 
 TEETH_MATERIAL_INDEX, INTERIOR_MATERIAL_INDEX = 2, 3  # render parts: eyes, teeth, mouth interior (apps/parts.py)
 MIN_SAMPLES = 12  # pixels a part needs before its median replaces the default
 TEETH_LUMINANCE = (0.2, 0.9)  # plausible de-lit teeth (mean of RGB)
+TONGUE_FORWARD_MM = (0, 4, 8, 12, 16)  # the tongue's candidate places, along the head's −Y ...
+TONGUE_UP_MM = (0, 3, 6)  # ... then along +Z at the best forward one
+LIT_INTERIOR = 0.5  # between the lips, not teeth, brighter than this × the skin around the mouth (sRGB) ...
+TONGUE_SATURATION = 0.25  # ... and red, saturated above this: a lit tongue (open_smile_man's: 0.39-0.43; teeth under 0.2)
+TEETH_KEPT = 0.98  # the tongue never moves in front of the teeth: a place must leave this share of them in view
+MIN_LIT_SHARE = 0.15  # of the inner lip polygon's pixels, or the tongue stays where the model has it
+TONGUE_GAIN = 0.98  # a place must cut the mouth's error below this × the current one to be taken
+TONGUE_CROP = 128
+TONGUE_OPTIONS = RenderOptions(spp=1, light_samples=2, jitter=False, edge_sampling=False, return_passes=True,
+                               environment_samples=8)
 
 
 @dataclass
@@ -50,6 +66,7 @@ class MouthFit:
     teeth_seen: float  # fraction of the teeth texels photo pixels reached
     teeth_shift: np.ndarray  # (2,) upper, lower teeth moved up along the head's +Z, metres
     teeth_iou: float = 0.0  # overlap of the placed teeth with the photo's (0 when the photo shows none)
+    tongue_shift: np.ndarray | None = None  # (2,) the tongue moved forward and up, metres (None: not placed)
 
 
 def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: HeadModel,
@@ -95,20 +112,82 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
 
 
+def lit_interior(photo_srgb: np.ndarray, lips: np.ndarray) -> np.ndarray:
+    """(S, S) bool: the pixels of a photo crop (sRGB) inside the inner lip polygon `lips` that are a tongue or a
+    palate the light reaches: not teeth, not dark, and red. Teeth photo_teeth misses are not red (on
+    glasses_beard_man, whose teeth only glimpse between the lips, the tongue came forward over them)."""
+    inside = polygon_mask(lips, photo_srgb.shape[0])
+    brightness = photo_srgb.mean(-1)
+    skin = float(np.median(brightness[~inside])) if (~inside).any() else 0.5
+    red = (photo_srgb.argmax(-1) == 0) & (saturation_of(photo_srgb) > TONGUE_SATURATION)
+    return inside & ~photo_teeth(photo_srgb, lips) & (brightness > LIT_INTERIOR * skin) & red
+
+
+def interior_error(photo: np.ndarray, passes: dict[str, torch.Tensor], region: np.ndarray) -> float:
+    """Mean squared sRGB error over `region` of a render's passes against the photo (both linear, crop grid), the
+    mouth interior at the single albedo per channel that fits it best (least squares, within ALBEDO_RANGE): how
+    well a place of the tongue can explain the photo, whatever colour the tongue turns out to have."""
+    shading = (passes["diffuse"] + passes["ambient"]).cpu().numpy()
+    specular = passes["specular"].cpu().numpy()
+    albedo = passes["albedo"].cpu().numpy().copy()
+    interior = region & (passes["material"].cpu().numpy() == INTERIOR_MATERIAL_INDEX)
+    if interior.any():
+        s, y = shading[interior], photo[interior] - specular[interior]
+        albedo[interior] = np.clip((s * y).sum(0) / np.maximum((s * s).sum(0), 1e-9), *ALBEDO_RANGE)
+    image = linear_to_srgb(np.clip(albedo * shading + specular, 0, 1))
+    return float(((image - linear_to_srgb(np.clip(photo, 0, 1)))[region] ** 2).mean())
+
+
+def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], gaze: np.ndarray,
+                 eye_texture: np.ndarray, teeth_shift: np.ndarray) -> np.ndarray:
+    """(forward, up) metres the tongue moves to meet a lit interior the photo shows between the lips (zeros where
+    it shows none): a coordinate search, forward first, over renders of the mouth crop with the world sampled as
+    in render.png, each scored by interior_error; a place is taken only if it cuts the error by 2 % and hides no
+    teeth."""
+    crop = mouth_crop(points, density=1.0, max_size=TONGUE_CROP)
+    photo = crop.cut(run.photo.data, linear=True)
+    lips = lips_in_crop(points, crop)
+    inside = polygon_mask(lips, crop.size)
+    if lit_interior(linear_to_srgb(photo), lips).sum() < MIN_LIT_SHARE * max(int(inside.sum()), 1):
+        return np.zeros(2)
+    region = ndimage.binary_dilation(inside, iterations=2)
+    target = run.tensor(photo)
+
+    def error(shift: np.ndarray) -> tuple[float, int]:
+        """(interior_error, teeth pixels in view) with the tongue moved by `shift`."""
+        with torch.no_grad():
+            scene = run.scene(crop, target, maps)  # type: ignore[arg-type]
+            scene.parts = run_parts(run, gaze, eye_texture, None, teeth_shift, shift)
+            passes = render(scene, TONGUE_OPTIONS, run.generator).passes
+        teeth = int((region & (passes["material"].cpu().numpy() == TEETH_MATERIAL_INDEX)).sum())
+        return interior_error(photo, passes, region), teeth
+
+    shift = np.zeros(2)
+    best, teeth = error(shift)
+    for axis, steps in enumerate((TONGUE_FORWARD_MM, TONGUE_UP_MM)):
+        for mm in steps[1:]:
+            trial = shift.copy()
+            trial[axis] = mm / 1000
+            value, shown = error(trial)
+            if value < TONGUE_GAIN * best and shown >= TEETH_KEPT * teeth:
+                best, shift = value, trial
+    return shift
+
+
 def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], gaze: np.ndarray,
               eye_texture: np.ndarray, texture: bool = True) -> MouthFit:
     """The mouth texture of a reconstruction after its skin stages (the model's default without `texture`)."""
     if not texture:
         return MouthFit(head_parts.default_mouth_texture(run.model, MOUTH_TEXTURE_SIZE), 0.0, np.zeros(2))
     shift, iou = place_teeth(run, points)
+    tongue = place_tongue(run, points, maps, gaze, eye_texture, shift)
     crop = mouth_crop(points)
     photo = crop.cut(run.photo.data, linear=True)
     with torch.no_grad():
         scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
-        scene.parts = run_parts(run, gaze, eye_texture, None, shift)
-        out = render(scene, RenderOptions(spp=1, light_samples=LIGHT_SAMPLES, jitter=False, edge_sampling=False,
-                                          return_passes=True), run.generator)
+        scene.parts = run_parts(run, gaze, eye_texture, None, shift, tongue)
+        out = render(scene, DELIGHT_OPTIONS, run.generator)
     texture_map, seen = mouth_texture(photo, out.passes, run.model)
-    log.info("mouth: teeth moved %s mm (IoU %.2f), %.0f %% of the teeth texels seen", (1000 * shift).round(1), iou,
-             100 * seen)
-    return MouthFit(texture_map, seen, shift, iou)
+    log.info("mouth: teeth moved %s mm (IoU %.2f), tongue %s mm forward, up; %.0f %% of the teeth texels seen",
+             (1000 * shift).round(1), iou, (1000 * tongue).round(1), 100 * seen)
+    return MouthFit(texture_map, seen, shift, iou, tongue)

@@ -81,6 +81,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
         exif_focal_mm=run.photo.exif_focal_35mm,
         gaze=eyes.gaze.gaze, eye_texture=eyes.texture, mouth_texture=mouth.texture, teeth_shift=mouth.teeth_shift,
+        tongue_shift=mouth.tongue_shift,
     )
     crop = Crop(*result.render_crop)
     if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only

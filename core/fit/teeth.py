@@ -87,13 +87,16 @@ def lips_in_crop(points: np.ndarray, crop: Crop) -> np.ndarray:
     return (points[list(INNER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side)
 
 
-def run_mouth_vertices(run: Any, shift: np.ndarray | None = None) -> torch.Tensor:
+def run_mouth_vertices(run: Any, shift: np.ndarray | None = None, tongue_shift: np.ndarray | None = None
+                       ) -> torch.Tensor:
     """World-space mouth vertices (teeth, cavity, tongue; apps.parts.mouth_shape) for the run's current pose,
-    shape and expression, the teeth moved up by `shift` (upper, lower; metres along the head's Z)."""
+    shape and expression, the teeth moved up by `shift` (upper, lower; metres along the head's Z) and the tongue
+    by `tongue_shift` (forward, up)."""
     model = run.model
     with torch.no_grad():
         identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
-        return mouth_shape(model, identity, expression, shift) @ run.rotation().T + run.translation()
+        return (mouth_shape(model, identity, expression, shift, tongue_shift) @ run.rotation().T
+                + run.translation())
 
 
 def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:

@@ -84,6 +84,7 @@ class Result:
     eye_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of both eyeballs (eyes.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
     teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
+    tongue_shift: np.ndarray | None = None  # (2,) the tongue moved forward (head's −Y) and up (+Z), metres
     focal_uncertainty_pct: float | None = None  # 1 σ of the fitted focal length, relative (None: fixed by EXIF)
 
     @property
@@ -136,10 +137,16 @@ def scene_json(result: Result) -> dict[str, Any]:
         "metrics": {k: round(float(v), 4) for k, v in result.metrics.items()},
         "hm08_vertex_ids": [int(i) for i in result.source_vertex_ids],
         **({"eyes": _eyes_json(result.gaze)} if result.gaze is not None else {}),
-        **({"mouth": {"teeth_shift_m": {"upper": round(float(result.teeth_shift[0]), 6),
-                                        "lower": round(float(result.teeth_shift[1]), 6)}}}
-           if result.teeth_shift is not None else {}),
+        **({"mouth": _mouth_json(result)} if result.teeth_shift is not None else {}),
     }
+
+
+def _mouth_json(result: Result) -> dict[str, Any]:
+    """scene.json's "mouth": where the teeth and the tongue were moved to meet the photo's (fit/mouth.py)."""
+    teeth = np.asarray(result.teeth_shift, np.float64)
+    tongue = np.zeros(2) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
+    return {"teeth_shift_m": {"upper": round(float(teeth[0]), 6), "lower": round(float(teeth[1]), 6)},
+            "tongue_shift_m": {"forward": round(float(tongue[0]), 6), "up": round(float(tongue[1]), 6)}}
 
 
 def _eyes_json(gaze: np.ndarray) -> dict[str, Any]:
@@ -353,6 +360,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         photo_file=folder / "photo.png",
         gaze=_gaze(doc, where),
         teeth_shift=_teeth_shift(doc, where),
+        tongue_shift=_tongue_shift(doc, where),
         eye_texture=_optional_map(folder / "eyes.png"),
         mouth_texture=_optional_map(folder / "mouth.png"),
         focal_uncertainty_pct=_optional_float(camera.get("focal_uncertainty_pct")),
@@ -399,6 +407,17 @@ def _teeth_shift(doc: dict[str, Any], where: str) -> np.ndarray | None:
     try:
         shift = doc["mouth"]["teeth_shift_m"]
         return np.array([_array(shift, key, (), where) for key in ("upper", "lower")])
+    except (KeyError, TypeError):
+        raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
+
+
+def _tongue_shift(doc: dict[str, Any], where: str) -> np.ndarray | None:
+    """(2,) metres from scene.json's optional "mouth" entry (None before the tongue was placed)."""
+    shift = doc.get("mouth", {}).get("tongue_shift_m") if isinstance(doc.get("mouth"), dict) else None
+    if shift is None:
+        return None
+    try:
+        return np.array([_array(shift, key, (), where) for key in ("forward", "up")])
     except (KeyError, TypeError):
         raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
 

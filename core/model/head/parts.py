@@ -162,6 +162,17 @@ def shift_teeth(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None)
     return mouth + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], -1)
 
 
+def shift_tongue(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
+    """Mouth vertices (M, 3, model space) with the tongue moved by shift = (forward, up) metres, forward along the
+    head's −Y (out of the face), up along +Z: where this person's tongue shows in an open mouth (fit/mouth.py)."""
+    if shift is None or not np.any(shift):
+        return mouth
+    part = torch.as_tensor(mouth_vertex_parts(model), device=mouth.device)
+    tongue = (part == list(model.mouth_part_names).index("tongue")).to(mouth.dtype)[:, None]
+    forward, up = (float(v) for v in np.asarray(shift, np.float64))
+    return mouth + tongue * torch.tensor([0.0, -forward, up], dtype=mouth.dtype, device=mouth.device)
+
+
 @lru_cache(maxsize=4)
 def mouth_texel_parts(model: HeadModel, size: int) -> np.ndarray:
     """(size, size) part index of each texel of the mouth atlas (−1 between islands); cached, do not modify."""
