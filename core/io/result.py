@@ -359,8 +359,8 @@ def load(folder: str | os.PathLike[str]) -> Result:
         exif_focal_mm=_optional_float(camera.get("exif_focal_mm")),
         photo_file=folder / "photo.png",
         gaze=_gaze(doc, where),
-        teeth_shift=_teeth_shift(doc, where),
-        tongue_shift=_tongue_shift(doc, where),
+        teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", ("upper", "lower")),
+        tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", ("forward", "up"), required=False),
         eye_texture=_optional_map(folder / "eyes.png"),
         mouth_texture=_optional_map(folder / "mouth.png"),
         focal_uncertainty_pct=_optional_float(camera.get("focal_uncertainty_pct")),
@@ -400,24 +400,17 @@ def _gaze(doc: dict[str, Any], where: str) -> np.ndarray | None:
         raise FaceStageError(f"{where} has a malformed 'eyes' entry.") from None
 
 
-def _teeth_shift(doc: dict[str, Any], where: str) -> np.ndarray | None:
-    """(2,) metres from scene.json's optional "mouth" entry."""
+def _mouth_shift(doc: dict[str, Any], where: str, entry: str, keys: tuple[str, str], required: bool = True
+                 ) -> np.ndarray | None:
+    """(2,) metres from scene.json's optional "mouth" entry: its `entry` (teeth_shift_m, tongue_shift_m) by `keys`.
+    None without a "mouth"; an entry that is not `required` (written by later versions) may be missing too."""
     if "mouth" not in doc:
         return None
-    try:
-        shift = doc["mouth"]["teeth_shift_m"]
-        return np.array([_array(shift, key, (), where) for key in ("upper", "lower")])
-    except (KeyError, TypeError):
-        raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
-
-
-def _tongue_shift(doc: dict[str, Any], where: str) -> np.ndarray | None:
-    """(2,) metres from scene.json's optional "mouth" entry (None before the tongue was placed)."""
-    shift = doc.get("mouth", {}).get("tongue_shift_m") if isinstance(doc.get("mouth"), dict) else None
-    if shift is None:
+    mouth = doc["mouth"]
+    if not required and (not isinstance(mouth, dict) or mouth.get(entry) is None):
         return None
     try:
-        return np.array([_array(shift, key, (), where) for key in ("forward", "up")])
+        return np.array([_array(mouth[entry], key, (), where) for key in keys])
     except (KeyError, TypeError):
         raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
 
