@@ -140,15 +140,22 @@ def test_the_mouth_stays_behind_the_skin_of_a_strong_identity():
     assert torch.equal(mouth_shape(model, *zero), model.mouth_evaluate(*zero))
 
 
+def _seen_texels(model, name: str, seed: int, size: int = 256, count: int = 600):  # type: ignore[no-untyped-def]
+    """(mouth texel parts (S, S), rows, cols and UVs (count, 2) of `count` random texels of the mouth part `name`):
+    a "crop" of pixels in one row, each seeing one texel."""
+    part = head_parts.mouth_texel_parts(model, size)
+    rows, cols = np.nonzero(part == list(model.mouth_part_names).index(name))
+    pick = np.random.default_rng(seed).choice(len(rows), count, replace=False)
+    rows, cols = rows[pick], cols[pick]
+    return part, rows, cols, np.stack([(cols + 0.5) / size, 1 - (rows + 0.5) / size], -1).astype(np.float32)
+
+
 def test_mouth_texture_takes_seen_teeth_de_lit_and_keeps_the_interior_dark():
     model = load_head_model()
     size = 256
-    part = head_parts.mouth_texel_parts(model, size)
     names = list(model.mouth_part_names)
-    rows, cols = np.nonzero(part == names.index("upper_teeth"))
-    pick = np.random.default_rng(1).choice(len(rows), 600, replace=False)
-    uv = np.stack([(cols[pick] + 0.5) / size, 1 - (rows[pick] + 0.5) / size], -1).astype(np.float32)
-    n = len(uv)  # a "crop" of n pixels in one row, each seeing one tooth texel
+    part, _, _, uv = _seen_texels(model, "upper_teeth", 1, size)
+    n = len(uv)
     albedo = np.array([0.8, 0.76, 0.68], np.float32)
     shading = 0.5
     passes = {"material": torch.full((1, n), 2), "uv": torch.from_numpy(uv[None]),
@@ -166,23 +173,45 @@ def test_mouth_texture_takes_seen_teeth_de_lit_and_keeps_the_interior_dark():
     assert 0 < seen < 0.5
 
 
+def test_unseen_teeth_take_the_colour_of_the_pixels_that_show_teeth_not_of_the_lips_the_teeth_cover():
+    """Placed teeth that cover the photo's lips or gum see red there: dreadlocks_man_smile's whole rows came back
+    red, glasses_beard_man's pink. The texels a pixel saw keep what it saw; the unseen rest of the teeth take the
+    median of the pixels photo_teeth marks."""
+    model = load_head_model()
+    size = 256
+    names = list(model.mouth_part_names)
+    part, rows, cols, uv = _seen_texels(model, "upper_teeth", 3, size)
+    n = len(uv)
+    tooth, lip, shading = np.array([0.8, 0.76, 0.68]), np.array([0.55, 0.22, 0.2]), 0.5
+    is_tooth = np.arange(n) % 3 == 0  # a third of the tooth pixels show teeth, the rest lips
+    passes = {"material": torch.full((3, n), 2), "uv": torch.from_numpy(np.broadcast_to(uv, (3, n, 2)).copy()),
+              "diffuse": torch.full((3, n, 3), shading), "ambient": torch.zeros(3, n, 3),
+              "specular": torch.zeros(3, n, 3)}
+    photo = np.broadcast_to(np.where(is_tooth[:, None], tooth, lip) * shading, (3, n, 3)).astype(np.float32)
+    lower = part == names.index("lower_teeth")
+    shown = np.broadcast_to(is_tooth, (3, n)).copy()
+    with_mask, _ = mouth_texture(photo, passes, model, size, shown_teeth=shown)
+    without, _ = mouth_texture(photo, passes, model, size)
+    assert np.allclose(np.median(with_mask[lower], axis=0), tooth, atol=0.02)
+    assert np.allclose(np.median(without[lower], axis=0), lip, atol=0.02)  # every tooth pixel: the lips' red
+    upper = np.median(with_mask[rows[~is_tooth], cols[~is_tooth]], axis=0)
+    assert upper[0] / upper[1] > 1.4  # what a pixel saw stays where it saw it (the tooth: 1.05, a lip: 2.5)
+
+
 def test_a_tongue_brighter_than_its_shading_allows_keeps_its_pink_in_the_texture():
     """open_smile_man: the fitted interior is shaded 0.39 where the photo's tongue is (0.75, 0.35, 0.32), so its
     de-lit samples are out of range; clipped per channel they became a whitish (0.95, 0.9, 0.8) and the mouth
     rendered grey-blue. Scaled as a whole they keep the tongue's hue."""
     model = load_head_model()
     size = 256
-    part = head_parts.mouth_texel_parts(model, size)
-    rows, cols = np.nonzero(part == list(model.mouth_part_names).index("tongue"))
-    pick = np.random.default_rng(2).choice(len(rows), 600, replace=False)
-    uv = np.stack([(cols[pick] + 0.5) / size, 1 - (rows[pick] + 0.5) / size], -1).astype(np.float32)
+    _, rows, cols, uv = _seen_texels(model, "tongue", 2, size)
     n = len(uv)
     delit, shading = np.array([1.9, 0.9, 0.8], np.float32), 0.39
     passes = {"material": torch.full((3, n), 3), "uv": torch.from_numpy(np.broadcast_to(uv, (3, n, 2)).copy()),
               "diffuse": torch.full((3, n, 3), shading), "ambient": torch.zeros(3, n, 3),
               "specular": torch.zeros(3, n, 3)}
     texture, _ = mouth_texture(np.broadcast_to(delit * shading, (3, n, 3)).copy(), passes, model, size)
-    colour = np.median(texture[rows[pick], cols[pick]], axis=0)
+    colour = np.median(texture[rows, cols], axis=0)
     assert colour[0] > 0.8  # as bright as the range allows ...
     assert abs(colour[1] / colour[0] - 0.9 / 1.9) < 0.06 and abs(colour[2] / colour[0] - 0.8 / 1.9) < 0.06  # ... and pink
 

@@ -6,7 +6,8 @@ recovered in three cheap steps rather than inside the photometric stages:
 * the eyelids: the blink, wide and squint units of each eye are refitted to
   MediaPipe's 16 eye-contour landmarks of that eye, everything else held (the
   whole-face stages leave the lid aperture ~20 % narrow: the contour is a few
-  of their many landmarks, and the photometric term does not see the eyes);
+  of their many landmarks, and the photometric term does not see the eyes),
+  then opened to the contour's own outline (fit/lids.py);
 * gaze and iris radius from MediaPipe's iris landmarks (468–472 the subject's
   right eye, 473–477 the left: centre, then the rim towards +X, up, −X, down
   of the head): each eyeball turns about its centre (model/head/parts.py) so
@@ -191,16 +192,19 @@ def eye_crop(points: np.ndarray, density: float = 1.5, max_size: int = 512) -> C
     return square_around(points[list(LEFT_EYE) + list(RIGHT_EYE)], 1.35, density, 96, max_size)
 
 
-def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int,
+                  within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(uv (N, 2), albedo (N, 3), shading (N,), spacing) of the crop pixels whose first hit is `material`, not at
-    its border; spacing is the median UV distance between horizontally neighbouring ones.
+    its border (and inside `within`, (S, S) bool, if given); spacing is the median UV distance between
+    horizontally neighbouring ones.
 
     albedo = (photo − specular) / (diffuse + ambient), the inverse of the renderer's composition; pixels next
     to another material mix two surfaces and are dropped.
     """
     mine = (passes["material"] == material).cpu().numpy()
     inner = ndimage.binary_erosion(mine, iterations=1, border_value=0)
+    if within is not None:
+        inner &= within
     shading = (passes["diffuse"] + passes["ambient"]).cpu().numpy()[inner]
     specular = passes["specular"].cpu().numpy()[inner]
     albedo = (photo[inner] - specular) / np.maximum(shading, 1e-4)
@@ -316,7 +320,8 @@ def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
 def fit_eyes(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...],
              mouth_texture: np.ndarray | None = None, texture: bool = True) -> EyeFit:
     """Gaze, iris radius and (with `texture`) the eye texture for a reconstruction after its skin stages; its
-    eyelids were refitted (fit_eyelids) before the maps, which are painted on the lids where they end up."""
+    eyelids were refitted (fit_eyelids, fit/lids.open_lids) before the maps, which are painted on the lids where
+    they end up."""
     centres, radii = eye_geometry(run)
     with torch.no_grad():
         K = run.camera_K(Crop(0.0, 0.0, 1.0, 1)).cpu().double().numpy()

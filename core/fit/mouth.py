@@ -6,7 +6,7 @@ is left is their colour. As for the eyes (fit/eyes.py), the mouth region is
 rendered once with the fitted light and pose, and every pixel whose first hit
 is a tooth or the mouth interior gives a de-lit albedo at its UV in the mouth
 atlas (mouth.png). Texels no pixel saw take their part's value: the teeth the
-median of the teeth that were seen (a closed mouth: the model's default), the
+median of the tooth pixels that show the photo's teeth (a closed mouth: the model's default), the
 cavity and the tongue the model's dark defaults — a plausible interior for an
 animated jawOpen rather than whatever the lips hid.
 
@@ -70,9 +70,14 @@ class MouthFit:
 
 
 def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: HeadModel,
-                  size: int = MOUTH_TEXTURE_SIZE) -> tuple[np.ndarray, float]:
+                  size: int = MOUTH_TEXTURE_SIZE, shown_teeth: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """The mouth atlas from a rendered crop's passes and the photo on the crop's grid (linear); see the module
-    docstring. Returns (texture (S, S, 3), fraction of teeth texels seen)."""
+    docstring. Returns (texture (S, S, 3), fraction of teeth texels seen).
+
+    The teeth texels no pixel saw take the median of the tooth pixels that show the photo's teeth, `shown_teeth`
+    ((S, S) bool, fit/teeth.photo_teeth; every tooth pixel when None): where the placed teeth cover the photo's
+    lips, gum or the dark gap above them, those colours are painted where they were seen but are not the teeth's
+    colour (the whole rows came back red on dreadlocks_man_smile, pink on glasses_beard_man)."""
     default = head_parts.default_mouth_texture(model, size)
     texel_part = head_parts.mouth_texel_parts(model, size)
     samples = [delit_samples(photo, passes, m) for m in (TEETH_MATERIAL_INDEX, INTERIOR_MATERIAL_INDEX)]
@@ -85,15 +90,24 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     x = np.clip((uv[:, 0] * size).astype(int), 0, size - 1)
     y = np.clip(((1 - uv[:, 1]) * size).astype(int), 0, size - 1)
     part = texel_part[y, x]
-    keep = (part >= 0) & (shading >= MIN_SHADING * np.median(shading))
+    lit = MIN_SHADING * np.median(shading)
+    keep = (part >= 0) & (shading >= lit)
     prior = default.copy()
     teeth = [k for k, name in enumerate(model.mouth_part_names) if name in head_parts.TEETH_PARTS]
-    is_teeth = np.isin(part, teeth) & keep
-    if is_teeth.sum() >= MIN_SAMPLES:
-        median = np.median(albedo[is_teeth], axis=0)
-        keep &= ~(np.isin(part, teeth) & (albedo.mean(-1) > HIGHLIGHT_RATIO * median.mean())
-                  & (albedo.mean(-1) > median.mean() + 0.1))
-        median = np.median(albedo[np.isin(part, teeth) & keep], axis=0)
+    on_teeth = np.isin(part, teeth)
+    if shown_teeth is None:
+        reference = albedo[on_teeth & keep]
+    else:
+        _, shown, shown_shading, _ = delit_samples(photo, passes, TEETH_MATERIAL_INDEX, shown_teeth)
+        reference = shown[shown_shading >= lit]
+    if len(reference) >= MIN_SAMPLES:
+        median = np.median(reference, axis=0)
+
+        def highlight(values: np.ndarray) -> np.ndarray:
+            return (values.mean(-1) > HIGHLIGHT_RATIO * median.mean()) & (values.mean(-1) > median.mean() + 0.1)
+
+        keep &= ~(on_teeth & highlight(albedo))
+        median = np.median(reference[~highlight(reference)], axis=0)
         median *= np.clip(median.mean(), *TEETH_LUMINANCE) / max(float(median.mean()), 1e-6)
         prior[np.isin(texel_part, teeth)] = median
     num, den = np.zeros((size, size, 3)), np.zeros((size, size))
@@ -107,8 +121,8 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
         num[island], den[island] = part_num[island], part_den[island]
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
-    on_teeth = np.isin(texel_part, teeth)
-    seen = float((den[on_teeth] > weight).mean()) if on_teeth.any() else 0.0
+    teeth_texels = np.isin(texel_part, teeth)
+    seen = float((den[teeth_texels] > weight).mean()) if teeth_texels.any() else 0.0
     return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
 
 
@@ -187,7 +201,8 @@ def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor,
         scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
         scene.parts = run_parts(run, gaze, eye_texture, None, shift, tongue)
         out = render(scene, DELIGHT_OPTIONS, run.generator)
-    texture_map, seen = mouth_texture(photo, out.passes, run.model)
+    shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), lips_in_crop(points, crop))
+    texture_map, seen = mouth_texture(photo, out.passes, run.model, shown_teeth=shown)
     log.info("mouth: teeth moved %s mm (IoU %.2f), tongue %s mm forward, up; %.0f %% of the teeth texels seen",
              (1000 * shift).round(1), iou, (1000 * tongue).round(1), 100 * seen)
     return MouthFit(texture_map, seen, shift, iou, tongue)

@@ -34,6 +34,7 @@ from ..render.tiles import FINAL_BUDGET_SIDE
 from .detail import PhotoView, apply_detail, detail_layer, vermilion
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
+from .lids import open_lids
 from .lips import close_lips
 from .masks import skin_mask
 from .mouth import MouthFit, fit_mouth
@@ -240,6 +241,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     # The lids move before the maps are painted, so stage 2 paints lid and lash colours where the lids end up
     # (on headwrap_woman_yaw the refit opens one eye by eyeWide 0.33, about 1.2 mm of lid).
     fit_eyelids(run, points)
+    open_lids(run, points)
     close_lips(run, points)  # likewise the lips, so stage 2 paints lip colour where they meet
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
