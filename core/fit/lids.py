@@ -98,13 +98,14 @@ def open_lids(run: Any, points: np.ndarray) -> np.ndarray:
     before = openings.overlaps()
     for lower, grid in ((False, UPPER_LID), (True, LOWER_LID)):
         start = [lid(eye, lower) for eye in range(2)]
+        saved = run.expression.detach().clone()
         scores = []
         for value in grid:
             for eye in range(2):
                 set_lid(eye, lower, float(value))
             scores.append(openings.overlaps() - LID_PRIOR * np.abs(float(value) - np.array(start)))
-        for eye in range(2):
-            set_lid(eye, lower, start[eye])
+        with torch.no_grad():
+            run.expression.copy_(saved)  # the fitted lids exactly (a blink and a wide both above zero stay so)
         kept = openings.overlaps()
         for eye in range(2):
             column = np.array([s[eye] for s in scores])
