@@ -72,7 +72,7 @@ def test_the_lip_colour_tints_and_never_brightens() -> None:
 
 
 class _FrontalRun:
-    """What close_lips reads of a stages.Reconstruction: the head model's mean identity with `expression`, seen
+    """What close_lips and open_lids read of a stages.Reconstruction: the head model's mean identity with `expression`, seen
     from 0.6 m in front of its mouth by a 1000-px camera with a 2000-px focal length (its mouth about 150 px wide)."""
 
     def __init__(self, expression: dict[str, float]) -> None:
@@ -103,6 +103,11 @@ class _FrontalRun:
 
     def world_vertices(self):  # type: ignore[no-untyped-def]
         return self.model.evaluate(self.identity, self.expression.clamp(0, 1))
+
+    def tensor(self, array):  # type: ignore[no-untyped-def]
+        import torch
+
+        return torch.as_tensor(np.asarray(array, dtype=np.float32))
 
     def camera_K(self, crop):  # type: ignore[no-untyped-def]
         import torch

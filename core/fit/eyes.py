@@ -359,7 +359,13 @@ def run_parts(run: Reconstruction, gaze: np.ndarray, eye_texture_map: np.ndarray
 def run_part_vertices(run: Reconstruction, gaze: np.ndarray, teeth_shift: np.ndarray | None = None,
                       tongue_shift: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """World-space (eye vertices, mouth vertices) for the reconstruction's current pose, shape and expression."""
+    return run_eye_vertices(run, gaze), run_mouth_vertices(run, teeth_shift, tongue_shift)
+
+
+def run_eye_vertices(run: Reconstruction, gaze: np.ndarray) -> torch.Tensor:
+    """World-space eyeball vertices [left eye's, right eye's] for the reconstruction's pose and identity, turned
+    by `gaze` (2, 2)."""
     model = run.model
     with torch.no_grad():
         eyes = head_parts.turned_eyes(model, model.eye_evaluate(run.identity.detach()), run.tensor(gaze))
-        return eyes @ run.rotation().T + run.translation(), run_mouth_vertices(run, teeth_shift, tongue_shift)
+        return eyes @ run.rotation().T + run.translation()

@@ -21,9 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.head import parts as head_parts
 from ..render.raytrace import Bvh
-from .eyes import eye_crop
+from .eyes import eye_crop, run_eye_vertices
 from .landmarks import LEFT_EYE, RIGHT_EYE
 from .teeth import crop_rays, polygon_mask
 
@@ -50,10 +49,7 @@ class EyeOpenings:
         self.rays = crop_rays(run, crop)
         self.contours = [polygon_mask((points[list(eye[3])] - [crop.x0, crop.y0]) * (crop.size / crop.side), crop.size)
                          for eye in EYES]
-        with torch.no_grad():
-            eyes = head_parts.turned_eyes(model, model.eye_evaluate(run.identity.detach()),
-                                          torch.zeros(2, 2, device=run.identity.device))
-            self.eyes = (eyes @ run.rotation().T + run.translation()).cpu()
+        self.eyes = run_eye_vertices(run, np.zeros((2, 2))).cpu()
         self.head_faces = run.faces.shape[0]
         self.right_eye_face = torch.cat([torch.zeros(self.head_faces, dtype=torch.bool),
                                          model.eye_faces.cpu()[:, 0] >= self.eyes.shape[0] // 2])

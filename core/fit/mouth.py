@@ -94,6 +94,7 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
     keep = (part >= 0) & (shading >= lit)
     prior = default.copy()
     teeth = [k for k, name in enumerate(model.mouth_part_names) if name in head_parts.TEETH_PARTS]
+    teeth_texels = np.isin(texel_part, teeth)
     on_teeth = np.isin(part, teeth)
     if shown_teeth is None:
         reference = albedo[on_teeth & keep]
@@ -109,7 +110,7 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
         keep &= ~(on_teeth & highlight(albedo))
         median = np.median(reference[~highlight(reference)], axis=0)
         median *= np.clip(median.mean(), *TEETH_LUMINANCE) / max(float(median.mean()), 1e-6)
-        prior[np.isin(texel_part, teeth)] = median
+        prior[teeth_texels] = median
     num, den = np.zeros((size, size, 3)), np.zeros((size, size))
     for k in np.unique(part[keep]):  # each part's samples stay on its own island
         mine = keep & (part == k)
@@ -121,7 +122,6 @@ def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: Hea
         num[island], den[island] = part_num[island], part_den[island]
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
-    teeth_texels = np.isin(texel_part, teeth)
     seen = float((den[teeth_texels] > weight).mean()) if teeth_texels.any() else 0.0
     return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), seen
 
@@ -165,12 +165,12 @@ def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
     if lit_interior(linear_to_srgb(photo), lips).sum() < MIN_LIT_SHARE * max(int(inside.sum()), 1):
         return np.zeros(2)
     region = ndimage.binary_dilation(inside, iterations=2)
-    target = run.tensor(photo)
+    with torch.no_grad():
+        scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
 
     def error(shift: np.ndarray) -> tuple[float, int]:
-        """(interior_error, teeth pixels in view) with the tongue moved by `shift`."""
+        """(interior_error, teeth pixels in view) with the tongue moved by `shift`: only the parts change."""
         with torch.no_grad():
-            scene = run.scene(crop, target, maps)  # type: ignore[arg-type]
             scene.parts = run_parts(run, gaze, eye_texture, None, teeth_shift, shift)
             passes = render(scene, TONGUE_OPTIONS, run.generator).passes
         teeth = int((region & (passes["material"].cpu().numpy() == TEETH_MATERIAL_INDEX)).sum())
