@@ -9,8 +9,15 @@ towards the camera), and divided by what the fitted model predicts there,
 ratio's low frequencies are the fit's business (and hold its shading errors),
 so only its high frequencies are kept, bounded in brightness and more tightly
 in colour, so a shadow edge or the light's colour cannot turn into albedo. The
-weight fades the detail out where the view is grazing, occluded (hair,
-glasses: fit/occlusion.py), not skin (the eye and mouth openings) or unseen, so
+brightness bound is lopsided: skin's own detail (moles, freckles, brows, lashes,
+pores, lip lines) is darker than the skin round it, while what is brighter is
+mostly sheen, the fine, speckled highlight that the fitted specular map is too
+smooth to hold. Kept at up to ×2.7, it painted orange-pink speckle over the lit
+side of dark faces (headwrap_woman_yaw, dreadlocks_man_smile) into every relit
+shot. Brighter detail stops at ×1.35 (LIGHTER_BOUND) and keeps only that share of
+its colour shift, the excess being white light, not pigment. The weight fades
+the detail out where the view is grazing, occluded (hair, glasses:
+fit/occlusion.py), not skin (the eye and mouth openings) or unseen, so
 the detailed albedo blends into the fitted one with no visible seam.
 
 The lips are the one place where the low frequencies of the colour are kept
@@ -49,7 +56,8 @@ from .landmarks import INNER_LIPS, OUTER_LIPS
 SIGMA_UV = 4.0 / 1024  # high-pass scale: the detail keeps what is finer than this (texture fraction)
 BLEND_UV = 6.0 / 1024  # width of the weight's ramp towards grazing, occluded or unseen texels
 GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, full detail above the second
-LUMINANCE_BOUND = 1.0  # |log| of the detail's brightness: ×0.37 … ×2.7 (moles, brows, lip lines fit inside)
+DARKER_BOUND = 1.0  # |log| of the detail's brightness below the skin round it: ×0.37 (moles, brows, lip lines fit)
+LIGHTER_BOUND = 0.3  # … and above it: ×1.35; brighter is sheen (module docstring)
 CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
 LIP_CHROMA_BOUND = 0.4  # |log| of the lips' own colour against the skin round the mouth (pink lips: ≈ 0.15-0.3)
 LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
@@ -177,8 +185,10 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
     valid = (weight > 0).astype(np.float32)
     high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
-    brightness = np.clip(high.mean(-1, keepdims=True), -LUMINANCE_BOUND, LUMINANCE_BOUND)
-    colour = np.clip(high - high.mean(-1, keepdims=True), -CHROMA_BOUND, CHROMA_BOUND)
+    excess = high.mean(-1, keepdims=True)
+    brightness = np.clip(excess, -DARKER_BOUND, LIGHTER_BOUND)
+    sheen = np.clip(LIGHTER_BOUND / np.maximum(excess, 1e-6), 0, 1)  # 1 up to the bound, then the pigment's share
+    colour = np.clip(high - excess, -CHROMA_BOUND, CHROMA_BOUND) * sheen
     if lips is not None:
         colour = colour + lip_colour(log_ratio, valid, lips)
     detail = np.exp(brightness + colour).astype(np.float32)
