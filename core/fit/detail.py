@@ -185,10 +185,10 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
     valid = (weight > 0).astype(np.float32)
     high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
-    excess = high.mean(-1, keepdims=True)
-    brightness = np.clip(excess, -DARKER_BOUND, LIGHTER_BOUND)
-    sheen = np.clip(LIGHTER_BOUND / np.maximum(excess, 1e-6), 0, 1)  # 1 up to the bound, then the pigment's share
-    colour = np.clip(high - excess, -CHROMA_BOUND, CHROMA_BOUND) * sheen
+    lightness = high.mean(-1, keepdims=True)  # log brightness against the skin round it
+    brightness = np.clip(lightness, -DARKER_BOUND, LIGHTER_BOUND)
+    pigment_share = np.clip(LIGHTER_BOUND / np.maximum(lightness, 1e-6), 0, 1)  # 1 up to the bound, then falling
+    colour = np.clip(high - lightness, -CHROMA_BOUND, CHROMA_BOUND) * pigment_share
     if lips is not None:
         colour = colour + lip_colour(log_ratio, valid, lips)
     detail = np.exp(brightness + colour).astype(np.float32)
