@@ -3,6 +3,8 @@ photo's do (fit/lips.py)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -159,3 +161,47 @@ def test_an_open_mouth_is_left_as_open_as_the_photo_shows_it():
     # The inner-lip contour lies inside the rendered opening (18 against 26 px): measured by it, the mouth closed by
     # mouthClose 0.1 before open mouths were left alone.
     assert closure.value == 0.0 and float(run.expression[run.model.expression_index("mouthClose")]) == 0.0
+
+
+def _traced_inner_lips(run, points: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """`points` with the 20 inner-lip landmarks moved onto the outline of the opening `run` renders through its
+    lips: from the opening's centroid out to its last pixel, 20 directions evenly spread in angle on the opening
+    stretched to a circle (what MediaPipe traces on a photo: the edge where lip meets teeth or tongue)."""
+    from facestage.core.fit.lips import MouthOpening
+
+    opening = MouthOpening(run, points, density=2.0, max_size=400)
+    mask, crop = opening.mask(), opening.crop
+    rows, cols = np.nonzero(mask)
+    centre, half = np.array([cols.mean(), rows.mean()]), np.array([np.ptp(cols), np.ptp(rows)]) / 2 + 1
+    out = points.copy()
+    for j, landmark in enumerate(INNER_LIPS):  # the contour runs from one corner along the lower lip and back
+        angle = math.pi - 2 * math.pi * j / len(INNER_LIPS)
+        step = 0.25 * half * np.array([math.cos(angle), math.sin(angle)]) / half.max()
+        reach = 0
+        while True:
+            x, y = (centre + 0.5 + (reach + 1) * step).astype(int)
+            if not (0 <= x < crop.size and 0 <= y < crop.size and mask[y, x]):
+                break
+            reach += 1
+        out[landmark] = (centre + 0.5 + reach * step) * (crop.side / crop.size) + [crop.x0, crop.y0]
+    return out
+
+
+def test_an_open_mouth_opens_to_the_inner_lip_contour_the_photo_shows():
+    """The embedded inner-lip points are not on the opening's silhouette, which MediaPipe traces on a photo:
+    fitted through them, open smiles rendered 0.64-0.86 of their contour's area. With the contour traced on a head
+    whose upper lip is raised and lower lip lowered, open_lips, started from lips at rest, finds both."""
+    from facestage.core.fit.lips import OPENING_UNITS, open_lips
+
+    truth = {"mouthUpperUpLeft": 0.6, "mouthUpperUpRight": 0.6, "mouthLowerDownLeft": 0.4, "mouthLowerDownRight": 0.4}
+    run = _FrontalRun({"jawOpen": 0.3, **truth})
+    points = _traced_inner_lips(run, run.landmarks())
+    for name in OPENING_UNITS:
+        run.expression[run.model.expression_index(name)] = 0.0
+    opening = open_lips(run, points)
+    print(opening)
+    assert opening.before < 0.8 and opening.after > 0.9, opening
+    for name, value in truth.items():
+        assert abs(opening.values[name] - value) <= 0.15, (name, opening.values)
+        assert float(run.expression[run.model.expression_index(name)]) == pytest.approx(opening.values[name])
+    assert float(run.expression[run.model.expression_index("jawOpen")]) == pytest.approx(0.3)  # the jaw stays

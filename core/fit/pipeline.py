@@ -35,7 +35,7 @@ from .detail import PhotoView, apply_detail, detail_layer, vermilion
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .lids import open_lids
-from .lips import close_lips
+from .lips import close_lips, open_lips
 from .masks import skin_mask
 from .mouth import MouthFit, fit_mouth
 from .occlusion import Occlusion, in_window, occlusion_mask, person_mask, photo_occlusion, residual_map
@@ -242,7 +242,8 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     # (on headwrap_woman_yaw the refit opens one eye by eyeWide 0.33, about 1.2 mm of lid).
     fit_eyelids(run, points)
     open_lids(run, points)
-    close_lips(run, points)  # likewise the lips, so stage 2 paints lip colour where they meet
+    close_lips(run, points)  # likewise the lips, so stage 2 paints lip colour where they meet ...
+    open_lips(run, points)  # ... or part
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():
