@@ -256,6 +256,7 @@ def _eyeball_contours(run, points: np.ndarray) -> np.ndarray:  # type: ignore[no
     from facestage.core.fit.lids import EYES
     from facestage.core.fit.teeth import crop_rays
     from facestage.core.render.raytrace import Bvh
+    from test_lips import _outline_point
 
     model = run.model
     crop = eye_crop(points, density=2.0, max_size=400)
@@ -271,14 +272,8 @@ def _eyeball_contours(run, points: np.ndarray) -> np.ndarray:  # type: ignore[no
         rows, cols = np.nonzero(mask)
         centre = np.array([cols.mean(), rows.mean()])
         for j, landmark in enumerate(eye[3]):
-            direction = np.array([math.cos(2 * math.pi * j / 16), math.sin(2 * math.pi * j / 16)])
-            reach = 0.0
-            while True:
-                x, y = (centre + (reach + 0.5) * direction).astype(int)
-                if not (0 <= x < crop.size and 0 <= y < crop.size and mask[y, x]):
-                    break
-                reach += 0.5
-            out[landmark] = (centre + 0.5 + reach * direction) * (crop.side / crop.size) + [crop.x0, crop.y0]
+            step = 0.5 * np.array([math.cos(2 * math.pi * j / 16), math.sin(2 * math.pi * j / 16)])
+            out[landmark] = _outline_point(mask, centre, step) * (crop.side / crop.size) + [crop.x0, crop.y0]
     return out
 
 

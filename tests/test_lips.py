@@ -163,6 +163,17 @@ def test_an_open_mouth_is_left_as_open_as_the_photo_shows_it():
     assert closure.value == 0.0 and float(run.expression[run.model.expression_index("mouthClose")]) == 0.0
 
 
+def _outline_point(mask: np.ndarray, centre: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """Crop pixel coordinates of the last pixel of `mask` met walking from `centre` in steps of `step`: where a
+    detector tracing the mask's outline would put a point."""
+    reach = 0
+    while True:
+        x, y = (centre + (reach + 1) * step).astype(int)
+        if not (0 <= x < mask.shape[1] and 0 <= y < mask.shape[0] and mask[y, x]):
+            return centre + 0.5 + reach * step
+        reach += 1
+
+
 def _traced_inner_lips(run, points: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]
     """`points` with the 20 inner-lip landmarks moved onto the outline of the opening `run` renders through its
     lips: from the opening's centroid out to its last pixel, 20 directions evenly spread in angle on the opening
@@ -177,13 +188,7 @@ def _traced_inner_lips(run, points: np.ndarray) -> np.ndarray:  # type: ignore[n
     for j, landmark in enumerate(INNER_LIPS):  # the contour runs from one corner along the lower lip and back
         angle = math.pi - 2 * math.pi * j / len(INNER_LIPS)
         step = 0.25 * half * np.array([math.cos(angle), math.sin(angle)]) / half.max()
-        reach = 0
-        while True:
-            x, y = (centre + 0.5 + (reach + 1) * step).astype(int)
-            if not (0 <= x < crop.size and 0 <= y < crop.size and mask[y, x]):
-                break
-            reach += 1
-        out[landmark] = (centre + 0.5 + reach * step) * (crop.side / crop.size) + [crop.x0, crop.y0]
+        out[landmark] = _outline_point(mask, centre, step) * (crop.side / crop.size) + [crop.x0, crop.y0]
     return out
 
 
