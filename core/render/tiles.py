@@ -11,7 +11,8 @@ the time would grow with the photo. So:
   pixel (as before), a large one fewer per pixel, down to one; the world's
   samples shrink with the light samples. The noise per
   unit of face area stays about the same, and a 48 MP photo's final render
-  costs what a 2 MP one's does.
+  costs what a 2 MP one's does. A caller may scale the budget (`budget_scale`):
+  relit shots do (core/apps/rerender.py RELIT_BUDGET).
 * `render_tiled` renders the crop in tiles of at most TILE_SHADOW_RAYS shadow
   rays, each with the crop's camera shifted to the tile, one BVH for all and
   the caller's generator drawn in tile order, so the result is deterministic
@@ -37,22 +38,23 @@ TILE_SHADOW_RAYS = 1 << 22  # shadow rays (shading points × lights × light sam
 LIGHTS = 20  # a tile is sized for the light stage's 20 lights (plus the world's samples, diffuse and glossy)
 
 
-def final_samples(size: int) -> tuple[int, int]:
-    """(spp, light samples) of the final render of a size × size crop within FINAL_SAMPLE_BUDGET."""
-    per_pixel = FINAL_SAMPLE_BUDGET / (size * size)
+def final_samples(size: int, budget_scale: float = 1.0) -> tuple[int, int]:
+    """(spp, light samples) of the final render of a size × size crop within budget_scale × FINAL_SAMPLE_BUDGET."""
+    per_pixel = budget_scale * FINAL_SAMPLE_BUDGET / (size * size)
     for spp, light_samples in ((FINAL_SPP, FINAL_LIGHT_SAMPLES), (FINAL_SPP, 2), (FINAL_SPP, 1), (2, 1)):
         if spp * light_samples <= per_pixel:
             return spp, light_samples
     return 1, 1
 
 
-def final_options(size: int, passes: bool = False, environment_samples: int = 0) -> RenderOptions:
+def final_options(size: int, passes: bool = False, environment_samples: int = 0,
+                  budget_scale: float = 1.0) -> RenderOptions:
     """The render options of a final (non-differentiated) render of a size × size crop.
 
     The world's directions take the same share of the budget as the light samples (at least one): they are
     shadow rays too, 2 × 16 per sample against the lights' 4 each, and left at full count they made a 48 MP
     photo's final render four times a 2 MP one's."""
-    spp, light_samples = final_samples(size)
+    spp, light_samples = final_samples(size, budget_scale)
     world = max(1, environment_samples * light_samples // FINAL_LIGHT_SAMPLES) if environment_samples > 0 else 0
     return RenderOptions(spp=spp, light_samples=light_samples, edge_sampling=False, return_passes=passes,
                          environment_samples=world)
