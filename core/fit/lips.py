@@ -6,8 +6,8 @@ surfaces rather than on the line where closed lips meet, so a closed mouth came
 back with a black seam of teeth and cavity between its lips, in render.png and
 in Blender (pale_redhead_frontal, glasses_man_frontal). Where the photo's
 inner lip contour encloses almost nothing (its mean height under CLOSED_RATIO of
-the mouth's width: 0.0002-0.012 on the 10 closed mouths of bench/photos, 0.076
-and up on the 7 open ones), the ARKit unit that brings the lips together
+the mouth's width: 0.0002-0.012 on the 9 closed mouths of bench/photos, 0.076
+and up on its 7 open ones and 0.116 on the sample), the ARKit unit that brings the lips together
 whatever the jaw does, mouthClose, is raised on a CLOSE_STEP grid to the
 smallest value at which the rendered opening, averaged across the mouth's
 width, is no higher than the photo's (plus GAP_TOLERANCE_PX).
