@@ -204,7 +204,6 @@ def test_an_open_mouth_opens_to_the_inner_lip_contour_the_photo_shows():
     for name in OPENING_UNITS:
         run.expression[run.model.expression_index(name)] = 0.0
     opening = open_lips(run, points)
-    print(opening)
     assert opening.before < 0.8 and opening.after > 0.9, opening
     for name, value in truth.items():
         assert abs(opening.values[name] - value) <= 0.15, (name, opening.values)

@@ -39,7 +39,8 @@ import torch
 
 from ..render.raytrace import Bvh
 from .landmarks import INNER_LIPS
-from .teeth import MOUTH_OUTLINE, crop_rays, head_and_mouth_faces, mouth_crop, polygon_mask, run_mouth_vertices
+from .teeth import (MOUTH_OUTLINE, crop_rays, head_and_mouth_faces, lips_in_crop, mouth_crop, polygon_mask,
+                    run_mouth_vertices)
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +152,7 @@ def open_lips(run: Any, points: np.ndarray) -> LipOpening:
     if is_closed(points)[0]:
         return LipOpening(float("nan"), float("nan"), {})
     opening = MouthOpening(run, points, density=1.0, max_size=OPENING_CROP)
-    crop = opening.crop
-    contour = polygon_mask((points[list(INNER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side), crop.size)
+    contour = polygon_mask(lips_in_crop(points, opening.crop), opening.crop.size)
 
     def overlap() -> float:
         seen = opening.mask()
