@@ -5,7 +5,7 @@ finds is smooth: the photo holds far finer detail than that. This module
 unwarps the photo into UV space through the final fit: every texel's surface
 point is projected into the photo, kept where the camera sees it (a BVH ray
 towards the camera), and divided by what the fitted model predicts there,
-`(photo − specular) / (albedo · (diffuse + ambient))`, which de-lights it. The
+`(photo − σ · specular) / (albedo · (diffuse + ambient))`, which de-lights it. The
 ratio's low frequencies are the fit's business (and hold its shading errors),
 so only its high frequencies are kept, bounded in brightness and more tightly
 in colour, so a shadow edge or the light's colour cannot turn into albedo. The
@@ -33,8 +33,24 @@ lips and that skin alike, so it cancels.
 render.png's lips on pale_redhead_frontal, red over green against the cheeks': 0.96 → 1.07
 (photo 1.09); docs/skin.md item 5.
 
+σ (`specular_scale`) dims the fitted specular where the photo is darker than the
+fit's highlight: stage 2 holds the specular level in skin's measured range and
+fits it at a quarter of the map's resolution, so a normal a few degrees off puts
+a small, close light's lobe where the photo shows none. On dark skin that lobe is
+brighter than the photo's green and blue (dreadlocks_man_smile: the specular
+was 47 % of the render's green, and above the photo's blue on 29 % of the face),
+photo − specular went negative, and the layer turned those texels into grey-blue
+blotches, at the darker bound, in every render. Per pixel, σ in [0, 1] is the
+dimming that brings the fitted render closest to the photo in log colour; it is
+never a brightening (the sheen stays out, as above). The specular map takes it
+per texel with the detail's weight (`apply_specular_scale`): a highlight the
+photo does not show is not in the delivered scene either. What is left for the
+diffuse is at least DIFFUSE_SHARE of the photo, so no channel's ratio runs off
+to the floor.
+
 Interface for the albedo model (stages): `diffuse · detail ** weight`
-(`apply_detail`); the layer is a multiplicative ratio near 1.
+(`apply_detail`); the layer is a multiplicative ratio near 1. The specular map:
+`specular · (1 + (σ − 1) · weight)`.
 """
 
 from __future__ import annotations
@@ -62,6 +78,8 @@ CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
 LIP_CHROMA_BOUND = 0.4  # |log| of the lips' own colour against the skin round the mouth (pink lips: ≈ 0.15-0.3)
 LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
 LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is measured against
+SPECULAR_STEPS = 21  # σ's grid over [0, 1] (`specular_scale`)
+DIFFUSE_SHARE = 0.25  # the least share of the photo that the de-lit ratio leaves to the diffuse
 
 
 @dataclass
@@ -148,9 +166,22 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
     return (np.clip(difference, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND) * lips[..., None]).astype(np.float32)
 
 
+def specular_scale(predicted: np.ndarray, specular: np.ndarray, photo: np.ndarray) -> np.ndarray:
+    """(N,) σ in [0, 1] per sample: the dimming of the fitted specular (N, 3) that brings `predicted` (the diffuse,
+    albedo · shading) + σ · specular closest to the photo (N, 3) in log colour, on a grid of SPECULAR_STEPS."""
+    log_photo = np.log(np.maximum(photo, 1e-4))
+    best, error = np.ones(len(photo), np.float32), np.full(len(photo), np.inf, np.float32)
+    for sigma in np.linspace(1.0, 0.0, SPECULAR_STEPS, dtype=np.float32):
+        e = ((np.log(np.maximum(predicted + sigma * specular, 1e-4)) - log_photo) ** 2).sum(-1)
+        better = e < error  # from σ = 1 down: a dimming is taken only where it fits better
+        best[better], error[better] = sigma, e[better]
+    return best
+
+
 def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster,
-                 lips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The photo's de-lit high-frequency albedo detail in UV space: (detail (S, S, 3) ratio near 1, weight (S, S)).
+                 lips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The photo's de-lit high-frequency albedo detail in UV space: (detail (S, S, 3) ratio near 1, weight (S, S),
+    specular scale σ (S, S), 1 where no sample).
 
     vertices (V, 3) world and faces (F, 3) are the final fitted mesh; the view's K and world_from_camera place
     the photo. A texel gets weight only when the camera sees its surface point (nothing of the head in front,
@@ -177,11 +208,15 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     trust = _sample(view.trust.astype(np.float32), xy_np) * on_grid * (~blocked.numpy())
     ramp = np.clip((cosine.reshape(-1)[idx].numpy() - GRAZING[0]) / (GRAZING[1] - GRAZING[0]), 0, 1)
     predicted = np.maximum(_sample(view.albedo * view.shading, xy_np), 1e-4)
-    observed = np.maximum(_sample(view.image - view.specular, xy_np), 1e-4)
+    photo, specular = _sample(view.image, xy_np), _sample(view.specular, xy_np)
+    sigma = specular_scale(predicted, specular, photo)
+    observed = np.maximum(photo - sigma[:, None] * specular, DIFFUSE_SHARE * photo + 1e-4)
     log_ratio = np.zeros((size * size, 3), np.float32)
     log_ratio[idx.numpy()] = np.log(observed / predicted)
     weight = np.zeros(size * size, np.float32)
     weight[idx.numpy()] = (trust > 0.99) * ramp
+    scale = np.ones(size * size, np.float32)
+    scale[idx.numpy()] = sigma
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
     valid = (weight > 0).astype(np.float32)
     high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
@@ -195,9 +230,14 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     # Fade towards every edge of the trusted area: the blurred weight, zero outside it, ramps over BLEND_UV.
     smooth = ndimage.gaussian_filter(weight, BLEND_UV * size / 2)
     weight = np.clip(2 * smooth - 1, 0, 1) * weight
-    return detail, weight.astype(np.float32)
+    return detail, weight.astype(np.float32), scale.reshape(size, size)
 
 
 def apply_detail(diffuse: np.ndarray, detail: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """diffuse · detail ** weight, kept inside the albedo's range with its hue (skin.within_albedo_range)."""
     return skin.within_albedo_range(diffuse * detail ** weight[..., None])
+
+
+def apply_specular_scale(specular: np.ndarray, scale: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The specular level map (S, S) dimmed by σ (S, S) where the detail has weight: specular · (1 + (σ − 1) · weight)."""
+    return (specular * (1 + (scale - 1) * weight)).astype(np.float32)

@@ -31,7 +31,7 @@ from ..model import lightstage, skin, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
-from .detail import PhotoView, apply_detail, detail_layer, vermilion
+from .detail import PhotoView, apply_detail, apply_specular_scale, detail_layer, vermilion
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .lids import open_lids
@@ -90,7 +90,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     detail_weight = np.zeros(diffuse.shape[:2], np.float32)
     if occluded is not None and run.config.stages == "full":
         mark = time.perf_counter()
-        result.diffuse, detail_weight = _with_detail(run, result, occluded, raster)
+        result.diffuse, result.specular, detail_weight = _with_detail(run, result, occluded, raster)
         run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
@@ -109,7 +109,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     result.extra_images["report"] = make_report([
         (f"photo, f {focal_mm:.0f} mm ({result.focal_source})", preview), ("re-render", rendered_srgb),
         ("difference x4", np.clip(np.abs(rendered_srgb - preview) * 4, 0, 1) * mask[..., None]),
-        ("diffuse albedo", linear_to_srgb(diffuse)), ("specular level", specular[..., 0]), ("roughness", roughness[..., 0]),
+        ("diffuse albedo", linear_to_srgb(diffuse)), ("specular level", result.specular), ("roughness", roughness[..., 0]),
         ("shading only", linear_to_srgb(shading / max(float(shading.max()), 1e-6))),
         ("shadows only", shadow.mean(-1) if shadow.ndim == 3 else shadow),
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
@@ -135,8 +135,9 @@ def _occlusion_picture(face: Window | None, occluded: Occlusion | None) -> np.nd
 
 
 def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """The diffuse map with the photo's de-lit detail (fit/detail.py), and the detail's weight per texel.
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The diffuse map with the photo's de-lit detail (fit/detail.py), the specular map dimmed where the photo
+    shows no highlight, and the detail's weight per texel.
 
     The photo is read on render.png's crop at no more pixels across than the map has texels (at 2048 px a 1024²
     map's texel spans 2.4 px, median over the seen face). The fit's prediction is smooth (a fitted albedo under
@@ -158,10 +159,12 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
                      shading=on_grid(out.passes["diffuse"] + out.passes["ambient"]),
                      specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
                      K=grid.K(result.K), world_from_camera=result.world_from_camera)
-    detail, weight = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
-                                  torch.as_tensor(result.faces), raster, lips=vermilion(run.model, raster.face.shape[0]))
+    detail, weight, scale = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
+                                         torch.as_tensor(result.faces), raster,
+                                         lips=vermilion(run.model, raster.face.shape[0]))
     diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
-    return diffuse, weight
+    specular = uvmaps.dilate_into_gutter(apply_specular_scale(result.specular, scale, weight), raster.inside)
+    return diffuse, specular, weight
 
 
 def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | None = None,
