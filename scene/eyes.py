@@ -5,7 +5,8 @@ eyeball centre and its mesh at rest (looking along the head's −Y), so the gaze
 is the object's rotation — XYZ Euler (−pitch, 0, yaw) in the head frame, as
 core/model/head/parts.py defines it — and an animator aims the eye by turning
 it. The material is the core renderer's: Principled BSDF with Base Color from
-eyes.png and a coat for the cornea (core.model.head.parts.EYE_MATERIAL).
+eyes.png and a coat for the cornea (core.model.head.parts.EYE_MATERIAL), its weight from eyes_coat.png where
+the photo showed less of the coat's reflection than the fitted light gives (core/fit/eyes.py coat_samples).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from .transaction import Transaction
 EYES = ("Eye L", "Eye R")  # the subject's left eye is on +X (the head faces −Y)
 EYE_MATERIAL = "FaceEye"
 EYE_IMAGE = "FaceStage Eyes"
+EYE_COAT_IMAGE = "FaceStage Eye Coat"
 
 
 def build_eyes(tx: Transaction, result: Result, model: Any, face: bpy.types.Object,
@@ -35,7 +37,9 @@ def build_eyes(tx: Transaction, result: Result, model: Any, face: bpy.types.Obje
     vertices, _ = part_vertices(result, model, turned=False)
     eye_texture, _ = textures(result, model)
     image = packed_image(tx, EYE_IMAGE, eye_texture, LINEAR, float_buffer=True)
-    material = build_part_material(tx, EYE_MATERIAL, image, head_parts.EYE_MATERIAL)
+    coat = (None if result.eye_coat is None
+            else packed_image(tx, EYE_COAT_IMAGE, result.eye_coat, "Non-Color", float_buffer=True))
+    material = build_part_material(tx, EYE_MATERIAL, image, head_parts.EYE_MATERIAL, coat)
     faces, face_uvs = as_numpy(model.eye_faces, np.int64), as_numpy(model.eye_face_uvs, np.int64)
     uvs = as_numpy(model.eye_uvs)
     gaze = np.zeros((2, 2)) if result.gaze is None else np.asarray(result.gaze, np.float64)

@@ -99,10 +99,11 @@ def build_skin(tx: Transaction, result: Result) -> bpy.types.Material:
     return material
 
 
-def build_part_material(tx: Transaction, name: str, image: bpy.types.Image, values: Any) -> bpy.types.Material:
+def build_part_material(tx: Transaction, name: str, image: bpy.types.Image, values: Any,
+                        coat: bpy.types.Image | None = None) -> bpy.types.Material:
     """An eye, teeth or mouth material: Principled BSDF (single-scatter GGX, as the core renders it) with Base
     Color ← `image` (sRGB) and the part's constant Specular IOR Level, Roughness and Coat
-    (`values`: core.model.head.parts.PartMaterial)."""
+    (`values`: core.model.head.parts.PartMaterial); Coat Weight × `coat` (Non-Color), when given."""
     material = tx.new(bpy.data.materials.new(name), name)
     tree, bsdf = _principled(material)
     bsdf.inputs["Specular IOR Level"].default_value = values.specular
@@ -111,4 +112,11 @@ def build_part_material(tx: Transaction, name: str, image: bpy.types.Image, valu
     bsdf.inputs["Coat Roughness"].default_value = values.coat_roughness
     bsdf.inputs["Coat IOR"].default_value = values.coat_ior
     tree.links.new(image_node(tree, image, (-400, 300)).outputs["Color"], bsdf.inputs["Base Color"])
+    if coat is not None:
+        scale: Any = tree.nodes.new("ShaderNodeMath")
+        scale.operation = "MULTIPLY"
+        scale.inputs[1].default_value = values.coat
+        scale.location = (-200, 0)
+        tree.links.new(image_node(tree, coat, (-400, 0)).outputs["Color"], scale.inputs[0])
+        tree.links.new(scale.outputs["Value"], bsdf.inputs["Coat Weight"])
     return material

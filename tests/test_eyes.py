@@ -132,8 +132,10 @@ def test_core_render_matches_cycles_in_the_eye_region(tmp_path, blender_env):
     texture = head_parts.default_eye_texture(256, iris_deg, iris=(0.04, 0.12, 0.17))
     texture[:, :, 0] *= np.linspace(0.7, 1.0, 256)[None, :]  # a left-right gradient shows a mirrored layout
     gaze = np.radians([[12.0, 6.0], [9.0, 6.0]])  # both eyes turned to the subject's left and up
+    # The left eye's cornea (u > 0.5) keeps 40 % of its coat, as eyes_coat.png gives it where the photo showed less.
+    coat = np.where(np.arange(256)[None, :] >= 128, 0.4, 1.0).repeat(256, 0).astype(np.float32)
     result = close_up(model.eye_centres.numpy().mean(0), {"eyeWideLeft": 0.3, "eyeWideRight": 0.3}, gaze=gaze,
-                      eye_texture=texture)
+                      eye_texture=texture, eye_coat=coat)
     core, cycles, passes = core_and_cycles(result, tmp_path / "OUT", blender_env)
     eyes = region(passes, (1,), cycles)
     assert eyes.sum() > 300  # both eyes, open, fill a good part of the frame
@@ -143,9 +145,16 @@ def test_core_render_matches_cycles_in_the_eye_region(tmp_path, blender_env):
     value = psnr(core, cycles_srgb, eyes.astype(np.float32))
     print(f"eye region: core vs Cycles PSNR {value:.2f} dB over {int(eyes.sum())} pixels")  # reported with -rP
     assert value >= 30.0, value
-    # The catch-light of the coat: the brightest eye pixel of Cycles is bright in the core as well.
-    brightest = np.unravel_index(np.argmax(np.where(eyes, cycles_srgb.mean(-1), 0)), eyes.shape)
-    assert abs(core[brightest].mean() - cycles_srgb[brightest].mean()) < 0.1
+    # The catch-light of the coat: each eye's brightest pixel in Cycles is as bright in the core, and the left
+    # eye's (40 % coat, on the image's right) is the dimmer one in both.
+    peaks = []
+    for half in (slice(0, SIZE // 2), slice(SIZE // 2, SIZE)):
+        mine = np.zeros_like(eyes)
+        mine[:, half] = eyes[:, half]
+        brightest = np.unravel_index(np.argmax(np.where(mine, cycles_srgb.mean(-1), 0)), eyes.shape)
+        assert abs(core[brightest].mean() - cycles_srgb[brightest].mean()) < 0.1
+        peaks.append((core[brightest].mean(), cycles_srgb[brightest].mean()))
+    assert peaks[1][0] < peaks[0][0] - 0.05 and peaks[1][1] < peaks[0][1] - 0.05, peaks
 
 
 def test_gaze_fit_recovers_a_known_gaze_from_the_iris_landmarks():
@@ -190,7 +199,8 @@ def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
     passes = {"material": torch.ones(size, size, dtype=torch.long), "uv": torch.from_numpy(uv),
               "diffuse": torch.from_numpy(shading), "ambient": torch.zeros(size, size, 3),
               "specular": torch.zeros(size, size, 3)}
-    texture, seen = eye_texture(photo, passes, iris_deg, size=512)
+    texture, coat, seen = eye_texture(photo, passes, iris_deg, size=512)
+    assert coat.min() > 0.999  # nothing modelled to reflect: the coat stays whole
     _, t_angle, _ = head_parts.eye_texture_angles(512)
     left = np.arange(512)[None, :] >= 256
     in_iris = left & (t_angle < 0.8 * iris_deg)
@@ -201,6 +211,43 @@ def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
     right_iris = ~left & (t_angle < 0.8 * iris_deg)
     assert np.allclose(np.median(texture[right_iris], axis=0), [0.05, 0.15, 0.2], atol=0.02)  # the unseen eye borrows
     assert 0.4 < seen < 0.6  # the left eye's iris: half of both
+
+
+def test_a_reflection_the_photo_does_not_show_is_taken_off_the_coat_not_out_of_the_iris():
+    # The fitted world mirrored in the cornea (a 0.04 veil) and a fitted catch-light (2.0) where the photo shows
+    # a brown iris with neither. With the full coat the de-lit iris clips to the albedo floor in green and blue and
+    # renders grey, (0.048, 0.044, 0.044), over a photo of (0.048, 0.028, 0.019); the coat must give way where the
+    # photo cannot hold it.
+    size = 64
+    iris_deg = 23.0
+    u = np.linspace(0.75 - 0.09, 0.75 + 0.09, size)
+    uv = np.stack(np.meshgrid(u, np.linspace(0.5 + 0.09, 0.5 - 0.09, size)), -1).astype(np.float32)
+    angle = np.hypot(uv[..., 0] - 0.75, uv[..., 1] - 0.5) / head_parts.EYE_UV_FRONT * 90
+    iris = angle < iris_deg
+    truth = np.where(iris[..., None], [0.06, 0.035, 0.024], [0.7, 0.68, 0.66]).astype(np.float32)
+    shading = np.full((size, size, 3), 0.8, np.float32)
+    photo = truth * shading
+    specular = np.full((size, size, 3), 0.04, np.float32)
+    specular[26:30, 26:30] = 2.0  # inside the iris, left of and above its centre
+    passes = {"material": torch.ones(size, size, dtype=torch.long), "uv": torch.from_numpy(uv),
+              "diffuse": torch.from_numpy(shading), "ambient": torch.zeros(size, size, 3),
+              "specular": torch.from_numpy(specular)}
+    texture, coat, _ = eye_texture(photo, passes, iris_deg, size=512)
+    _, t_angle, _ = head_parts.eye_texture_angles(512)
+    left = np.arange(512)[None, :] >= 256
+    # The veil: σ = 0.75 · 0.0192 / 0.04 = 0.36 over the iris (analytic), the whole coat on the bright sclera.
+    in_iris = left & (t_angle < 0.6 * iris_deg)
+    assert np.median(coat[in_iris]) == pytest.approx(0.36, abs=0.02)
+    sclera = left & (t_angle > 1.3 * iris_deg) & (t_angle < 40)
+    assert np.median(coat[sclera]) > 0.99
+    # The wrong catch-light keeps only the floor, 0.15, at its centre (pixel (27.5, 27.5) → its UV).
+    centre = uv[27, 27] / 2 + uv[28, 28] / 2
+    x, y = int(centre[0] * 512), int((1 - centre[1]) * 512)
+    assert coat[y, x] < 0.2
+    # Rendered back (texture · shading + coat · veil), the iris is the photo's, not the clipped grey.
+    rendered = np.median(texture[in_iris], axis=0) * 0.8 + np.median(coat[in_iris]) * 0.04
+    assert np.allclose(rendered, [0.048, 0.028, 0.0192], rtol=0.1), rendered
+    assert coat[:, :256].min() > 0.999  # the unseen right eye keeps its coat
 
 
 def test_coated_parts_shade_the_same_with_both_backends_and_carry_gradients():

@@ -94,13 +94,15 @@ def textures(result: Result, model: HeadModel) -> tuple[np.ndarray, np.ndarray]:
     return eyes, mouth
 
 
-def material(texture: np.ndarray, values: head_parts.PartMaterial, device: torch.device) -> Material:
-    """A render Material from a texture and a part's Principled values."""
+def material(texture: np.ndarray, values: head_parts.PartMaterial, device: torch.device,
+             coat: np.ndarray | None = None) -> Material:
+    """A render Material from a texture and a part's Principled values (`coat` (S, S): a coat weight map)."""
     def constant(x: float) -> torch.Tensor:
         return torch.full((1, 1, 1), float(x), device=device)
 
+    coat_map = None if coat is None else torch.as_tensor(np.asarray(coat, np.float32)[..., None], device=device)
     return Material(torch.as_tensor(np.asarray(texture, np.float32), device=device), constant(values.specular),
-                    constant(values.roughness), values.coat, values.coat_roughness, values.coat_ior)
+                    constant(values.roughness), values.coat, values.coat_roughness, values.coat_ior, coat_map)
 
 
 def mouth_part(model: HeadModel, mouth: torch.Tensor, texture: np.ndarray, teeth: bool) -> Part:
@@ -115,12 +117,13 @@ def mouth_part(model: HeadModel, mouth: torch.Tensor, texture: np.ndarray, teeth
 
 
 def render_parts(model: HeadModel, eyes: torch.Tensor, mouth: torch.Tensor, eye_texture: np.ndarray,
-                 mouth_texture: np.ndarray) -> list[Part]:
-    """The renderer's parts from world-space eye and mouth vertices: eyes, teeth, mouth interior (in this order)."""
+                 mouth_texture: np.ndarray, eye_coat: np.ndarray | None = None) -> list[Part]:
+    """The renderer's parts from world-space eye and mouth vertices: eyes, teeth, mouth interior (in this order);
+    `eye_coat` (S, S): the cornea's coat weight in the eye texture's layout (None: full everywhere)."""
     device = eyes.device
     return [
         Part(eyes, model.eye_faces.to(device), model.eye_uvs.to(device), model.eye_face_uvs.to(device),
-             material(eye_texture, head_parts.EYE_MATERIAL, device)),
+             material(eye_texture, head_parts.EYE_MATERIAL, device, eye_coat)),
         mouth_part(model, mouth, mouth_texture, teeth=True),
         mouth_part(model, mouth, mouth_texture, teeth=False),
     ]
@@ -134,4 +137,5 @@ def result_parts(result: Result, device: str | torch.device = "cpu", vertices: n
     eye_texture, mouth_texture = textures(result, model)
     dev = torch.device(device)
     return render_parts(model, torch.as_tensor(eyes, dtype=torch.float32, device=dev),
-                        torch.as_tensor(mouth, dtype=torch.float32, device=dev), eye_texture, mouth_texture)
+                        torch.as_tensor(mouth, dtype=torch.float32, device=dev), eye_texture, mouth_texture,
+                        result.eye_coat)

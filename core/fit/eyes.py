@@ -42,6 +42,7 @@ from ..model.camera import project
 from ..model.head import parts as head_parts
 from ..render import RenderOptions, render
 from ..render.crop import Crop, square_around
+from .detail import specular_scale
 from .embedding import load_embedding
 from .landmarks import LEFT_EYE, RIGHT_EYE, interocular_px
 from .stages import Reconstruction
@@ -60,6 +61,10 @@ HIGHLIGHT_RATIO = 1.6  # a pixel brighter than this × its ring's median (and by
 MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shading are left out
 PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
 ALBEDO_RANGE = (0.005, 0.95)
+# The least coat a cornea keeps where the photo shows less reflection than the fitted light gives: a wet eye under
+# a new key light still gets a catch-light (15 % of a fitted one, 0.3-0.4 on a dark iris), while the wrong ones of
+# the photo's fit fade (eye-crop PSNR on 7 captured runs within 0.01-0.5 dB of no floor).
+COAT_FLOOR = 0.15
 LIGHT_SAMPLES = 4  # shadow rays per light for the de-lighting render (the splat averages several pixels per texel)
 # The de-lighting render shades as render.png and Cycles do: the world sampled with shadow rays, so the mouth's
 # cavity is as occluded and the cornea's coat reflects the world as in the final image. With the SH unoccluded and
@@ -126,6 +131,7 @@ class EyeFit:
     gaze: GazeFit
     texture: np.ndarray  # (S, S, 3) linear albedo, eyes.png layout
     seen: float  # fraction of the iris texels that photo pixels reached
+    coat: np.ndarray | None = None  # (S, S) the cornea's coat weight, eyes.png layout (None: full everywhere)
 
 
 def fit_gaze(points: np.ndarray, K: np.ndarray, world_from_camera: np.ndarray, rotation: np.ndarray,
@@ -192,21 +198,41 @@ def eye_crop(points: np.ndarray, density: float = 1.5, max_size: int = 512) -> C
     return square_around(points[list(LEFT_EYE) + list(RIGHT_EYE)], 1.35, density, 96, max_size)
 
 
+def _inner(passes: dict[str, torch.Tensor], material: int, within: np.ndarray | None) -> np.ndarray:
+    """(S, S) bool: the crop pixels whose first hit is `material`, not at its border (and inside `within`)."""
+    mine = (passes["material"] == material).cpu().numpy()
+    inner = ndimage.binary_erosion(mine, iterations=1, border_value=0)
+    return inner if within is None else inner & within
+
+
+def coat_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int = 1) -> np.ndarray:
+    """(N,) σ in [COAT_FLOOR, 1] per `delit_samples` pixel: how much of the modelled coat reflection the photo can
+    hold (fit/detail.specular_scale: at most 3/4 of its darkest channel).
+
+    The fitted world and lights are a smooth fit to the skin's shading: the cornea mirrors them as a grey veil
+    over the whole eye and as catch-lights where the photo has none (0.011 of white over an iris the photo shows
+    at 0.001-0.005 on fringe_shorthair_yaw; 2.9 peaks where headwrap_woman_yaw's photo shows 0.3). Left at full
+    strength they clip the de-lit iris to the albedo floor and render grey-blue, glassy eyes."""
+    inner = _inner(passes, material, None)
+    return np.maximum(specular_scale(passes["specular"].cpu().numpy()[inner], photo[inner]), COAT_FLOOR)
+
+
 def delit_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: int,
-                  within: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                  within: np.ndarray | None = None, scale: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """(uv (N, 2), albedo (N, 3), shading (N,), spacing) of the crop pixels whose first hit is `material`, not at
     its border (and inside `within`, (S, S) bool, if given); spacing is the median UV distance between
     horizontally neighbouring ones.
 
-    albedo = (photo − specular) / (diffuse + ambient), the inverse of the renderer's composition; pixels next
-    to another material mix two surfaces and are dropped.
+    albedo = (photo − scale·specular) / (diffuse + ambient), the inverse of the renderer's composition (`scale`
+    (N,): the coat's share the photo shows, `coat_samples`; 1 when None); pixels next to another material mix two
+    surfaces and are dropped.
     """
-    mine = (passes["material"] == material).cpu().numpy()
-    inner = ndimage.binary_erosion(mine, iterations=1, border_value=0)
-    if within is not None:
-        inner &= within
+    inner = _inner(passes, material, within)
     shading = (passes["diffuse"] + passes["ambient"]).cpu().numpy()[inner]
     specular = passes["specular"].cpu().numpy()[inner]
+    if scale is not None:
+        specular = specular * scale[:, None]
     albedo = (photo[inner] - specular) / np.maximum(shading, 1e-4)
     uv = passes["uv"].cpu().numpy()
     pairs = inner[:, 1:] & inner[:, :-1]
@@ -277,13 +303,14 @@ def default_profile(iris_deg: float) -> np.ndarray:
 
 
 def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: float, material: int = 1,
-                size: int = EYE_TEXTURE_SIZE) -> tuple[np.ndarray, float]:
+                size: int = EYE_TEXTURE_SIZE) -> tuple[np.ndarray, np.ndarray, float]:
     """The eye texture from a rendered crop's passes and the photo on the crop's grid (linear): see the module
-    docstring. Returns (texture (S, S, 3), fraction of iris texels seen)."""
-    uv, albedo, shading, spacing = delit_samples(photo, passes, material)
+    docstring. Returns (texture (S, S, 3), coat (S, S): the cornea's coat weight, fraction of iris texels seen)."""
+    scale = coat_samples(photo, passes, material)
+    uv, albedo, shading, spacing = delit_samples(photo, passes, material, scale=scale)
     default = default_profile(iris_deg)
     if len(uv) < 8:
-        return head_parts.default_eye_texture(size, iris_deg), 0.0
+        return head_parts.default_eye_texture(size, iris_deg), np.ones((size, size), np.float32), 0.0
     eye, radius = _eye_coordinates(uv, iris_deg)
     keep = np.ones(len(uv), bool)
     for e in range(2):
@@ -305,8 +332,13 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     prior = profiles[t_eye, t_bins]
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
+    coat_num, coat_den = splat(uv, scale[:, None], np.ones(len(uv)), size, sigma=max(0.8, 0.6 * step))
+    # What no pixel saw keeps the full coat; a seen texel its samples' (the texture's prior weight would pull a
+    # seen iris's 0.24 to 0.42: its radial prior is the seen colour, the coat's is not).
+    coat = (coat_num[..., 0] + 0.05 * weight) / (coat_den + 0.05 * weight)
     iris = t_radius < 1.0
-    return np.clip(texture, *ALBEDO_RANGE).astype(np.float32), float((den[iris] > weight).mean())
+    return (np.clip(texture, *ALBEDO_RANGE).astype(np.float32), np.clip(coat, 0, 1).astype(np.float32),
+            float((den[iris] > weight).mean()))
 
 
 def eye_geometry(run: Reconstruction) -> tuple[np.ndarray, np.ndarray]:
@@ -340,8 +372,8 @@ def fit_eyes(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, 
         scene.parts = run_parts(run, gaze.gaze, head_parts.default_eye_texture(EYE_TEXTURE_SIZE, iris_deg),
                                 mouth_texture)
         out = render(scene, DELIGHT_OPTIONS, run.generator)
-    texture_map, seen = eye_texture(photo, out.passes, iris_deg)
-    return EyeFit(gaze, texture_map, seen)
+    texture_map, coat, seen = eye_texture(photo, out.passes, iris_deg)
+    return EyeFit(gaze, texture_map, seen, coat)
 
 
 def run_parts(run: Reconstruction, gaze: np.ndarray, eye_texture_map: np.ndarray, mouth_texture: np.ndarray | None,

@@ -81,7 +81,8 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         quality=run.config.quality, timings=run.timings, versions=result_versions(), warnings=run.warnings,
         render_crop=dataclasses.astuple(final_crop(points)), focal_source=run.photo.focal_source,
         exif_focal_mm=run.photo.exif_focal_35mm,
-        gaze=eyes.gaze.gaze, eye_texture=eyes.texture, mouth_texture=mouth.texture, teeth_shift=mouth.teeth_shift,
+        gaze=eyes.gaze.gaze, eye_texture=eyes.texture, eye_coat=eyes.coat, mouth_texture=mouth.texture,
+        teeth_shift=mouth.teeth_shift,
         tongue_shift=mouth.tongue_shift,
     )
     crop = Crop(*result.render_crop)

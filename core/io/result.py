@@ -82,6 +82,7 @@ class Result:
     # Eyes and mouth (model/head/parts.py); None = the head model's defaults (results written before they existed).
     gaze: np.ndarray | None = None  # (2, 2) [left (+X), right] eye × (yaw, pitch), radians, head frame
     eye_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of both eyeballs (eyes.png)
+    eye_coat: np.ndarray | None = None  # (S, S) the corneas' coat weight in [0, 1], eyes.png layout (eyes_coat.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
     teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
     tongue_shift: np.ndarray | None = None  # (2,) the tongue moved forward (head's −Y) and up (+Z), metres
@@ -244,6 +245,8 @@ def _write_files(result: Result, folder: Path) -> None:
         pngs.append((OCCLUSION_PNG, result.occlusion, {}))  # 8-bit: 48 MB for a 48 MP photo, mostly one value
     if result.eye_texture is not None:
         pngs.append(("eyes.png", linear_to_srgb(result.eye_texture), {}))
+    if result.eye_coat is not None:
+        pngs.append((EYE_COAT_PNG, result.eye_coat, {}))
     if result.mouth_texture is not None:
         pngs.append(("mouth.png", linear_to_srgb(result.mouth_texture), {}))
     pngs += [(f"{name}.png", image, {}) for name, image in result.extra_images.items()]
@@ -253,6 +256,7 @@ def _write_files(result: Result, folder: Path) -> None:
 
 
 OCCLUSION_PNG = "occlusion.png"  # optional: folders written before it existed load without it
+EYE_COAT_PNG = "eyes_coat.png"  # optional, as above: without it the corneas keep their full coat
 REQUIRED_FILES = ("scene.json", "face.obj", "photo.png", "diffuse.png", "specular.png", "roughness.png", "render.png", "mask.png")
 
 
@@ -362,6 +366,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", ("upper", "lower")),
         tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", ("forward", "up"), required=False),
         eye_texture=_optional_map(folder / "eyes.png"),
+        eye_coat=_optional_weight(folder / EYE_COAT_PNG),
         mouth_texture=_optional_map(folder / "mouth.png"),
         focal_uncertainty_pct=_optional_float(camera.get("focal_uncertainty_pct")),
     )
@@ -418,6 +423,14 @@ def _mouth_shift(doc: dict[str, Any], where: str, entry: str, keys: tuple[str, s
 def _optional_map(path: Path) -> np.ndarray | None:
     """A linear colour map from an optional sRGB PNG of the result folder."""
     return srgb_to_linear(load_png(path)[..., :3]) if path.is_file() else None
+
+
+def _optional_weight(path: Path) -> np.ndarray | None:
+    """(S, S) a grey weight map in [0, 1] from an optional PNG of the result folder (stored as is, not sRGB)."""
+    if not path.is_file():
+        return None
+    pixels = load_png(path)
+    return (pixels if pixels.ndim == 2 else pixels[..., 0]).astype(np.float32)
 
 
 def lights_from_file(path: str, template: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -87,6 +87,7 @@ class Material:
     coat: float = 0.0  # Principled "Coat Weight"
     coat_roughness: float = 0.15
     coat_ior: float = 1.5
+    coat_map: torch.Tensor | None = None  # (Hc, Wc, 1) × coat: where the photo shows less of the coat's reflection
 
 
 @dataclass
@@ -359,7 +360,12 @@ def _attributes(ctx: _Context, surf: _Surface) -> _Attributes:
         def per_point(values: list[float]) -> torch.Tensor:
             return torch.tensor(values, dtype=uv.dtype, device=uv.device)[material][:, None]
 
-        attributes.coat = per_point([mat.coat for mat in mesh.materials])
+        coat = per_point([mat.coat for mat in mesh.materials])
+        for k, mat in enumerate(mesh.materials):
+            index = torch.nonzero(material == k).squeeze(1)
+            if mat.coat_map is not None and index.numel():
+                coat = coat.index_put((index,), coat[index] * sample_texture(mat.coat_map, uv[index]).to(uv.dtype))
+        attributes.coat = coat
         attributes.coat_spec = per_point([((mat.coat_ior - 1) / (mat.coat_ior + 1)) ** 2 / 0.08 for mat in mesh.materials])
         attributes.coat_rough = per_point([mat.coat_roughness for mat in mesh.materials])
     return attributes
