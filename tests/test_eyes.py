@@ -185,20 +185,31 @@ def test_gaze_fit_recovers_a_known_gaze_from_the_iris_landmarks():
     assert np.abs(np.degrees(fit.gaze - truth)).max() < 3.0
 
 
-def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
-    size = 64
-    iris_deg = 23.0
-    # A crop that sees the left eye's disc head-on: each pixel's UV walks across the disc.
-    u = np.linspace(0.75 - 0.09, 0.75 + 0.09, size)
-    uv = np.stack(np.meshgrid(u, np.linspace(0.5 + 0.09, 0.5 - 0.09, size)), -1).astype(np.float32)
+CROP = 64  # the synthetic eye crops below: CROP² pixels
+IRIS_DEG = 23.0
+
+
+def disc_crop(iris: tuple[float, float, float], specular: np.ndarray | None = None
+              ) -> tuple[np.ndarray, np.ndarray, dict[str, torch.Tensor]]:
+    """(uv, photo, passes) of a crop that sees the left eye's disc head-on (each pixel's UV walks across it),
+    albedo `iris` within IRIS_DEG and a white sclera outside, shading 0.8, the modelled `specular` (none when None);
+    the photo is albedo × shading, with no reflection."""
+    u = np.linspace(0.75 - 0.09, 0.75 + 0.09, CROP)
+    uv = np.stack(np.meshgrid(u, np.linspace(0.5 + 0.09, 0.5 - 0.09, CROP)), -1).astype(np.float32)
     angle = np.hypot(uv[..., 0] - 0.75, uv[..., 1] - 0.5) / head_parts.EYE_UV_FRONT * 90
-    truth = np.where((angle < iris_deg)[..., None], [0.05, 0.15, 0.2], [0.7, 0.68, 0.66]).astype(np.float32)
-    shading = np.full((size, size, 3), 0.8, np.float32)
-    photo = truth * shading
+    truth = np.where((angle < IRIS_DEG)[..., None], iris, [0.7, 0.68, 0.66]).astype(np.float32)
+    shading = np.full((CROP, CROP, 3), 0.8, np.float32)
+    specular = np.zeros((CROP, CROP, 3), np.float32) if specular is None else specular
+    passes = {"material": torch.ones(CROP, CROP, dtype=torch.long), "uv": torch.from_numpy(uv),
+              "diffuse": torch.from_numpy(shading), "ambient": torch.zeros(CROP, CROP, 3),
+              "specular": torch.from_numpy(specular)}
+    return uv, truth * shading, passes
+
+
+def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
+    iris_deg = IRIS_DEG
+    _, photo, passes = disc_crop((0.05, 0.15, 0.2))
     photo[30:33, 36:39] = 1.0  # a catch-light the fitted light does not explain
-    passes = {"material": torch.ones(size, size, dtype=torch.long), "uv": torch.from_numpy(uv),
-              "diffuse": torch.from_numpy(shading), "ambient": torch.zeros(size, size, 3),
-              "specular": torch.zeros(size, size, 3)}
     texture, coat, seen = eye_texture(photo, passes, iris_deg, size=512)
     assert coat.min() > 0.999  # nothing modelled to reflect: the coat stays whole
     _, t_angle, _ = head_parts.eye_texture_angles(512)
@@ -218,20 +229,10 @@ def test_a_reflection_the_photo_does_not_show_is_taken_off_the_coat_not_out_of_t
     # a brown iris with neither. With the full coat the de-lit iris clips to the albedo floor in green and blue and
     # renders grey, (0.048, 0.044, 0.044), over a photo of (0.048, 0.028, 0.019); the coat must give way where the
     # photo cannot hold it.
-    size = 64
-    iris_deg = 23.0
-    u = np.linspace(0.75 - 0.09, 0.75 + 0.09, size)
-    uv = np.stack(np.meshgrid(u, np.linspace(0.5 + 0.09, 0.5 - 0.09, size)), -1).astype(np.float32)
-    angle = np.hypot(uv[..., 0] - 0.75, uv[..., 1] - 0.5) / head_parts.EYE_UV_FRONT * 90
-    iris = angle < iris_deg
-    truth = np.where(iris[..., None], [0.06, 0.035, 0.024], [0.7, 0.68, 0.66]).astype(np.float32)
-    shading = np.full((size, size, 3), 0.8, np.float32)
-    photo = truth * shading
-    specular = np.full((size, size, 3), 0.04, np.float32)
+    iris_deg = IRIS_DEG
+    specular = np.full((CROP, CROP, 3), 0.04, np.float32)
     specular[26:30, 26:30] = 2.0  # inside the iris, left of and above its centre
-    passes = {"material": torch.ones(size, size, dtype=torch.long), "uv": torch.from_numpy(uv),
-              "diffuse": torch.from_numpy(shading), "ambient": torch.zeros(size, size, 3),
-              "specular": torch.from_numpy(specular)}
+    uv, photo, passes = disc_crop((0.06, 0.035, 0.024), specular)
     texture, coat, _ = eye_texture(photo, passes, iris_deg, size=512)
     _, t_angle, _ = head_parts.eye_texture_angles(512)
     left = np.arange(512)[None, :] >= 256

@@ -22,7 +22,11 @@ recovered in three cheap steps rather than inside the photometric stages:
   shadow are left out. What no pixel sees (under the lids, the back) takes the
   eye's radial profile — the median albedo at the same distance from the iris
   centre over the pixels that were seen, from either eye — so the iris stays
-  round and the sclera continues under the lids.
+  round and the sclera continues under the lids;
+* the corneas' coat weight (eyes_coat.png, same layout): where the photo shows
+  less reflection than the fitted world and lights give the coat (a grey veil
+  over a dark iris, a catch-light where the photo has none), the coat gives
+  way, down to COAT_FLOOR, and the texture is de-lit under what is left.
 """
 
 from __future__ import annotations
@@ -211,7 +215,8 @@ def coat_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: i
 
     The fitted world and lights are a smooth fit to the skin's shading: the cornea mirrors them as a grey veil
     over the whole eye and as catch-lights where the photo has none (0.011 of white over an iris the photo shows
-    at 0.001-0.005 on fringe_shorthair_yaw; 2.9 peaks where headwrap_woman_yaw's photo shows 0.3). Left at full
+    at 0.001-0.005 on fringe_shorthair_yaw; catch-lights up to 2.9 where headwrap_woman_yaw's photo shows at most
+    0.5). Left at full
     strength they clip the de-lit iris to the albedo floor and render grey-blue, glassy eyes."""
     inner = _inner(passes, material, None)
     return np.maximum(specular_scale(passes["specular"].cpu().numpy()[inner], photo[inner]), COAT_FLOOR)
@@ -333,8 +338,8 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     weight = PRIOR_SAMPLES / step ** 2
     texture = (num + weight * prior) / (den + weight)[..., None]
     coat_num, coat_den = splat(uv, scale[:, None], np.ones(len(uv)), size, sigma=max(0.8, 0.6 * step))
-    # What no pixel saw keeps the full coat; a seen texel its samples' (the texture's prior weight would pull a
-    # seen iris's 0.24 to 0.42: its radial prior is the seen colour, the coat's is not).
+    # What no pixel saw keeps the full coat, a seen texel its samples' σ: the texture's prior weight would pull a
+    # seen iris's 0.36 to 0.51 (tests/test_eyes.py); the colour's prior is the seen rings' colour, the coat's is 1.
     coat = (coat_num[..., 0] + 0.05 * weight) / (coat_den + 0.05 * weight)
     iris = t_radius < 1.0
     return (np.clip(texture, *ALBEDO_RANGE).astype(np.float32), np.clip(coat, 0, 1).astype(np.float32),

@@ -116,7 +116,9 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         ("light stage", light_diagram(directions, stage_np["i"])), ("skin mask", mask),
         ("occluders (magenta), not shown (dim)", _occlusion_picture(run.face, occluded)),
         ("photo detail (weight)", detail_weight),
-        ("eyes", linear_to_srgb(eyes.texture)), ("teeth and mouth", linear_to_srgb(mouth.texture)),
+        ("eyes", linear_to_srgb(eyes.texture)),
+        ("eyes: coat weight", np.ones(eyes.texture.shape[:2], np.float32) if eyes.coat is None else eyes.coat),
+        ("teeth and mouth", linear_to_srgb(mouth.texture)),
     ])
     result.extra_images["landmarks"] = draw_landmarks(preview, points / factor, fit0.landmarks_px / factor)
     return result
