@@ -216,8 +216,7 @@ def coat_samples(photo: np.ndarray, passes: dict[str, torch.Tensor], material: i
     The fitted world and lights are a smooth fit to the skin's shading: the cornea mirrors them as a grey veil
     over the whole eye and as catch-lights where the photo has none (0.011 of white over an iris the photo shows
     at 0.001-0.005 on fringe_shorthair_yaw; catch-lights up to 2.9 where headwrap_woman_yaw's photo shows at most
-    0.5). Left at full
-    strength they clip the de-lit iris to the albedo floor and render grey-blue, glassy eyes."""
+    0.5). Left at full strength they clip the de-lit iris to the albedo floor and render grey-blue, glassy eyes."""
     inner = _inner(passes, material, None)
     return np.maximum(specular_scale(passes["specular"].cpu().numpy()[inner], photo[inner]), COAT_FLOOR)
 

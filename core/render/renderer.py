@@ -362,8 +362,10 @@ def _attributes(ctx: _Context, surf: _Surface) -> _Attributes:
 
         coat = per_point([mat.coat for mat in mesh.materials])
         for k, mat in enumerate(mesh.materials):
+            if mat.coat_map is None:
+                continue
             index = torch.nonzero(material == k).squeeze(1)
-            if mat.coat_map is not None and index.numel():
+            if index.numel():
                 coat = coat.index_put((index,), coat[index] * sample_texture(mat.coat_map, uv[index]).to(uv.dtype))
         attributes.coat = coat
         attributes.coat_spec = per_point([((mat.coat_ior - 1) / (mat.coat_ior + 1)) ** 2 / 0.08 for mat in mesh.materials])
