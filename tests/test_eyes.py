@@ -285,7 +285,7 @@ def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
     result = fake_result()
     result.gaze = np.radians([[5.0, -3.0], [4.0, -2.5]])
     result.teeth_shift = np.array([-0.002, 0.001])
-    result.tongue_shift = np.array([0.008, 0.003])
+    result.tongue_shift = np.array([0.008, 0.003, 0.012])
     result.eye_texture = np.full((16, 16, 3), 0.3, np.float32)
     result.mouth_texture = np.full((16, 16, 3), 0.6, np.float32)
     loaded = load(save(result, tmp_path / "OUT"))
@@ -294,6 +294,28 @@ def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
     assert np.allclose(loaded.tongue_shift, result.tongue_shift, atol=1e-7)
     assert np.allclose(loaded.eye_texture, 0.3, atol=3e-3) and np.allclose(loaded.mouth_texture, 0.6, atol=3e-3)
     assert (tmp_path / "OUT" / "eyes.png").is_file() and (tmp_path / "OUT" / "mouth.png").is_file()
+
+
+def test_a_result_written_before_the_tongue_was_raised_loads_with_it_unraised(tmp_path):
+    """scene.json files written before the tongue's "raise" existed carry forward and up only: they load with the
+    tongue unraised, and a malformed raise is a clear error."""
+    import json
+
+    from facestage.core.common.errors import FaceStageError
+
+    result = fake_result()
+    result.teeth_shift = np.array([-0.002, 0.001])
+    result.tongue_shift = np.array([0.008, 0.003, 0.012])
+    folder = save(result, tmp_path / "OUT")
+    doc = json.loads((folder / "scene.json").read_text())
+    assert doc["mouth"]["tongue_shift_m"] == {"forward": 0.008, "up": 0.003, "raise": 0.012}
+    del doc["mouth"]["tongue_shift_m"]["raise"]
+    (folder / "scene.json").write_text(json.dumps(doc))
+    assert np.allclose(load(folder).tongue_shift, [0.008, 0.003, 0.0])
+    doc["mouth"]["tongue_shift_m"]["raise"] = "high"
+    (folder / "scene.json").write_text(json.dumps(doc))
+    with pytest.raises(FaceStageError, match="raise"):
+        load(folder)
 
 
 def _eyeball_contours(run, points: np.ndarray) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -91,7 +91,7 @@ def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_pa
     result = fake_result()
     result.gaze = np.radians([[10.0, -5.0], [8.0, -5.0]])
     result.teeth_shift = np.array([-0.003, 0.002])
-    result.tongue_shift = np.array([0.012, 0.003])  # Blender's Basis carries the fitted tongue place too
+    result.tongue_shift = np.array([0.012, 0.003, 0.006])  # Blender's Basis carries the fitted tongue place too
     folder = save(result, tmp_path / "OUT")
     facts = read_json_line(run_bpy(DRIVEN, blender_env, str(folder)), "FACTS")
     loaded = load(folder)
@@ -248,11 +248,12 @@ def test_de_lighting_inverts_the_final_render_inside_the_mouth():
     assert abs(float(np.median(ratio)) - 1.0) < 0.15, np.median(ratio)
 
 
-def test_the_tongue_moves_alone_forward_and_up_and_stays_behind_the_lips():
-    """mouth_shape's tongue_shift moves the tongue's vertices only, forward out of the face (−Y) and up (+Z); the
-    furthest place place_tongue tries keeps the tongue behind the lips."""
+def test_the_tongue_moves_alone_forward_up_and_raised_and_stays_behind_the_lips():
+    """mouth_shape's tongue_shift moves the tongue's vertices only, forward out of the face (−Y) and up (+Z), and
+    raises its top by `raise` over its base, each vertex in proportion to its height (the lowest stays, the highest
+    rises by all of it); the furthest place place_tongue tries keeps the tongue behind the lips."""
     from facestage.core.apps.parts import mouth_shape
-    from facestage.core.fit.mouth import TONGUE_FORWARD_MM, TONGUE_UP_MM
+    from facestage.core.fit.mouth import TONGUE_FORWARD_MM, TONGUE_RAISE_MM, TONGUE_UP_MM
 
     model = load_head_model()
     identity, expression = torch.zeros(model.n_identity), torch.zeros(model.n_expressions)
@@ -263,8 +264,18 @@ def test_the_tongue_moves_alone_forward_and_up_and_stays_behind_the_lips():
     assert np.array_equal(moved[~tongue], rest[~tongue])
     step = moved[tongue] - rest[tongue]
     assert np.allclose(np.median(step, axis=0), [0.0, -0.004, 0.002], atol=1e-6)
+    raised = mouth_shape(model, identity, expression, tongue_shift=np.array([0.0, 0.0, 0.01])).numpy()
+    assert np.array_equal(raised[~tongue], rest[~tongue])
+    height = rest[tongue, 2]
+    lift = raised[tongue] - rest[tongue]
+    assert np.allclose(lift[:, :2], 0.0, atol=1e-7)
+    expected = 0.01 * (height - height.min()) / (height.max() - height.min())
+    inside = np.abs(lift[:, 2] - expected) < 1e-6  # the tongue's few tucked vertices aside (tucked_mouth)
+    assert inside.mean() > 0.95, inside.mean()
+    assert lift[np.argmin(height), 2] == pytest.approx(0.0, abs=1e-7)
+    assert lift[np.argmax(height), 2] == pytest.approx(0.01, abs=1e-6)
     # The search's furthest place, with the jaw closed (Blender's Basis keeps the shift): still behind the lips.
-    furthest = np.array([max(TONGUE_FORWARD_MM), max(TONGUE_UP_MM)]) / 1000
+    furthest = np.array([max(TONGUE_FORWARD_MM), max(TONGUE_UP_MM), max(TONGUE_RAISE_MM)]) / 1000
     closed = torch.zeros(model.n_expressions)
     far = mouth_shape(model, identity, closed, tongue_shift=furthest).numpy()
     lips = model.evaluate(identity, closed).numpy()[head_parts.mouth_rim(model)[0]]

@@ -31,6 +31,7 @@ from .image import linear_to_srgb, load_png, save_png, srgb_to_linear, to_uint8
 
 FORMAT = "facestage-result/1"
 SCENE_JSON = "scene.json"
+TONGUE_KEYS = ("forward", "up", "raise")  # scene.json mouth.tongue_shift_m: metres (fit/mouth.py place_tongue)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Result:
     eye_coat: np.ndarray | None = None  # (S, S) the corneas' coat weight in [0, 1], eyes.png layout (eyes_coat.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
     teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
-    tongue_shift: np.ndarray | None = None  # (2,) the tongue moved forward (head's −Y) and up (+Z), metres
+    tongue_shift: np.ndarray | None = None  # (3,) the tongue moved forward (head's −Y), up (+Z), raised, metres
     focal_uncertainty_pct: float | None = None  # 1 σ of the fitted focal length, relative (None: fixed by EXIF)
 
     @property
@@ -145,9 +146,10 @@ def scene_json(result: Result) -> dict[str, Any]:
 def _mouth_json(result: Result) -> dict[str, Any]:
     """scene.json's "mouth": where the teeth and the tongue were moved to meet the photo's (fit/mouth.py)."""
     teeth = np.asarray(result.teeth_shift, np.float64)
-    tongue = np.zeros(2) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
+    tongue = np.zeros(3) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
+    tongue = np.concatenate([tongue, np.zeros(3 - len(tongue))])
     return {"teeth_shift_m": {"upper": round(float(teeth[0]), 6), "lower": round(float(teeth[1]), 6)},
-            "tongue_shift_m": {"forward": round(float(tongue[0]), 6), "up": round(float(tongue[1]), 6)}}
+            "tongue_shift_m": {key: round(float(value), 6) for key, value in zip(TONGUE_KEYS, tongue)}}
 
 
 def _eyes_json(gaze: np.ndarray) -> dict[str, Any]:
@@ -364,7 +366,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         photo_file=folder / "photo.png",
         gaze=_gaze(doc, where),
         teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", ("upper", "lower")),
-        tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", ("forward", "up"), required=False),
+        tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", TONGUE_KEYS, required=False, added=("raise",)),
         eye_texture=_optional_map(folder / "eyes.png"),
         eye_coat=_optional_weight(folder / EYE_COAT_PNG),
         mouth_texture=_optional_map(folder / "mouth.png"),
@@ -405,17 +407,19 @@ def _gaze(doc: dict[str, Any], where: str) -> np.ndarray | None:
         raise FaceStageError(f"{where} has a malformed 'eyes' entry.") from None
 
 
-def _mouth_shift(doc: dict[str, Any], where: str, entry: str, keys: tuple[str, str], required: bool = True
-                 ) -> np.ndarray | None:
-    """(2,) metres from scene.json's optional "mouth" entry: its `entry` (teeth_shift_m, tongue_shift_m) by `keys`.
-    None without a "mouth"; an entry that is not `required` (written by later versions) may be missing too."""
+def _mouth_shift(doc: dict[str, Any], where: str, entry: str, keys: tuple[str, ...], required: bool = True,
+                 added: tuple[str, ...] = ()) -> np.ndarray | None:
+    """Metres by `keys` from scene.json's optional "mouth" entry `entry` (teeth_shift_m, tongue_shift_m). None
+    without a "mouth"; an entry that is not `required` (written by later versions) may be missing too, and so may
+    the keys `added` later (the tongue's "raise"), which read as 0."""
     if "mouth" not in doc:
         return None
     mouth = doc["mouth"]
     if not required and (not isinstance(mouth, dict) or mouth.get(entry) is None):
         return None
     try:
-        return np.array([_array(mouth[entry], key, (), where) for key in keys])
+        values = mouth[entry]
+        return np.array([0.0 if key in added and key not in values else _array(values, key, (), where) for key in keys])
     except (KeyError, TypeError):
         raise FaceStageError(f"{where} has a malformed 'mouth' entry.") from None
 
