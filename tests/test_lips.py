@@ -60,17 +60,38 @@ def test_the_lips_take_their_colour_from_the_photo_and_a_light_colour_cancels() 
     assert np.abs(unseen).max() == 0.0  # nothing seen: nothing taken
 
 
-def test_the_lip_colour_tints_and_never_brightens() -> None:
-    """lip_colour is zero-mean over the channels, and lips only darker or brighter than the fit's (a shading
-    error, dark lipstick of the skin's hue) get no colour."""
+def test_the_lips_keep_their_lightness_darker_bounded_and_brighter_only_as_far_as_sheen() -> None:
+    """Lips darker than the skin round them in the de-lit photo (fringe_shorthair_yaw's red lips: −0.6 in log)
+    come out that much darker, in every channel alike; darker than LIP_LIGHTNESS_BOUND stops there, and lips
+    brighter than the skin round them (sheen the fit missed) brighten by at most its upper bound."""
     ys, xs = np.mgrid[0:SIZE, 0:SIZE]
     lips = (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.02, (SIZE, SIZE, 3)).astype(np.float32)
-    brighter = noise + lips[..., None] * np.float32(0.5)
-    colour = detail.lip_colour(brighter, np.ones((SIZE, SIZE), np.float32), lips)
-    assert np.abs(colour.sum(-1)).max() < 1e-5
-    assert np.abs(colour).max() < 0.01, np.abs(colour).max()
+    valid = np.ones((SIZE, SIZE), np.float32)
+    darker, lighter = detail.LIP_LIGHTNESS_BOUND
+
+    def inside(step: float) -> np.ndarray:
+        return detail.lip_colour(noise + lips[..., None] * np.float32(step), valid, lips)[lips > 0.5].mean(0)
+
+    assert np.allclose(inside(-0.5), -0.5, atol=0.01), inside(-0.5)
+    assert np.allclose(inside(-1.5), -darker, atol=0.01), inside(-1.5)
+    assert np.allclose(inside(0.5), lighter, atol=0.01), inside(0.5)
+    assert np.abs(detail.lip_colour(noise, valid, lips)).max() < 0.01  # no step: nothing
+
+
+def test_lipstick_keeps_its_hue_far_beyond_skins() -> None:
+    """dark_woman_smile_up's magenta lipstick: the de-lit photo's lips against the ring were (+0.20, −2.02,
+    +0.33) in log. The lips take its hue up to LIP_CHROMA_BOUND per channel and its lightness: green far below red
+    and blue, red and blue above the ring's, not the pale salmon a hue bounded at 0.4 gave."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    lips = (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
+    magenta = np.array([0.196, -2.016, 0.33], np.float32)
+    colour = detail.lip_colour(lips[..., None] * magenta, np.ones((SIZE, SIZE), np.float32), lips)[lips > 0.5].mean(0)
+    hue = magenta - magenta.mean()  # (+0.69, −1.52, +0.83): green clipped to −1.0
+    expected = np.clip(hue, -detail.LIP_CHROMA_BOUND, detail.LIP_CHROMA_BOUND) + magenta.mean()
+    assert np.allclose(colour, expected, atol=0.01), colour
+    assert colour[1] < colour[0] - 1.0 and colour[1] < colour[2] - 1.0
 
 
 class _FrontalRun:

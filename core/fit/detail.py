@@ -28,8 +28,12 @@ lips as orange-beige, albedo B/G 0.71 where the de-lit photo asks for 0.95.
 Inside the vermilion (`vermilion`: between MediaPipe's outer and inner lip
 contours on the head model, feathered) the layer also carries the de-lit
 photo's low-frequency colour relative to the skin round the mouth
-(`lip_colour`), bounded to ±LIP_CHROMA_BOUND in log: a light's colour tints the
-lips and that skin alike, so it cancels.
+(`lip_colour`): its hue bounded to ±LIP_CHROMA_BOUND in log, its lightness to
+LIP_LIGHTNESS_BOUND. A light's colour tints the lips and that skin alike, so it
+cancels; the shading is divided out of both, so what is left is the lips' own
+albedo. Lipstick is far outside skin: dark_woman_smile_up's magenta asked for
+−2.0 in green against the ring, fringe_shorthair_yaw's red lips for −0.6 in
+lightness; hue alone, bounded at 0.4, rendered them pale salmon.
 render.png's lips on pale_redhead_frontal, red over green against the cheeks': 0.96 → 1.07
 (photo 1.09); docs/skin.md item 5.
 
@@ -79,7 +83,8 @@ GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, f
 DARKER_BOUND = 1.0  # |log| of the detail's brightness below the skin round it: ×0.37 (moles, brows, lip lines fit)
 LIGHTER_BOUND = 0.3  # … and above it: ×1.35; brighter is sheen (module docstring)
 CHROMA_BOUND = 0.15  # |log| of each channel's departure from that brightness
-LIP_CHROMA_BOUND = 0.4  # |log| of the lips' own colour against the skin round the mouth (pink lips: ≈ 0.15-0.3)
+LIP_CHROMA_BOUND = 1.0  # |log| of the lips' own hue against the skin round the mouth (pink lips: ≈ 0.15-0.3)
+LIP_LIGHTNESS_BOUND = (0.7, 0.3)  # |log| of their lightness below, above that skin (brighter is sheen, as for detail)
 LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
 LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is measured against
 DIFFUSE_SHARE = 0.25  # the least share of the photo left to the diffuse: the specular may take the rest
@@ -156,17 +161,23 @@ def vermilion(model: HeadModel, size: int) -> np.ndarray:
 
 
 def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np.ndarray:
-    """(S, S, 3) log colour (zero-mean over the channels) that the vermilion takes from the de-lit photo: the
-    lips' mean colour ratio minus that of the skin in a ring round them, bounded, times the lips' mask. A colour
-    the fit got wrong everywhere (the light's) is in both and cancels; a brightness difference is not colour."""
+    """(S, S, 3) log colour that the vermilion takes from the de-lit photo: the lips' mean colour ratio minus that
+    of the skin in a ring round them, its hue (zero-mean over the channels) and lightness (the mean) bounded
+    apart, times the lips' mask. A colour the fit got wrong everywhere (the light's) is in both and cancels."""
     size = lips.shape[0]
     inner = valid * (lips > 0.5)
     ring = valid * (ndimage.binary_dilation(lips > 0.05, iterations=max(1, int(LIP_RING_UV * size))) & (lips <= 0.05))
     if inner.sum() < 16 or ring.sum() < 16:
         return np.zeros((*lips.shape, 3), np.float32)
-    chroma = log_ratio - log_ratio.mean(-1, keepdims=True)
-    difference = (chroma * inner[..., None]).sum((0, 1)) / inner.sum() - (chroma * ring[..., None]).sum((0, 1)) / ring.sum()
-    return (np.clip(difference, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND) * lips[..., None]).astype(np.float32)
+
+    def mean_over(mask: np.ndarray) -> np.ndarray:
+        return (log_ratio * mask[..., None]).sum((0, 1)) / mask.sum()
+
+    difference = mean_over(inner) - mean_over(ring)
+    lightness = float(difference.mean())
+    colour = np.clip(difference - lightness, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND)
+    colour = colour + np.clip(lightness, -LIP_LIGHTNESS_BOUND[0], LIP_LIGHTNESS_BOUND[1])
+    return (colour * lips[..., None]).astype(np.float32)
 
 
 def specular_scale(specular: np.ndarray, photo: np.ndarray) -> np.ndarray:
