@@ -159,8 +159,8 @@ def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
     shows between the lips (zeros where it shows none): a coordinate search, forward, then raise, then up, over
     renders of the mouth crop with the world sampled as in render.png, each scored by interior_error; a place is
     taken only if it cuts the error by 2 % and hides no teeth. Raising comes before moving up: on open_smile_man
-    the tongue moved up 3 mm left the black band under the upper teeth that a tongue raised 24 mm fills (the
-    interior's error 0.066 -> 0.042 on a captured run)."""
+    the tongue moved up 3 mm left the black band under the upper teeth that a raised tongue fills (the interior's
+    error 0.066 -> 0.042 raised 26 mm on a captured run; the whole run chose 18 mm: 22.4 -> 24.3 dB)."""
     crop = mouth_crop(points, density=1.0, max_size=TONGUE_CROP)
     photo = crop.cut(run.photo.data, linear=True)
     lips = lips_in_crop(points, crop)
