@@ -54,8 +54,8 @@ def test_the_lips_take_their_colour_from_the_photo_and_a_light_colour_cancels() 
     assert np.abs(colour[lips == 0]).max() == 0.0
     flat = detail.lip_colour(np.broadcast_to(cast, (SIZE, SIZE, 3)).copy(), valid, lips)
     assert np.abs(flat).max() < 1e-6  # the cast alone: no lip colour
-    strong = detail.lip_colour(log_ratio * 5, valid, lips)
-    assert np.abs(strong).max() <= detail.LIP_CHROMA_BOUND + 1e-6  # bounded
+    strong = detail.lip_colour(log_ratio * 10, valid, lips)  # hue (0, −2, +2): beyond the bound
+    assert np.abs(strong).max() == pytest.approx(detail.LIP_CHROMA_BOUND, abs=1e-6)  # clipped to it
     unseen = detail.lip_colour(log_ratio, np.zeros_like(valid), lips)
     assert np.abs(unseen).max() == 0.0  # nothing seen: nothing taken
 

@@ -280,6 +280,8 @@ def test_the_tongue_moves_alone_forward_up_and_raised_and_stays_behind_the_lips(
     far = mouth_shape(model, identity, closed, tongue_shift=furthest).numpy()
     lips = model.evaluate(identity, closed).numpy()[head_parts.mouth_rim(model)[0]]
     assert far[tongue, 1].min() > lips[:, 1].min() + 0.004
+    cavity = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("cavity")
+    assert far[tongue, 2].max() < far[cavity, 2].max() - 0.005  # the raised top stays under the palate
 
 
 def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():

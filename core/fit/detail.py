@@ -162,8 +162,11 @@ def vermilion(model: HeadModel, size: int) -> np.ndarray:
 
 def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np.ndarray:
     """(S, S, 3) log colour that the vermilion takes from the de-lit photo: the lips' mean colour ratio minus that
-    of the skin in a ring round them, its hue (zero-mean over the channels) and lightness (the mean) bounded
-    apart, times the lips' mask. A colour the fit got wrong everywhere (the light's) is in both and cancels."""
+    of the skin in a ring round them, times the lips' mask. Each channel's departure from the mean (the hue) is
+    clipped to ±LIP_CHROMA_BOUND and the mean (the lightness) to LIP_LIGHTNESS_BOUND, so a channel moves by at most
+    their sum; a clipped hue no longer averages to zero (dark_woman_smile_up's lightness −0.50 became −0.32, its
+    green −1.5: what was measured, kept). A colour the fit got wrong everywhere (the light's) is in both and
+    cancels."""
     size = lips.shape[0]
     inner = valid * (lips > 0.5)
     ring = valid * (ndimage.binary_dilation(lips > 0.05, iterations=max(1, int(LIP_RING_UV * size))) & (lips <= 0.05))

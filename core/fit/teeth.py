@@ -91,7 +91,7 @@ def run_mouth_vertices(run: Any, shift: np.ndarray | None = None, tongue_shift: 
                        ) -> torch.Tensor:
     """World-space mouth vertices (teeth, cavity, tongue; apps.parts.mouth_shape) for the run's current pose,
     shape and expression, the teeth moved up by `shift` (upper, lower; metres along the head's Z) and the tongue
-    by `tongue_shift` (forward, up)."""
+    by `tongue_shift` (forward, up[, raise]; head_parts.shift_tongue)."""
     model = run.model
     with torch.no_grad():
         identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
