@@ -207,19 +207,18 @@ def disc_crop(iris: tuple[float, float, float], specular: np.ndarray | None = No
 
 
 def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
-    iris_deg = IRIS_DEG
     _, photo, passes = disc_crop((0.05, 0.15, 0.2))
     photo[30:33, 36:39] = 1.0  # a catch-light the fitted light does not explain
-    texture, coat, seen = eye_texture(photo, passes, iris_deg, size=512)
+    texture, coat, seen = eye_texture(photo, passes, IRIS_DEG, size=512)
     assert coat.min() > 0.999  # nothing modelled to reflect: the coat stays whole
     _, t_angle, _ = head_parts.eye_texture_angles(512)
     left = np.arange(512)[None, :] >= 256
-    in_iris = left & (t_angle < 0.8 * iris_deg)
+    in_iris = left & (t_angle < 0.8 * IRIS_DEG)
     assert np.allclose(np.median(texture[in_iris], axis=0), [0.05, 0.15, 0.2], atol=0.01)  # de-lit: ÷ shading
     assert texture[in_iris].max() < 0.3  # the catch-light is not painted into the iris
-    sclera = left & (t_angle > 1.3 * iris_deg) & (t_angle < 40)
+    sclera = left & (t_angle > 1.3 * IRIS_DEG) & (t_angle < 40)
     assert np.allclose(np.median(texture[sclera], axis=0), [0.7, 0.68, 0.66], atol=0.02)
-    right_iris = ~left & (t_angle < 0.8 * iris_deg)
+    right_iris = ~left & (t_angle < 0.8 * IRIS_DEG)
     assert np.allclose(np.median(texture[right_iris], axis=0), [0.05, 0.15, 0.2], atol=0.02)  # the unseen eye borrows
     assert 0.4 < seen < 0.6  # the left eye's iris: half of both
 
@@ -229,17 +228,16 @@ def test_a_reflection_the_photo_does_not_show_is_taken_off_the_coat_not_out_of_t
     # a brown iris with neither. With the full coat the de-lit iris clips to the albedo floor in green and blue and
     # renders grey, (0.048, 0.044, 0.044), over a photo of (0.048, 0.028, 0.019); the coat must give way where the
     # photo cannot hold it.
-    iris_deg = IRIS_DEG
     specular = np.full((CROP, CROP, 3), 0.04, np.float32)
     specular[26:30, 26:30] = 2.0  # inside the iris, left of and above its centre
     uv, photo, passes = disc_crop((0.06, 0.035, 0.024), specular)
-    texture, coat, _ = eye_texture(photo, passes, iris_deg, size=512)
+    texture, coat, _ = eye_texture(photo, passes, IRIS_DEG, size=512)
     _, t_angle, _ = head_parts.eye_texture_angles(512)
     left = np.arange(512)[None, :] >= 256
     # The veil: σ = 0.75 · 0.0192 / 0.04 = 0.36 over the iris (analytic), the whole coat on the bright sclera.
-    in_iris = left & (t_angle < 0.6 * iris_deg)
+    in_iris = left & (t_angle < 0.6 * IRIS_DEG)
     assert np.median(coat[in_iris]) == pytest.approx(0.36, abs=0.02)
-    sclera = left & (t_angle > 1.3 * iris_deg) & (t_angle < 40)
+    sclera = left & (t_angle > 1.3 * IRIS_DEG) & (t_angle < 40)
     assert np.median(coat[sclera]) > 0.99
     # The wrong catch-light keeps only the floor, 0.15, at its centre (pixel (27.5, 27.5) → its UV).
     centre = uv[27, 27] / 2 + uv[28, 28] / 2

@@ -16,6 +16,12 @@ from facestage.core.model import uvmaps
 SIZE = 256
 
 
+def _oval_lips() -> np.ndarray:
+    """(SIZE, SIZE) a vermilion mask for lip_colour: an 80 × 24 texel oval in the map's middle."""
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    return (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
+
+
 def _uv_of(model, ids: tuple[int, ...]) -> np.ndarray:  # type: ignore[no-untyped-def]
     return load_embedding().uv(model.uvs.numpy(), model.face_uvs.numpy(), ids)
 
@@ -41,8 +47,7 @@ def test_the_lips_take_their_colour_from_the_photo_and_a_light_colour_cancels() 
     """A de-lit photo whose lips are pinker than the fit's (log ratio +0.2 blue, −0.2 green over the vermilion)
     gives the lips that colour, bounded; a colour cast over the whole face (a light the fit got slightly wrong)
     gives nothing; texels outside the lips are untouched."""
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
-    lips = (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
+    lips = _oval_lips()
     valid = np.ones((SIZE, SIZE), np.float32)
     cast = np.array([0.05, 0.0, -0.05], np.float32)  # everywhere: the light's colour
     pink = np.array([0.0, -0.2, 0.2], np.float32)
@@ -64,8 +69,7 @@ def test_the_lips_keep_their_lightness_darker_bounded_and_brighter_only_as_far_a
     """Lips darker than the skin round them in the de-lit photo (fringe_shorthair_yaw's red lips: −0.6 in log)
     come out that much darker, in every channel alike; darker than LIP_LIGHTNESS_BOUND stops there, and lips
     brighter than the skin round them (sheen the fit missed) brighten by at most its upper bound."""
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
-    lips = (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
+    lips = _oval_lips()
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 0.02, (SIZE, SIZE, 3)).astype(np.float32)
     valid = np.ones((SIZE, SIZE), np.float32)
@@ -84,8 +88,7 @@ def test_lipstick_keeps_its_hue_far_beyond_skins() -> None:
     """dark_woman_smile_up's magenta lipstick: the de-lit photo's lips against the ring were (+0.20, −2.02,
     +0.33) in log. The lips take its hue up to LIP_CHROMA_BOUND per channel and its lightness: green far below red
     and blue, red and blue above the ring's, not the pale salmon a hue bounded at 0.4 gave."""
-    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
-    lips = (((xs - 128) / 40.0) ** 2 + ((ys - 128) / 12.0) ** 2 < 1).astype(np.float32)
+    lips = _oval_lips()
     magenta = np.array([0.196, -2.016, 0.33], np.float32)
     colour = detail.lip_colour(lips[..., None] * magenta, np.ones((SIZE, SIZE), np.float32), lips)[lips > 0.5].mean(0)
     hue = magenta - magenta.mean()  # (+0.69, −1.52, +0.83): green clipped to −1.0
