@@ -373,3 +373,24 @@ def test_occlusion_png_is_filled_in_under_the_render_crop_only_and_never_shows_i
     outside = np.ones((height, width), bool)
     outside[60:212, 40:192] = False
     assert shown[outside].min() == 255
+
+
+def test_the_lash_line_on_the_eye_contour_is_trusted_skin_and_the_eye_and_mouth_openings_are_not(frontal) -> None:  # type: ignore[no-untyped-def]
+    """MediaPipe's upper eye contour runs along the lash line, so the lid texels at the margin see it half inside
+    the contour: the trusted skin keeps the opening's rim (LASH_SHARE of the eye's height) and drops only its core.
+    Before, the whole opening was dropped and the detail layer's fade took the rest: no lash line in any render."""
+    scene, _, points = frontal
+    points, size = 3 * points, 3 * scene.width  # eyes 16 px tall, not 5: a rim of whole pixels
+    found = occlusion.occlusion_mask(_painted_face(points, size, size, fringe=False), points,
+                                     person=np.ones((size, size), np.float32))
+    for upper, lower in occlusion.EYE_HEIGHT_IDS:  # the mid-points of each eye's upper and lower contour
+        top, bottom = points[upper], points[lower]
+        height = np.linalg.norm(bottom - top)
+        assert height > 12  # px: an open eye
+        for depth in (0.0, 0.5 * occlusion.LASH_SHARE * height):  # on the contour and half the rim inside it
+            x, y = np.round(top + depth * (bottom - top) / height).astype(int)
+            assert found.trusted[y, x], (upper, depth)
+        x, y = np.round((top + bottom) / 2).astype(int)
+        assert not found.trusted[y, x]  # the eye's core
+    mouth = occlusion._polygons(points, (occlusion.INNER_LIPS,), size, size)
+    assert mouth.sum() > 20 and not found.trusted[mouth].any()  # the mouth opening, whole

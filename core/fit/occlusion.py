@@ -47,6 +47,10 @@ log = logging.getLogger(__name__)
 SKIN_SAMPLE_IDS = (50, 101, 118, 117, 123, 36, 280, 330, 347, 346, 352, 266, 6, 197, 195, 5)
 NOSE_BOTTOM = (98, 97, 2, 326, 327, 294, 278, 344, 440, 275, 4, 45, 220, 115, 48, 64)  # alae and nostrils
 EYE_MARGIN = 0.025  # eye outlines grown by this fraction of the face width: lids and lashes are face
+# MediaPipe's upper eye contour runs along the lash line, so a lid texel at the margin sees the line half inside the
+# opening: the trusted skin keeps the opening's rim, this share of the eye's height deep, and loses only its core
+LASH_SHARE = 0.3
+EYE_HEIGHT_IDS = ((159, 145), (386, 374))  # upper and lower contour mid-points of RIGHT_EYE, LEFT_EYE
 BROW_IDS = (70, 63, 105, 66, 107, 336, 296, 334, 293, 300)
 SAMPLE_RADIUS = 0.035  # of the face width
 TRIM = 0.7  # fraction of reference pixels kept by the robust fit
@@ -80,7 +84,8 @@ class Occlusion:
     occluder: np.ndarray
     fit: np.ndarray
     visible: np.ndarray
-    trusted: np.ndarray  # bool: visible facial skin whose colour may reach the albedo (fit mask off, no eye/mouth opening)
+    trusted: np.ndarray  # bool: visible facial skin whose colour may reach the albedo (fit mask off, no mouth opening,
+    # no eye opening but its rim: LASH_SHARE)
 
     @property
     def image(self) -> np.ndarray:
@@ -268,7 +273,11 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     from_occluder = ndimage.distance_transform_edt(~occluder) / max(OCCLUDER_RAMP * face_width, MIN_RAMP_PX)
     from_edge = ndimage.distance_transform_edt(shown) / max(FEATHER * face_width, MIN_RAMP_PX)
     visible = np.clip(np.minimum(from_occluder - 0.5, from_edge), 0, 1) * shown
-    openings = _polygons(points, (LEFT_EYE, RIGHT_EYE, INNER_LIPS), width, height)
+    openings = _polygons(points, (INNER_LIPS,), width, height)
+    for loop, (upper, lower) in zip((RIGHT_EYE, LEFT_EYE), EYE_HEIGHT_IDS):
+        eye = _polygons(points, (loop,), width, height)
+        rim = LASH_SHARE * float(np.linalg.norm(points[upper, :2] - points[lower, :2]))
+        openings |= eye & (ndimage.distance_transform_edt(eye) > rim)
     trusted = region & ~fit & (person >= 0.5) & ~openings
     log.info("occlusion: %.1f %% of the face oval covered", 100 * occluder.sum() / max(region.sum(), 1))
     return Occlusion(occluder=occluder.astype(np.float32), fit=fit, visible=visible.astype(np.float32), trusted=trusted)
