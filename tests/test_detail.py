@@ -44,10 +44,11 @@ def test_darker_detail_is_kept_and_a_brighter_white_speckle_is_capped_and_greyed
     bluer than the skin, reaches at most ×e^0.3 = 1.35 with its colour shift cut to 0.30 / 0.49 of it."""
     mole, sheen = _spot((80, 80)), _spot((170, 170))
     photo = SKIN * (1 - 0.6 * mole[..., None]) + 1.5 * sheen[..., None]
-    layer, weight, _ = detail.detail_layer(*_plane_view(photo))
+    found = detail.detail_layer(*_plane_view(photo))
+    layer, weight = found.detail, found.weight
     cap = np.exp(detail.LIGHTER_BOUND)
     monkeypatch.setattr(detail, "LIGHTER_BOUND", detail.DARKER_BOUND)
-    symmetric, _, _ = detail.detail_layer(*_plane_view(photo))
+    symmetric = detail.detail_layer(*_plane_view(photo)).detail
     assert weight[80, 80] > 0.99 and weight[170, 170] > 0.99
     dark, bright, before = layer[80, 80], layer[170, 170], symmetric[170, 170]
     # measured: dark (0.64, 0.64, 0.64); bright (1.30, 1.36, 1.39); before (1.54, 1.64, 1.71)
@@ -67,12 +68,13 @@ def test_a_highlight_the_photo_does_not_show_is_dimmed_instead_of_darkening_the_
     dark = np.array([0.06, 0.02, 0.015], np.float32)
     wrong, shown = _spot((80, 80), radius=15.0), _spot((180, 180), radius=15.0)
     photo = dark + 0.04 * shown[..., None]
-    layer, weight, scale = detail.detail_layer(*_plane_view(photo, dark, 0.04 * (wrong + shown)))
+    found = detail.detail_layer(*_plane_view(photo, dark, 0.04 * (wrong + shown)))
+    layer, weight, scale = found.detail, found.weight, found.specular_scale
     assert weight[80, 80] > 0.99 and weight[180, 180] > 0.99
     bound = (1 - detail.DIFFUSE_SHARE) * 0.015 / 0.04
     assert abs(scale[80, 80] - bound) < 1e-3 and scale[180, 180] == 1.0 and scale[20, 200] == 1.0
     rim = (slice(60, 101), slice(60, 101))  # the lobe and its rim, where the high-pass of a floored ratio is steepest
     assert layer[rim].min() > 0.85, layer[rim].min()  # measured 0.91; before 0.60
     assert np.abs(layer[160:201, 160:201] - 1).max() < 0.02
-    specular = detail.apply_specular_scale(0.35 * np.ones((SIZE, SIZE), np.float32), scale, weight)
+    specular = detail.apply_specular_scale(0.35 * np.ones((SIZE, SIZE), np.float32), found)
     assert abs(specular[80, 80] - 0.35 * bound) < 1e-3 and abs(specular[180, 180] - 0.35) < 1e-6

@@ -233,3 +233,32 @@ def test_an_open_mouth_opens_to_the_inner_lip_contour_the_photo_shows():
         assert abs(opening.values[name] - value) <= 0.15, (name, opening.values)
         assert float(run.expression[run.model.expression_index(name)]) == pytest.approx(opening.values[name])
     assert float(run.expression[run.model.expression_index("jawOpen")]) == pytest.approx(0.3)  # the jaw stays
+
+
+def test_the_lips_colour_reaches_the_whole_vermilion_seen_or_not() -> None:
+    """A plane photo (tests/test_detail.py) with pink lips, of which the camera's trusted pixels show only the left
+    half. The lips' colour is one measurement of the whole vermilion, so the hidden half takes it as the seen half
+    does; before, only seen texels took it, and fringe_shorthair_yaw's turned-away upper lip and the inner rim of
+    her lower lip stayed skin-beige. Skin outside the lips, seen or not, is untouched."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_detail import SKIN, _plane_view
+
+    lips = _oval_lips()
+    pink = np.array([0.0, -0.3, 0.1], np.float32)
+    photo = SKIN * np.exp(lips[..., None] * pink)
+    view, vertices, faces, raster = _plane_view(photo)
+    view.trust[:, SIZE // 2:] = 0.0  # texel (i, j) is pixel (i, j): the right half is never seen
+    layer = detail.detail_layer(view, vertices, faces, raster, lips=lips)
+    albedo = detail.apply_detail(np.broadcast_to(SKIN, (SIZE, SIZE, 3)).astype(np.float32), layer)
+    ratio = np.log(albedo / SKIN)
+    seen, hidden = ratio[128, 100], ratio[128, 156]  # the oval's left and right halves
+    assert layer.weight[128, 100] > 0.99 and layer.weight[128, 156] == 0.0
+    assert np.allclose(seen, pink, atol=0.03), seen  # hue and lightness as measured, within the bounds
+    assert np.allclose(hidden, seen, atol=1e-4), hidden
+    from scipy import ndimage
+
+    away = ~ndimage.binary_dilation(lips > 0, iterations=8)  # past the high-pass halo of the lips' edge (seen half)
+    assert np.abs(ratio[away]).max() < 1e-4  # skin: seen and hidden alike untouched

@@ -28,7 +28,7 @@ lips as orange-beige, albedo B/G 0.71 where the de-lit photo asks for 0.95.
 Inside the vermilion (`vermilion`: between MediaPipe's outer and inner lip
 contours on the head model, feathered) the layer also carries the de-lit
 photo's low-frequency colour relative to the skin round the mouth
-(`lip_colour`): its hue bounded to ±LIP_CHROMA_BOUND in log, its lightness to
+(`lip_colour`), over the whole vermilion, seen or not: its hue bounded to ±LIP_CHROMA_BOUND in log, its lightness to
 LIP_LIGHTNESS_BOUND. A light's colour tints the lips and that skin alike, so it
 cancels; the shading is divided out of both, so what is left is the lips' own
 albedo. Lipstick is far outside skin: dark_woman_smile_up's magenta asked for
@@ -56,9 +56,9 @@ the photo does not show is not in the delivered scene either. What is left for
 the diffuse is then at least DIFFUSE_SHARE of the photo, so no channel's ratio
 runs off to the floor.
 
-Interface for the albedo model (stages): `diffuse · detail ** weight`
-(`apply_detail`); the layer is a multiplicative ratio near 1. The specular map:
-`specular · (1 + (σ − 1) · weight)`.
+Interface for the albedo model (stages): `diffuse · exp(lips) · detail ** weight`
+(`apply_detail`); the layer is a multiplicative ratio near 1, the lips' colour is
+taken over the whole vermilion. The specular map: `specular · (1 + (σ − 1) · weight)`.
 """
 
 from __future__ import annotations
@@ -191,15 +191,28 @@ def specular_scale(specular: np.ndarray, photo: np.ndarray) -> np.ndarray:
     return np.clip(allowed, 0, 1).astype(np.float32)
 
 
+@dataclass
+class DetailLayer:
+    """The photo's de-lit detail in UV space (S, S maps): applied by `apply_detail` and `apply_specular_scale`."""
+
+    detail: np.ndarray  # (S, S, 3) ratio near 1: the high frequencies, taken with `weight`
+    weight: np.ndarray  # (S, S) in [0, 1]
+    specular_scale: np.ndarray  # (S, S) σ, 1 where no sample
+    lips: np.ndarray  # (S, S, 3) log colour of the whole vermilion (`lip_colour`), taken everywhere it is not 0
+
+
 def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster,
-                 lips: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The photo's de-lit high-frequency albedo detail in UV space: (detail (S, S, 3) ratio near 1, weight (S, S),
-    specular scale σ (S, S), 1 where no sample).
+                 lips: np.ndarray | None = None) -> DetailLayer:
+    """The photo's de-lit high-frequency albedo detail in UV space, its weight, the specular scale σ and the lips'
+    colour (DetailLayer).
 
     vertices (V, 3) world and faces (F, 3) are the final fitted mesh; the view's K and world_from_camera place
     the photo. A texel gets weight only when the camera sees its surface point (nothing of the head in front,
     facing the camera) through a trusted pixel. `lips` (S, S): the vermilion mask (`vermilion`), whose texels
-    also take the lips' own colour (`lip_colour`).
+    also take the lips' own colour (`lip_colour`): all of them, seen or not, since the colour is one measurement
+    of the whole vermilion. Taken only where seen, the lips' inner rim (grazing, or under the mouth opening's
+    untrusted pixels) and the side a turned head hides kept the skin's beige: fringe_shorthair_yaw's red lips
+    rendered pale with a light band along the lower lip.
     """
     size = raster.face.shape[0]
     faces = faces.long()
@@ -237,20 +250,19 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     brightness = np.clip(lightness, -DARKER_BOUND, LIGHTER_BOUND)
     pigment_share = np.clip(LIGHTER_BOUND / np.maximum(lightness, 1e-6), 0, 1)  # 1 up to the bound, then falling
     colour = np.clip(high - lightness, -CHROMA_BOUND, CHROMA_BOUND) * pigment_share
-    if lips is not None:
-        colour = colour + lip_colour(log_ratio, valid, lips)
     detail = np.exp(brightness + colour).astype(np.float32)
+    lip = np.zeros((size, size, 3), np.float32) if lips is None else lip_colour(log_ratio, valid, lips)
     # Fade towards every edge of the trusted area: the blurred weight, zero outside it, ramps over BLEND_UV.
     smooth = ndimage.gaussian_filter(weight, BLEND_UV * size / 2)
     weight = np.clip(2 * smooth - 1, 0, 1) * weight
-    return detail, weight.astype(np.float32), scale.reshape(size, size)
+    return DetailLayer(detail, weight.astype(np.float32), scale.reshape(size, size), lip)
 
 
-def apply_detail(diffuse: np.ndarray, detail: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """diffuse · detail ** weight, kept inside the albedo's range with its hue (skin.within_albedo_range)."""
-    return skin.within_albedo_range(diffuse * detail ** weight[..., None])
+def apply_detail(diffuse: np.ndarray, layer: DetailLayer) -> np.ndarray:
+    """diffuse · exp(lips) · detail ** weight, kept inside the albedo's range with its hue (skin.within_albedo_range)."""
+    return skin.within_albedo_range(diffuse * np.exp(layer.lips) * layer.detail ** layer.weight[..., None])
 
 
-def apply_specular_scale(specular: np.ndarray, scale: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """The specular level map (S, S) dimmed by σ (S, S) where the detail has weight: specular · (1 + (σ − 1) · weight)."""
-    return (specular * (1 + (scale - 1) * weight)).astype(np.float32)
+def apply_specular_scale(specular: np.ndarray, layer: DetailLayer) -> np.ndarray:
+    """The specular level map (S, S) dimmed by σ where the detail has weight: specular · (1 + (σ − 1) · weight)."""
+    return (specular * (1 + (layer.specular_scale - 1) * layer.weight)).astype(np.float32)

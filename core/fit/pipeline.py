@@ -162,12 +162,11 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
                      shading=on_grid(out.passes["diffuse"] + out.passes["ambient"]),
                      specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
                      K=grid.K(result.K), world_from_camera=result.world_from_camera)
-    detail, weight, scale = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32),
-                                         torch.as_tensor(result.faces), raster,
-                                         lips=vermilion(run.model, raster.face.shape[0]))
-    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, detail, weight), raster.inside)
-    specular = uvmaps.dilate_into_gutter(apply_specular_scale(result.specular, scale, weight), raster.inside)
-    return diffuse, specular, weight
+    layer = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32), torch.as_tensor(result.faces),
+                         raster, lips=vermilion(run.model, raster.face.shape[0]))
+    diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, layer), raster.inside)
+    specular = uvmaps.dilate_into_gutter(apply_specular_scale(result.specular, layer), raster.inside)
+    return diffuse, specular, layer.weight
 
 
 def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | None = None,
