@@ -4,14 +4,20 @@ photo's do (fit/lips.py)."""
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from facestage.core.fit import detail
 from facestage.core.fit.embedding import load_embedding
 from facestage.core.fit.landmarks import INNER_LIPS, OUTER_LIPS
 from facestage.core.model import uvmaps
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_detail import SKIN, _plane_view  # noqa: E402  (the plane whose texel (i, j) is pixel (i, j))
 
 SIZE = 256
 
@@ -240,12 +246,6 @@ def test_the_lips_colour_reaches_the_whole_vermilion_seen_or_not() -> None:
     half. The lips' colour is one measurement of the whole vermilion, so the hidden half takes it as the seen half
     does; before, only seen texels took it, and fringe_shorthair_yaw's turned-away upper lip and the inner rim of
     her lower lip stayed skin-beige. Skin outside the lips, seen or not, is untouched."""
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from test_detail import SKIN, _plane_view
-
     lips = _oval_lips()
     pink = np.array([0.0, -0.3, 0.1], np.float32)
     photo = SKIN * np.exp(lips[..., None] * pink)
@@ -258,7 +258,5 @@ def test_the_lips_colour_reaches_the_whole_vermilion_seen_or_not() -> None:
     assert layer.weight[128, 100] > 0.99 and layer.weight[128, 156] == 0.0
     assert np.allclose(seen, pink, atol=0.03), seen  # hue and lightness as measured, within the bounds
     assert np.allclose(hidden, seen, atol=1e-4), hidden
-    from scipy import ndimage
-
     away = ~ndimage.binary_dilation(lips > 0, iterations=8)  # past the high-pass halo of the lips' edge (seen half)
     assert np.abs(ratio[away]).max() < 1e-4  # skin: seen and hidden alike untouched

@@ -30,7 +30,7 @@ class StageSteps:
     landmarks: int = 300
     # 115/90 (was 150/150) keep default quality under 120 s (116.8 s) with two world samples: the sample's PSNR
     # 37.42 dB (37.6 before), fringe_shorthair_yaw's inner face 21.75 dB (21.67 with 150/150 and four samples).
-    # 130.9 s on a slower machine (2026-11-28).
+    # On the slower machine of 2026-11-28 the same settings took 130.9 s: over the budget there (README, Benchmarks).
     lighting: int = 115
     maps: int = 90
 
