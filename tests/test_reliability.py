@@ -164,8 +164,8 @@ def test_nan_mid_stage_rolls_back_and_the_run_finishes(root, monkeypatch):
     real_render = stages.render
     calls = {"n": 0}
 
-    def poisoned(scene, options=None, generator=None, bvh=None):
-        out = real_render(scene, options, generator)
+    def poisoned(scene, options=None, generator=None, bvh=None, pixel_mask=None):
+        out = real_render(scene, options, generator, pixel_mask=pixel_mask)
         calls["n"] += 1
         if calls["n"] == 4:  # one step in the middle of stage 1
             out.image = out.image * torch.tensor(float("nan"))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from facestage.core.common.errors import FaceStageError
 from facestage.core.model import camera, lightstage
 from facestage.core.model.camera import pixel_rays
 from facestage.core.model.head import vertex_normals
@@ -321,6 +322,35 @@ def test_a_reused_bvh_is_refitted_to_the_scene():
     fresh = render(scene, RenderOptions(), seeded()).image
     reused = render(scene, RenderOptions(), seeded(), bvh=bvh).image
     assert torch.equal(fresh, reused)
+
+
+def test_a_pixel_mask_shades_only_its_pixels_with_the_same_values_and_gradients():
+    """The fit's loss reads the skin mask only (under two fifths of the head's pixels), so its renders shade only
+    there (render's pixel_mask). Under the SH's closed form with rays through pixel centres the render is exact: the
+    masked pixels and the gradient of a loss over them are the full render's; the rest keep their alpha and get
+    no radiance (background where nothing is hit)."""
+    verts, faces = sphere()
+
+    def rendered(mask):  # type: ignore[no-untyped-def]
+        scene = scene_of(verts, faces, sh=constant_sh(0.7), textures=maps(albedo=0.6))
+        scene.diffuse = scene.diffuse.clone().requires_grad_()
+        scene.sh = scene.sh.clone().requires_grad_()
+        out = render(scene, RenderOptions(jitter=False, edge_sampling=False), seeded(), pixel_mask=mask)
+        (out.image * keep[..., None]).sum().backward()
+        return out, scene.diffuse.grad, scene.sh.grad
+
+    keep = torch.zeros(32, 32, dtype=torch.bool)
+    keep[8:20, 6:26] = True
+    full, masked = rendered(None), rendered(keep)
+    assert torch.equal(full[0].alpha, masked[0].alpha) and int((masked[0].alpha[keep] > 0).sum()) > 150
+    assert torch.allclose(full[0].image[keep], masked[0].image[keep])
+    hit_outside = (masked[0].alpha > 0) & ~keep
+    assert int(hit_outside.sum()) > 100 and float(masked[0].image[hit_outside].abs().max()) == 0.0
+    assert float(full[0].image[hit_outside].min()) > 0.1
+    for a, b in zip(full[1:], masked[1:]):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-6 * float(a.abs().max())) and float(a.abs().sum()) > 0  # sums in float32
+    with pytest.raises(FaceStageError):
+        render(scene_of(verts, faces, sh=constant_sh(0.7)), RenderOptions(return_passes=True), seeded(), pixel_mask=keep)
 
 
 def test_compose_is_the_documented_rule():

@@ -16,7 +16,7 @@ def test_the_teeth_loss_reaches_the_lights_and_not_the_geometry(sample_after_sta
     teeth = TeethLight.measure(run, points)
     assert teeth is not None
     assert 40 <= int(teeth.mask.sum()) <= teeth.mask.numel() // 4  # the smile's teeth, not the whole crop
-    loss = teeth.loss(run)
+    loss = teeth.loss(run, run.statistical_maps())
     assert float(loss.detach()) > 0
     loss.backward()
     assert float(run.sh.grad.abs().sum()) > 0

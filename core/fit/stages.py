@@ -183,10 +183,9 @@ class Reconstruction:
         albedo = skin.skin_albedo(self.per_vertex(self.melanin), self.per_vertex(self.haemoglobin)) * torch.exp(self.brightness)
         spec = skin.bounded(self.per_vertex(self.spec_raw), *skin.SPECULAR_RANGE)[:, None]
         rough = skin.bounded(self.per_vertex(self.rough_raw), *skin.ROUGHNESS_RANGE)[:, None]
-        diffuse = uvmaps.vertex_to_texture(albedo, self.faces, self.raster)
-        specular = uvmaps.vertex_to_texture(spec, self.faces, self.raster)
-        roughness = uvmaps.vertex_to_texture(rough, self.faces, self.raster)
-        return diffuse, specular, roughness
+        # one interpolation of all five channels: the texel gathers are most of its cost, paid once, not thrice
+        maps = uvmaps.vertex_to_texture(torch.cat([albedo, spec, rough], -1), self.faces, self.raster)
+        return maps[..., :3], maps[..., 3:4], maps[..., 4:]
 
     def chromophore_maps(self) -> torch.Tensor:
         """Stage 1's melanin and haemoglobin as a texture (T, T, 2)."""
@@ -438,12 +437,13 @@ def stage_lighting(run: Reconstruction, points: np.ndarray) -> None:
         if step in settle_at:
             run.settle_scale(crop, target, mask, points, bright_end=step == max(settle_at))
         optimizer.zero_grad(set_to_none=True)
-        out = render(run.scene(crop, target, run.statistical_maps()), options, run.generator)
+        maps = run.statistical_maps()
+        out = render(run.scene(crop, target, maps), options, run.generator, pixel_mask=mask > 0)
         scale = float(np.ptp(detected[:, 0].cpu().numpy()))
         loss = (run.photometric(out.image, target, mask) + run.config.w_landmarks * run.landmark_loss(crop, detected, scale)
                 + run.prior_loss())
         if teeth is not None:
-            loss = loss + TEETH_SHARE * teeth.loss(run)
+            loss = loss + TEETH_SHARE * teeth.loss(run, maps)
         if silhouette_targets:
             coverage, weight = silhouette_targets
             loss = loss + silhouette.WEIGHT * (weight * (out.alpha - coverage) ** 2).sum() / weight.sum().clamp_min(1.0)
@@ -519,7 +519,8 @@ def stage_maps(run: Reconstruction, points: np.ndarray) -> tuple[torch.Tensor, t
     for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
         diffuse, specular, roughness, chrom = maps_of()
-        out = render(run.scene(crop, target, (diffuse, specular, roughness)), options, run.generator)
+        out = render(run.scene(crop, target, (diffuse, specular, roughness)), options, run.generator,
+                     pixel_mask=mask > 0)
         data = run.photometric(out.image, target, mask)
         if step == 0:
             data.backward(retain_graph=True)

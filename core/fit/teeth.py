@@ -229,10 +229,11 @@ class TeethLight:
         log.info("the light fit sees %d teeth pixels", int(both.sum()))
         return cls(run, crop, shift, both.float().to(run.device))
 
-    def loss(self, run: Any) -> torch.Tensor:
+    def loss(self, run: Any, maps: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """The teeth pixels' photometric loss under the run's current lights (no gradient to the geometry); the
-        teeth follow the run's current pose, shape and expression."""
+        teeth follow the run's current pose, shape and expression. `maps`: the step's run.statistical_maps()."""
         teeth = dataclasses.replace(self.part, verts=run_mouth_vertices(run, self.shift).to(run.device))
-        scene = run.scene(self.crop, self.target, tuple(m.detach() for m in run.statistical_maps()))
+        scene = run.scene(self.crop, self.target, tuple(m.detach() for m in maps))
         scene.verts, scene.K, scene.parts = scene.verts.detach(), scene.K.detach(), [teeth]
-        return run.photometric(render(scene, self.options, run.generator).image, self.target, self.mask)
+        image = render(scene, self.options, run.generator, pixel_mask=self.mask > 0).image
+        return run.photometric(image, self.target, self.mask)

@@ -764,7 +764,7 @@ def _cosine_directions(ns: torch.Tensor, generator: torch.Generator | None) -> t
 
 @dataclass
 class _Shaded:
-    """Per-ray shading of N rays: hit mask and, for the M hits, the pass values."""
+    """Per-ray shading of N rays: hit mask and, for the M hits shaded (`surf.index`), the pass values."""
 
     hit: torch.Tensor  # (N,) bool
     surf: _Surface
@@ -781,8 +781,14 @@ class _Shaded:
         return self.albedo * (self.diffuse + self.ambient) + self.specular
 
 
-def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: torch.Generator | None) -> _Shaded:
+def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: torch.Generator | None,
+           keep: torch.Tensor | None = None) -> _Shaded:
+    """Every ray's closest hit, and the shading of those hits whose ray is in `keep` (N,) bool (all by default)."""
     surf = _surface(ctx, origins, dirs)
+    hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
+    hit[surf.index] = True
+    if keep is not None:
+        surf = _subset(surf, torch.nonzero(keep[surf.index]).squeeze(1))
     attr = _attributes(ctx, surf)
     zeros = torch.zeros_like(surf.x)
     direct = _direct(ctx, surf, attr, generator)
@@ -814,8 +820,6 @@ def _shade(ctx: _Context, origins: torch.Tensor, dirs: torch.Tensor, generator: 
         specular = specular + world_specular
     if ctx.options.bounces >= 2:
         diffuse = diffuse + _bounce(ctx, surf, attr, generator)
-    hit = torch.zeros(dirs.shape[0], dtype=torch.bool, device=dirs.device)
-    hit[surf.index] = True
     return _Shaded(hit, surf, attr, attr.albedo, diffuse, ambient, specular, irradiance, unshadowed)
 
 
@@ -870,15 +874,20 @@ def _check(scene: RenderScene, options: RenderOptions) -> None:
 
 
 def render(scene: RenderScene, options: RenderOptions | None = None, generator: torch.Generator | None = None,
-           bvh: Bvh | None = None) -> RenderOutput:
+           bvh: Bvh | None = None, pixel_mask: torch.Tensor | None = None) -> RenderOutput:
     """Render `scene`; differentiable in vertices, camera, textures, SH and light-stage parameters.
 
     `generator` drives every random choice (pixel jitter, light samples, bounce directions, edge
     samples), so a seeded generator gives a deterministic render. Pass a `bvh` built on
     `scene_mesh(scene)` to reuse it across iterations (it is refitted to the scene's vertices here).
+    `pixel_mask` (H, W) bool: shade only these pixels; the others keep their alpha (and the edge
+    gradient) but have no radiance. A fit whose loss reads a mask of the crop (the skin: under two
+    fifths of the head's pixels) pays for nothing else.
     """
     options = options or RenderOptions()
     _check(scene, options)
+    if pixel_mask is not None and options.return_passes:
+        raise FaceStageError("A render with a pixel mask has no passes; render the passes of the whole image.")
     device, dtype = scene.verts.device, scene.verts.dtype
     height, width, spp = scene.height, scene.width, options.spp
     mesh = _mesh(scene)
@@ -894,7 +903,9 @@ def render(scene: RenderScene, options: RenderOptions | None = None, generator: 
 
     pixels = _pixel_samples(height, width, spp, options.jitter, generator, device)
     origin, dirs = pixel_rays(scene.K, scene.world_from_camera, pixels.reshape(-1, 2).to(dtype))
-    shaded = _shade(ctx, origin, dirs, generator)
+    keep = None if pixel_mask is None else pixel_mask.to(device=device, dtype=torch.bool)[..., None].expand(
+        height, width, spp).reshape(-1)
+    shaded = _shade(ctx, origin, dirs, generator, keep)
     n = dirs.shape[0]
     log.debug("render %dx%d, %d rays, %d hits, %d lights × %d samples", width, height, n,
               shaded.surf.index.numel(), 0 if ctx.lights is None else ctx.lights.index.numel(), options.light_samples)
