@@ -158,6 +158,20 @@ def test_the_sclera_level_is_read_above_the_darker_pixels_that_pass_for_sclera()
     assert torch.all((level / (0.65 * torch.tensor([1.08, 1.0, 0.95])) - 1).abs() < 0.10), level
 
 
+def test_the_references_median_is_torchs_without_its_indices():
+    """The references' per-channel median (lower middle value, as torch.median) sorts instead of asking torch for the
+    indices, which have no deterministic CUDA kernel and made every CUDA run warn."""
+    import torch
+
+    from facestage.core.fit.references import median_rows
+
+    gen = torch.Generator().manual_seed(1)
+    for rows in (1, 2, 7, 50):
+        values = torch.rand(rows, 3, generator=gen)
+        assert torch.equal(median_rows(values), values.median(0).values), rows
+    assert torch.equal(median_rows(torch.tensor([[1.0, 4.0], [3.0, 2.0]])), torch.tensor([1.0, 2.0]))
+
+
 def test_the_teeth_are_measured_only_where_the_sclera_is_not_kept(monkeypatch):
     """settle_scale keeps the first plausible reference; the teeth (a placement search and a crop render) are
     measured only when it asks for the next one."""

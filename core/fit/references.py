@@ -150,7 +150,7 @@ def _reference(run: Any, direct: torch.Tensor, ambient: torch.Tensor, ratio: tor
     """The reference from its pixels' shading passes (N, 3) and its implied albedo `level` (3,), or None where that
     is darker than MIN_SKIN_RATIO × the skin's fitted albedo (no near-white surface is darker than skin)."""
     shading = direct + ambient
-    typical = shading.median(0).values
+    typical = median_rows(shading)
     reference = WhiteReference(observed=level * typical, shading=typical, light_sum=run.light_stage().i.sum(0),
                                ambient=run.sh[:, 0].detach().clone(),
                                direct_share=direct.sum(0) / shading.sum(0).clamp_min(1e-12), pixels=int(ratio.shape[0]),
@@ -200,12 +200,18 @@ def measure_sclera(run: Any, points: np.ndarray,
                           skin.SCLERA_ALBEDO, skin.REFERENCE_TOLERANCE, "sclera")
 
 
+def median_rows(values: torch.Tensor) -> torch.Tensor:
+    """torch's median over dim 0 (the lower of the two middle values), without its indices: a median along a dim
+    computes them, and on CUDA they have no deterministic kernel, so every run warned (the values never differed)."""
+    return values.sort(0).values[(values.shape[0] - 1) // 2]
+
+
 def teeth_level(implied: torch.Tensor) -> torch.Tensor:
     """The teeth's implied albedo (3,) from their pixels' (N, 3): the median after leaving out wet highlights
     (brighter than HIGHLIGHT_RATIO × the median), which the diffuse reference must not read."""
     brightness = implied.mean(-1)
     keep = brightness <= HIGHLIGHT_RATIO * brightness.median()
-    return implied[keep].median(0).values
+    return median_rows(implied[keep])
 
 
 def measure_teeth(run: Any, points: np.ndarray,
