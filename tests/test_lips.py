@@ -90,6 +90,18 @@ def test_the_lips_keep_their_lightness_darker_bounded_and_brighter_only_as_far_a
     assert np.abs(detail.lip_colour(noise, valid, lips)).max() < 0.01  # no step: nothing
 
 
+def test_a_colour_greener_than_the_skin_round_the_lips_is_not_taken_for_theirs() -> None:
+    """Lips are at least as red as the skin round them. A moustache over the vermilion and a beard in the ring
+    (glasses_man_frontal: dark, and greener than the ring) measure no lip colour at all; as red as the ring, by a
+    hair less than LIP_MIN_REDNESS, they still do."""
+    lips, valid = _oval_lips(), np.ones((SIZE, SIZE), np.float32)
+    moustache = np.array([-1.0, -0.6, -0.8], np.float32)  # red − green = −0.4
+    assert np.abs(detail.lip_colour(lips[..., None] * moustache, valid, lips)).max() == 0.0
+    edge = np.array([-0.5, -0.5 - detail.LIP_MIN_REDNESS - 0.01, -0.5], np.float32)  # just inside the margin
+    taken = detail.lip_colour(lips[..., None] * edge, valid, lips)[lips > 0.5].mean(0)
+    assert taken.mean() == pytest.approx(edge.mean(), abs=0.01)
+
+
 def test_lipstick_keeps_its_hue_far_beyond_skins() -> None:
     """dark_woman_smile_up's magenta lipstick: the de-lit photo's lips against the ring were (+0.20, −2.02,
     +0.33) in log. The lips take its hue up to LIP_CHROMA_BOUND per channel and its lightness: green far below red
@@ -258,5 +270,6 @@ def test_the_lips_colour_reaches_the_whole_vermilion_seen_or_not() -> None:
     assert layer.weight[128, 100] > 0.99 and layer.weight[128, 156] == 0.0
     assert np.allclose(seen, pink, atol=0.03), seen  # hue and lightness as measured, within the bounds
     assert np.allclose(hidden, seen, atol=1e-4), hidden
-    away = ~ndimage.binary_dilation(lips > 0, iterations=8)  # past the high-pass halo of the lips' edge (seen half)
+    halo = max(8, int(np.ceil(5 * detail.SIGMA_UV * SIZE)))  # the high-pass's halo round the lips' edge: 5 σ
+    away = ~ndimage.binary_dilation(lips > 0, iterations=halo)  # past it (seen half)
     assert np.abs(ratio[away]).max() < 1e-4  # skin: seen and hidden alike untouched

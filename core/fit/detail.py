@@ -63,6 +63,7 @@ taken over the whole vermilion. The specular map: `specular · (1 + (σ − 1) �
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -77,6 +78,8 @@ from ..render.raytrace import Bvh
 from .embedding import load_embedding
 from .landmarks import INNER_LIPS, OUTER_LIPS
 
+log = logging.getLogger(__name__)
+
 SIGMA_UV = 4.0 / 1024  # high-pass scale: the detail keeps what is finer than this (texture fraction)
 BLEND_UV = 6.0 / 1024  # width of the weight's ramp towards grazing, occluded or unseen texels
 GRAZING = (0.15, 0.45)  # cosine of the view angle: no detail below the first, full detail above the second
@@ -87,6 +90,11 @@ LIP_CHROMA_BOUND = 1.0  # |log| of the lips' own hue against the skin round the 
 LIP_LIGHTNESS_BOUND = (0.7, 0.3)  # |log| of their lightness below, above that skin (brighter is sheen, as for detail)
 LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
 LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is measured against
+# Lips are at least as red as the skin round them (more blood, less melanin; lipstick too): a measured colour greener
+# than that skin (red minus green, in log, below this) is not the lips' but a moustache's over the vermilion, or skin
+# where the fitted lips are not the photo's: glasses_man_frontal's vermilion came out 0.42 greener than the skin round
+# it (the delivered map), green-grey lips under his moustache. The margin leaves lips of the skin's own hue alone.
+LIP_MIN_REDNESS = -0.1
 DIFFUSE_SHARE = 0.25  # the least share of the photo left to the diffuse: the specular may take the rest
 
 
@@ -166,7 +174,7 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
     clipped to ±LIP_CHROMA_BOUND and the mean (the lightness) to LIP_LIGHTNESS_BOUND, so a channel moves by at most
     their sum; a clipped hue no longer averages to zero (dark_woman_smile_up's lightness −0.50 became −0.32, its
     green −1.5: what was measured, kept). A colour the fit got wrong everywhere (the light's) is in both and
-    cancels."""
+    cancels. A colour less red than the skin's (LIP_MIN_REDNESS) is not the lips' and is not taken (zeros)."""
     size = lips.shape[0]
     inner = valid * (lips > 0.5)
     ring = valid * (ndimage.binary_dilation(lips > 0.05, iterations=max(1, int(LIP_RING_UV * size))) & (lips <= 0.05))
@@ -177,6 +185,10 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
         return (log_ratio * mask[..., None]).sum((0, 1)) / mask.sum()
 
     difference = mean_over(inner) - mean_over(ring)
+    if difference[0] - difference[1] < LIP_MIN_REDNESS:
+        log.info("lips: measured colour %s is greener than the skin round them: not the lips, not taken",
+                 np.round(difference, 2))
+        return np.zeros((*lips.shape, 3), np.float32)
     lightness = float(difference.mean())
     colour = np.clip(difference - lightness, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND)
     colour = colour + np.clip(lightness, -LIP_LIGHTNESS_BOUND[0], LIP_LIGHTNESS_BOUND[1])
