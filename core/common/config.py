@@ -28,9 +28,10 @@ class StageSteps:
     """Iterations of each optimisation stage."""
 
     landmarks: int = 300
-    # 115/90 (was 150/150) keep default quality under 120 s (116.8 s) with two world samples: the sample's PSNR
-    # 37.42 dB (37.6 before), fringe_shorthair_yaw's inner face 21.75 dB (21.67 with 150/150 and four samples).
-    # On the slower machine of 2026-11-28 the same settings took 130.9 s: over the budget there (README, Benchmarks).
+    # 115/90 (was 150/150) with two world samples: the sample at default quality took 116.8 s, then 130.9-140.5 s on
+    # the slower machines of 2026-11-28, and 77.7 s since the fit's renders shade only the pixels their loss reads
+    # (bench/results/pipeline.json). 150/150 with that mask (96.2 s) was tried and left: accuracy scene 2's albedo
+    # came back 25 % dark at seed 0, a scene whose fit also swings with the seed (README, Accuracy).
     lighting: int = 115
     maps: int = 90
 
