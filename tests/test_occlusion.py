@@ -187,6 +187,36 @@ def test_redder_skin_round_the_mouth_is_skin_and_an_auburn_fringe_is_still_hair(
     assert occlusion.occlusion_mask(image, points, person=everyone).occluder[moustache].mean() > 0.9
 
 
+def test_the_shadow_side_the_fit_predicts_is_skin_and_a_beard_darker_than_it_is_not(frontal) -> None:  # type: ignore[no-untyped-def]
+    """A dark face lit from its left, its shadow side five times darker and graded teal (as dark_man_frontal's):
+    darker and greyer than the lit cheeks the skin is measured on, like black hair. Measured only against those
+    cheeks, the grey and the hair tests take the whole shadow side; given stage 1's render, which predicts that
+    shadow, they take only what is darker than the fit's shading: the beard."""
+    scene, _, points = frontal
+    size = scene.width
+    skin, black = np.array([0.40, 0.25, 0.17], np.float32), np.array([0.07, 0.065, 0.065], np.float32)
+    oval = occlusion.face_region(points, size, size)
+    ys, xs = np.mgrid[0:size, 0:size]
+    features = occlusion.feature_regions(points, size, size)
+    shadow = oval & (xs < points[1, 0] - 0.08 * np.ptp(points[:, 0])) & ~features
+    beard = oval & (ys > points[17, 1] + 3) & ~features & ~shadow
+    lit = _painted_face(points, size, size, False, skin, black) ** 2.2  # linear, as the fit renders it
+    shading = np.where(shadow, 0.2, 1.0)[..., None].astype(np.float32)
+    photo = lit * shading * np.where(shadow[..., None], np.array([0.6, 1.0, 1.9], np.float32), 1.0)  # teal shadows
+    photo[beard] = black ** 2.2
+    photo = np.clip(photo, 0, 1) ** (1 / 2.2)
+    rendered = lit * shading  # the fit: grey light, no beard
+    predicted = occlusion._features(rendered)[1]
+    predicted[~oval] = np.nan
+    everyone = np.ones((size, size), np.float32)
+    assert shadow.sum() > 400 and beard.sum() > 300
+    blind = occlusion.occlusion_mask(photo, points, person=everyone)
+    assert blind.occluder[shadow].mean() > 0.5
+    found = occlusion.occlusion_mask(photo, points, person=everyone, predicted=predicted)
+    assert found.occluder[shadow].mean() < 0.05
+    assert found.occluder[beard].mean() > 0.9
+
+
 @pytest.mark.parametrize("separation, darker, saturation, hair", [
     (0.57, -0.07, 1.08, False),  # bench/accuracy.py scene 2: a bald crown under a greener light
     (0.71, -0.05, 0.15, True),  # older_man_blue_glasses: white hair as bright as his skin

@@ -5,7 +5,8 @@ project has: MediaPipe's bundled selfie segmentation (person vs background), a
 skin-colour model fitted on the cheeks and the nose bridge of this very photo
 (pixels that are almost always visible skin; round the mouth, skin with more
 blood than theirs counts as skin too), the fit's own photometric
-residual after stage 1 (pixels in the face that the model cannot explain), and
+residual after stage 1 (pixels in the face that the model cannot explain) and
+its shading (a shadow it predicts is skin, however dark and grey), and
 the landmarks: eyes, brows and lips are face, never occluders, however unlike
 skin they look.
 
@@ -74,6 +75,10 @@ OCCLUDER_RAMP = 0.03  # … and away from an occluder (hair edges hide missed st
 MIN_RAMP_PX = 2.0  # never a step: ramps are at least this many pixels wide
 FRINGE_GAP = 0.12  # vertical gaps in hair above the brows up to this fraction of the face width are hair too
 RESIDUAL_LIMIT = 0.12  # stage-1 residual (gamma-2.2 space, per pixel) that no skin pixel should leave
+# How much darker (natural log) than stage 1's render of the skin a pixel must be to be dark hair or a grey occluder:
+# the shadow side of a face is darker than the lit cheeks the skin is measured on, but not darker than the fit's own
+# shading predicts (module docstring, `occlusion_mask`)
+DARKER_THAN_FIT = 0.4
 
 
 @dataclass
@@ -219,7 +224,7 @@ def hair_pixels(points: np.ndarray, person: np.ndarray) -> np.ndarray:
 
 
 def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarray | None = None,
-                   residual: np.ndarray | None = None) -> Occlusion:
+                   residual: np.ndarray | None = None, predicted: np.ndarray | None = None) -> Occlusion:
     """The occlusion of the face in a photo (sRGB float (H, W, 3)) with its 478 landmarks.
 
     A face pixel is an occluder when its colour is more likely under the hair model (fitted on the person above
@@ -230,6 +235,12 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     Near the lips the skin model also accepts its own colour with more blood (`ColourModel.distance_redder`), in
     every test that measures a pixel against it; the likelihood ratio then uses the nearest such colour, which
     favours skin there by about a nat.
+    `predicted`: optional photo-grid (H, W) log luminance of the stage-1 render (NaN outside it). "Much darker than
+    the skin" is measured against the cheeks, which are lit; the shadow side of a face is as dark, and in a graded
+    photo (teal shadows, warm highlights) as grey, as a dark beard. Where the render covers, the grey and the hair
+    tests also ask the pixel to be DARKER_THAN_FIT darker than the fit predicts its skin to be: a shadow the fitted
+    shading casts is skin. On dark_man_frontal the two tests took 21 % and 10 % of the face oval, the whole shadow
+    side among them; it showed the photo's blue-grey shadow, relit, in every relit shot.
     """
     height, width = photo_srgb.shape[:2]
     face_width = float(np.ptp(points[:, 0]))
@@ -249,14 +260,19 @@ def occlusion_mask(photo_srgb: np.ndarray, points: np.ndarray, person: np.ndarra
     from_skin = skin.distance(chroma)
     from_skin[redder] = skin.distance_redder(chroma[redder])
     distance = ndimage.median_filter(from_skin, size=size)
-    not_skin = (distance > CHROMA_LIMIT) | ((saturation < GREY_SATURATION) & (darker > GREY_DARKER))
+    unexpected = np.ones((height, width), bool)  # darker than the fit's shading explains (everywhere, without a fit)
+    if predicted is not None:
+        covered = np.isfinite(predicted)
+        below_fit = ndimage.median_filter(np.where(covered, predicted, log_luminance) - log_luminance, size=size)
+        unexpected = ~covered | (below_fit > DARKER_THAN_FIT)
+    not_skin = (distance > CHROMA_LIMIT) | ((saturation < GREY_SATURATION) & (darker > GREY_DARKER) & unexpected)
     hair_sample = hair_pixels(points, person)
     if hair_sample.sum() > 100:
         hair = fit_colour(chroma[hair_sample])
         hair_darker = skin_level - float(np.median(log_luminance[hair_sample]))
         if _hair_is_told_apart(_separation(hair, skin), hair_darker, float(skin.saturation(hair.mean))):
             ratio = ndimage.median_filter(hair.log_likelihood(chroma) - skin.log_likelihood(chroma, from_skin), size=size)
-            not_skin |= (ratio > LIKELIHOOD_MARGIN) & _on_hair_side(hair_darker, darker)
+            not_skin |= (ratio > LIKELIHOOD_MARGIN) & _on_hair_side(hair_darker, darker) & (unexpected | (hair_darker < 0))
     if residual is not None:
         r = np.nan_to_num(residual, nan=0.0)
         not_skin = (not_skin & (r > RESIDUAL_EXPLAINED)) | ((r > RESIDUAL_LIMIT) & (distance > 0.5 * CHROMA_LIMIT))
@@ -334,6 +350,14 @@ def residual_map(rendered: np.ndarray, target: np.ndarray, crop: Crop, height: i
 
     error = np.abs(encode(rendered) - encode(target)).mean(-1)
     return paste(crop, error, height, width, np.full((height, width), np.nan, np.float32))
+
+
+def log_luminance_map(rendered: np.ndarray, coverage: np.ndarray, crop: Crop, height: int, width: int) -> np.ndarray:
+    """The stage-1 render's log luminance per photo pixel (as `_features` measures the photo's), from linear crop-grid
+    images; NaN outside the crop and where the head covers less than half a pixel (the render's background there is
+    the photo itself, which predicts nothing)."""
+    predicted = np.where(coverage > 0.5, _features(rendered)[1], np.nan).astype(np.float32)
+    return paste(crop, predicted, height, width, np.full((height, width), np.nan, np.float32))
 
 
 def in_window(crop: Crop, face: Window) -> Crop:

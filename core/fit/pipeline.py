@@ -38,7 +38,8 @@ from .lids import open_lids
 from .lips import close_lips, open_lips
 from .masks import skin_mask
 from .mouth import MouthFit, fit_mouth
-from .occlusion import Occlusion, in_window, occlusion_mask, person_mask, photo_occlusion, residual_map
+from .occlusion import (Occlusion, in_window, log_luminance_map, occlusion_mask, person_mask, photo_occlusion,
+                        residual_map)
 from .solver import FitOptions, FitResult, fit_landmarks
 from .stages import Reconstruction, crop_targets, stage_lighting, stage_maps
 from .working import face_psnr, face_window, inner_face_scores
@@ -170,7 +171,7 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
 
 
 def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | None = None,
-               residual: np.ndarray | None = None) -> tuple[Occlusion, np.ndarray]:
+               residual: np.ndarray | None = None, predicted: np.ndarray | None = None) -> tuple[Occlusion, np.ndarray]:
     """The occlusion mask on the face window's grid (bounded, whatever the photo's size), and the person mask it
     used; run.occlusion becomes its fit mask."""
     face = run.face
@@ -178,13 +179,14 @@ def _occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray | Non
     image = linear_to_srgb(face.pixels)
     local = (np.asarray(points, np.float64) - [face.x0, face.y0]) / face.step
     person = person_mask(image) if person is None else person
-    occluded = occlusion_mask(image, local, person, residual)
+    occluded = occlusion_mask(image, local, person, residual, predicted)
     run.occlusion = Window(occluded.fit.astype(np.float32), face.x0, face.y0, face.step)
     return occluded, person
 
 
 def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarray) -> Occlusion:
-    """The occlusion mask again, now with stage 1's residual: what the fitted model explains is skin."""
+    """The occlusion mask again, now with stage 1's residual and shading: what the fitted model explains is skin,
+    and so is a shadow it casts."""
     crop, target, _, _ = crop_targets(run, points, run.config.render_size)
     with torch.no_grad():
         out = render(run.scene(crop, target, run.statistical_maps()),
@@ -192,8 +194,10 @@ def _refine_occlusion(run: Reconstruction, points: np.ndarray, person: np.ndarra
                      run.generator)
     face = run.face
     assert face is not None
-    residual = residual_map(out.image.cpu().numpy(), target.cpu().numpy(), in_window(crop, face), *person.shape)
-    return _occlusion(run, points, person, residual)[0]
+    image, window = out.image.cpu().numpy(), in_window(crop, face)
+    residual = residual_map(image, target.cpu().numpy(), window, *person.shape)
+    predicted = log_luminance_map(image, out.alpha.cpu().numpy(), window, *person.shape)
+    return _occlusion(run, points, person, residual, predicted)[0]
 
 
 def reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressCallback | None = None,
