@@ -42,13 +42,12 @@ def test_a_relit_shot_relights_the_photo_in_front_of_the_head_by_the_heads_shadi
     Left as photographed, that photo kept the old lighting beside the relit face (hard bright foreheads)."""
     stub = reconstructed_stub
     stub.render_crop = (0.0, 0.0, float(max(stub.width, stub.height)), 48)
-    stub.occlusion = np.zeros((stub.height, stub.width), np.float32)
-    stub.occlusion[: stub.height // 2] = 1.0
+    crop = Crop(*stub.render_crop)
+    stub.occlusion = _visible_lower_face(stub, crop, grow=0)
     stage = {k: np.array(v, copy=True) for k, v in stub.stage.items()}
     stage["i"] = stage["i"] * 0.5
     photo = srgb_to_linear(stub.photo_srgb)
     relit, _, out = render_result(stub, stage=stage, sh=stub.sh * 0.5, relight_photo=True)
-    crop = Crop(*stub.render_crop)
     on_head = paste(crop, (out.alpha.numpy() > 0).astype(np.float32), stub.height, stub.width,
                     np.zeros((stub.height, stub.width), np.float32)) > 0
     inside = paste(crop, ndimage.binary_erosion(out.alpha.numpy() > 0.5, iterations=4).astype(np.float32),
@@ -64,6 +63,35 @@ def test_a_relit_shot_relights_the_photo_in_front_of_the_head_by_the_heads_shadi
     assert np.allclose(relit[off_head], photo[off_head], rtol=1e-4, atol=1e-6)
     unchanged, _, _ = render_result(stub, stage=stage, sh=stub.sh * 0.5)  # the photo as photographed
     assert np.allclose(unchanged[hair], photo[hair])
+
+
+def _visible_lower_face(stub, crop: Crop, grow: int) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """An occlusion image (photo grid, 1 = the photo in front): everything but the lower half of the rendered head,
+    grown by `grow` crop pixels beyond its outline (a face oval wider than the fitted head)."""
+    head = render_result(stub)[2].alpha.numpy() > 0.5
+    head = ndimage.binary_dilation(head, iterations=grow) if grow else head
+    face = paste(crop, head.astype(np.float32), stub.height, stub.width, np.zeros((stub.height, stub.width), np.float32))
+    face[: stub.height // 2] = 0.0
+    return (1.0 - (face > 0.5)).astype(np.float32)
+
+
+def test_a_relit_shot_relights_the_photo_of_a_face_wider_than_the_fitted_head_as_the_head(reconstructed_stub):
+    """Where the photo's face oval reaches beyond the fitted head's outline, the photo shows between the two. In a
+    relit shot that strip kept most of the old light beside the relit face (a bright band down the temple on
+    pale_redhead_frontal). Halving every light: the strip is at half its light too, as the head beside it."""
+    stub = reconstructed_stub
+    stub.render_crop = (0.0, 0.0, float(max(stub.width, stub.height)), 48)
+    crop = Crop(*stub.render_crop)
+    stub.occlusion = _visible_lower_face(stub, crop, grow=4)
+    wider = 1.0 - stub.occlusion
+    stage = {k: np.array(v, copy=True) for k, v in stub.stage.items()}
+    stage["i"] = stage["i"] * 0.5
+    photo = srgb_to_linear(stub.photo_srgb)
+    relit, alpha, _ = render_result(stub, stage=stage, sh=stub.sh * 0.5, relight_photo=True)
+    strip = (ndimage.distance_transform_edt(wider > 0.5) > 2.5) & (alpha == 0.0)  # the photo, clear of bilinear taps
+    assert strip.sum() > 20
+    ratio = relit[strip] / np.maximum(photo[strip], 1e-6)
+    assert np.allclose(ratio, 0.5, atol=0.03), (ratio.min(), ratio.max())
 
 
 def test_a_relit_shot_takes_four_times_the_samples_and_a_quarter_of_the_noise(reconstructed_stub, monkeypatch):

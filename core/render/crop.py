@@ -61,6 +61,13 @@ class Crop:
         grow = margin * self.side
         return (self.x0 - grow, self.y0 - grow, self.x0 + self.side + grow, self.y0 + self.side + grow)
 
+    def on_photo(self, height: int, width: int) -> np.ndarray:
+        """(size, size) bool: the crop pixels whose centres lie on a (height, width) photo (`cut` reads 0 off it)."""
+        centres = (np.arange(self.size) + 0.5) * (self.side / self.size)
+        rows = (self.y0 + centres >= 0) & (self.y0 + centres < height)
+        columns = (self.x0 + centres >= 0) & (self.x0 + centres < width)
+        return rows[:, None] & columns[None, :]
+
     def cut(self, image: np.ndarray | Window, linear: bool = False) -> np.ndarray:
         """Resample a photo-grid image (H, W[, C]) or a Window of it into the crop's (size, size) grid, zero outside.
 
