@@ -94,6 +94,30 @@ def test_a_relit_shot_relights_the_photo_of_a_face_wider_than_the_fitted_head_as
     assert np.allclose(ratio, 0.5, atol=0.03), (ratio.min(), ratio.max())
 
 
+def test_a_relit_face_fades_into_the_relit_photo_inside_its_outline_and_render_png_does_not(reconstructed_stub):
+    """Relit, the face's alpha falls from render.png's towards the head's outline over SILHOUETTE_RAMP of the crop
+    (no hard line where the fitted head is narrower than the photo's face); deeper inside it is render.png's."""
+    from facestage.core.apps.rerender import SILHOUETTE_RAMP
+
+    stub = reconstructed_stub
+    stub.render_crop = (0.0, 0.0, float(max(stub.width, stub.height)), 128)
+    crop = Crop(*stub.render_crop)
+    _, plain, out = render_result(stub)
+    _, relit, _ = render_result(stub, relight_photo=True)
+    inside = ndimage.distance_transform_edt(out.alpha.numpy() > 0.5)
+    ramp = SILHOUETTE_RAMP * crop.size
+    assert ramp > 4
+
+    def on_photo(crop_mask: np.ndarray, share: float) -> np.ndarray:  # photo pixels mostly over crop_mask
+        zeros = np.zeros((stub.height, stub.width), np.float32)
+        return paste(crop, crop_mask.astype(np.float32), stub.height, stub.width, zeros) > share
+
+    deep, rim = on_photo(inside > ramp + 2, 0.999), on_photo((inside > 0.5) & (inside < ramp / 2), 0.9)
+    assert deep.sum() > 100 and rim.sum() > 20
+    assert np.allclose(relit[deep], plain[deep], atol=1e-6)
+    assert np.all(relit[rim] < 0.7 * plain[rim]) and np.all(relit <= plain + 1e-6)
+
+
 def test_a_relit_shot_takes_four_times_the_samples_and_a_quarter_of_the_noise(reconstructed_stub, monkeypatch):
     """A relit shot's one or two small lights left a grain over the face at render.png's sample budget (two seeds
     28.6 dB apart on a real photo's 789-px crop). Relit, the face gets RELIT_BUDGET x the samples: with the budget

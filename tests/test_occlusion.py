@@ -405,30 +405,6 @@ def test_occlusion_png_is_filled_in_under_the_render_crop_only_and_never_shows_i
     assert shown[outside].min() == 255
 
 
-def test_occlusion_png_fades_the_face_out_inside_the_fitted_heads_outline() -> None:
-    """Where the fitted head is narrower than the visible face, the render used to end in a hard line with the
-    photo beyond it (a step in every relit shot). Given the head's coverage (a disc on the crop's grid), the face
-    stays hidden outside the disc, is fully shown from SILHOUETTE_RAMP of the crop inside it, and fades in
-    monotonically in between; with no coverage given nothing changes."""
-    from facestage.core.io.image import Window
-    from facestage.core.render.crop import Crop
-
-    crop = Crop(0.0, 0.0, 200.0, 100)  # two photo pixels per crop pixel
-    visible = np.ones((100, 100), np.float32)
-    occluded = occlusion.Occlusion(occluder=1 - visible, fit=visible < 1, visible=visible, trusted=visible > 0)
-    yy, xx = np.mgrid[:100, :100] + 0.5
-    radius = np.hypot(xx - 50, yy - 50)
-    coverage = (radius < 40).astype(np.float32)
-    png = occlusion.photo_occlusion(occluded, Window(visible, 0, 0, 2), crop, 200, 200, coverage)
-    assert occlusion.photo_occlusion(occluded, Window(visible, 0, 0, 2), crop, 200, 200)[4:196, 4:196].max() == 0
-    photo_radius = np.hypot(*(np.mgrid[:200, :200] + 0.5 - 100)) / 2  # in crop pixels
-    ramp = occlusion.SILHOUETTE_RAMP * crop.size  # 4 crop pixels
-    assert png[photo_radius > 41].min() == 255  # beyond the bilinear taps of the outline's last pixel
-    assert png[photo_radius < 40 - ramp - 1].max() == 0
-    across = png[100, 100:200].astype(int)  # from the centre outwards along a row
-    assert np.all(np.diff(across) >= 0) and 0 < across[2 * 38] < 255
-
-
 def test_the_lash_line_on_the_eye_contour_is_trusted_skin_and_the_eye_and_mouth_openings_are_not(frontal) -> None:  # type: ignore[no-untyped-def]
     """MediaPipe's upper eye contour runs along the lash line, so the lid texels at the margin see it half inside
     the contour: the trusted skin keeps the opening's rim (LASH_SHARE of the eye's height) and drops only its core.

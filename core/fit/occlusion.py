@@ -72,7 +72,6 @@ MIN_COMPONENT = 0.002  # occluder blobs smaller than this fraction of the face a
 FIT_MARGIN = 0.02  # occluders grown by this fraction of the face width for the fit
 FEATHER = 0.03  # the composite's ramp inside the face outline, fraction of the face width
 OCCLUDER_RAMP = 0.03  # … and away from an occluder (hair edges hide missed strands)
-SILHOUETTE_RAMP = 0.04  # … and inside the fitted head's outline, fraction of the render crop's side (`photo_occlusion`)
 MIN_RAMP_PX = 2.0  # never a step: ramps are at least this many pixels wide
 FRINGE_GAP = 0.12  # vertical gaps in hair above the brows up to this fraction of the face width are hair too
 RESIDUAL_LIMIT = 0.12  # stage-1 residual (gamma-2.2 space, per pixel) that no skin pixel should leave
@@ -366,20 +365,10 @@ def in_window(crop: Crop, face: Window) -> Crop:
     return Crop((crop.x0 - face.x0) / face.step, (crop.y0 - face.y0) / face.step, crop.side / face.step, crop.size)
 
 
-def photo_occlusion(occluded: Occlusion, face: Window, crop: Crop, height: int, width: int,
-                    coverage: np.ndarray | None = None) -> np.ndarray:
+def photo_occlusion(occluded: Occlusion, face: Window, crop: Crop, height: int, width: int) -> np.ndarray:
     """occlusion.png on the (height, width) photo grid as uint8: the window's visibility resampled onto the render
-    crop's grid, pasted (bilinear) under the crop only; 255 (the photo in front) everywhere else.
-
-    With `coverage` (the fitted head's render alpha on the crop's grid) the visibility also fades out towards the
-    head's outline, over SILHOUETTE_RAMP of the crop. Where the fitted head is narrower than the photo's face
-    oval (8-13 % of the visible face on pale_redhead_frontal, dark_man_smile, glasses_beard_man), the render
-    ended in a hard line across the temple or the jaw, with the photo beyond it: invisible in render.png, where
-    both agree, and a step in every relit shot and in Blender under new lights."""
+    crop's grid, pasted (bilinear) under the crop only; 255 (the photo in front) everywhere else."""
     visible = crop.cut(Window(occluded.visible, face.x0, face.y0, face.step))
-    if coverage is not None:
-        inside = ndimage.distance_transform_edt(coverage > 0.5)
-        visible = visible * np.clip(inside / max(SILHOUETTE_RAMP * crop.size, MIN_RAMP_PX), 0.0, 1.0)
     # The visibility is pasted, not the occlusion: the bilinear taps beyond the crop's edge read zero, which must
     # mean "not visible" (a 1-px ring of partly visible render otherwise). paste casts by truncation: +0.5 rounds.
     levels = np.clip(visible, 0.0, 1.0) * 255.0 + 0.5  # at most 255.5: still 255 after the cast

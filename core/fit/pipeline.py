@@ -19,12 +19,12 @@ import time
 import numpy as np
 import torch
 
-from ..apps.rerender import composite, render_crop, render_result
+from ..apps.rerender import render_crop, render_result
 from ..common.config import ReconstructConfig, texture_size_for
 from ..common.device import deterministic, pick
 from ..common.progress import ProgressCallback
 from ..common.versions import result_versions
-from ..io.image import Window, area_reduce, linear_to_srgb, load_photo, srgb_to_linear
+from ..io.image import Window, area_reduce, linear_to_srgb, load_photo
 from ..io.report import draw_landmarks, light_diagram, make_report
 from ..io.result import Result
 from ..model import lightstage, skin, uvmaps
@@ -87,16 +87,14 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         tongue_shift=mouth.tongue_shift,
     )
     crop = Crop(*result.render_crop)
+    if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only
+        result.occlusion = photo_occlusion(occluded, run.face, crop, h, w)
     detail_weight = np.zeros(diffuse.shape[:2], np.float32)
     if occluded is not None and run.config.stages == "full":
         mark = time.perf_counter()
         result.diffuse, result.specular, detail_weight = _with_detail(run, result, occluded, raster)
         run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
-    if occluded is not None and run.face is not None:
-        # occlusion.png: the face window's mask under the render crop only, fading out inside the head's outline
-        result.occlusion = photo_occlusion(occluded, run.face, crop, h, w, out.alpha.cpu().numpy())
-        image, alpha = composite(result, out, crop.cut(result.photo_srgb, linear=True), srgb_to_linear(result.photo_srgb))
     result.render, result.mask = image, alpha
     psnr_inner, ssim_inner = inner_face_scores(result.photo_srgb, image, crop, points)
     result.metrics = {"psnr_masked": face_psnr(result.photo_srgb, image, crop, points),
