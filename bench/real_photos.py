@@ -290,6 +290,13 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _reconstruct_seconds(row: dict[str, Any]) -> str:
+    """The reconstruction's wall time; with --reuse, the reused run's own pipeline total, marked."""
+    if "reconstruct" in row["timings_s"]:
+        return f"{row['timings_s']['reconstruct']:.0f}"
+    return f"{row['timings_s'].get('pipeline', {}).get('total', float('nan')):.0f} (reused)"
+
+
 def markdown(report: dict[str, Any]) -> str:
     head = (f"Run `{report['label']}` ({report['date']}, quality {report['quality']}, {report['machine']}; Cycles "
             f"{report['spp']} spp + OpenImageDenoise). Inner face = brows to chin, eyes and mouth included. Albedo "
@@ -305,7 +312,7 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"| {r['name']} | {split} | {r.get('fitzpatrick') or ''} | {r['render']['psnr_db']:.1f} | "
                          f"{r['render']['ssim']:.3f} | {c.get('psnr_db', float('nan')):.1f} | {c.get('ssim', float('nan')):.3f} | "
                          f"{r.get('cycles_gap_db', float('nan')):+.1f} | {r.get('albedo_ita_deg', float('nan')):+.0f} | "
-                         f"{r['timings_s'].get('reconstruct', float('nan')):.0f} |")
+                         f"{_reconstruct_seconds(r)} |")
     for split in ("tuning", "held-out", "all"):
         part = report["summary"].get(split)
         if part and "render" in part:
