@@ -105,7 +105,8 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
     out = render_crop(result, crop, stage, sh, vertices, passes, device, lights, environment, environment_samples,
                       background, RELIT_BUDGET if relight_photo else 1.0)
     h, w = result.height, result.width
-    coverage = out.alpha.cpu().numpy()
+    head = out.alpha.cpu().numpy()  # the head's own coverage, before any visibility
+    coverage = head
     premultiplied = out.image.cpu().numpy() - (1.0 - coverage[..., None]) * background  # alpha · surface
     if result.occlusion is not None:  # occlusion.png (full resolution, uint8 or float) read under the crop only
         visible = 1.0 - crop.cut(result.occlusion)
@@ -113,7 +114,7 @@ def render_result(result: Result, stage: dict | None = None, sh: np.ndarray | No
     photo = srgb_to_linear(result.photo_srgb)
     if relight_photo:
         scale_under(crop, photo_relighting(result, crop, stage, sh, lights, environment, device), photo)
-        inside = ndimage.distance_transform_edt(out.alpha.cpu().numpy() > 0.5)  # crop pixels into the head
+        inside = ndimage.distance_transform_edt(head > 0.5)  # crop pixels into the head
         fade = np.clip(inside / max(SILHOUETTE_RAMP * crop.size, 1.0), 0.0, 1.0)
         coverage, premultiplied = coverage * fade, premultiplied * fade[..., None]
     image = paste_over(crop, premultiplied, coverage, photo, in_place=True)
