@@ -5,7 +5,9 @@ expression, the shape keys are the model's expression deltas with the
 fitted weights as values, and the object's transform is the head pose, so
 the evaluated mesh in world space is exactly `Result.vertices`. Any
 per-vertex detail the fit added on top of the model's coefficients is kept
-in the Basis for that reason.
+in the Basis for that reason, except the lips' edges moved to the photo's
+opening (`Result.lips_shape`): they are one more key, "PhotoLips" at 1, shaped
+for the photo's expression, which an artist who reshapes the mouth can turn off.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from ..core.io.result import Result
 from .transaction import Transaction
 
 FACE = "Face"
+LIPS_KEY = "PhotoLips"
 
 
 def as_numpy(value: Any, dtype: Any = np.float64) -> np.ndarray:
@@ -55,12 +58,22 @@ def expression_deltas(result: Result, model: Any) -> np.ndarray:
 
 
 def model_space_basis(result: Result, model: Any) -> np.ndarray:
-    """(V, 3) rest shape: Result.vertices brought back to the model frame, expression removed."""
+    """(V, 3) rest shape: Result.vertices brought back to the model frame, expression and lips' shape removed."""
     rotation = np.asarray(result.rotation, dtype=np.float64)
     posed = np.asarray(result.vertices, dtype=np.float64) - np.asarray(result.translation, dtype=np.float64)
     unposed = posed @ np.linalg.inv(rotation).T
     weights = np.asarray(result.expression, dtype=np.float64)
-    return unposed - np.einsum("e,evc->vc", weights, expression_deltas(result, model))
+    lips = 0.0 if result.lips_shape is None else np.asarray(result.lips_shape, dtype=np.float64)
+    return unposed - np.einsum("e,evc->vc", weights, expression_deltas(result, model)) - lips
+
+
+def key_set(result: Result, deltas: np.ndarray, lips: np.ndarray | None) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(names, values, deltas) of an object's shape keys: the expression units, then LIPS_KEY at 1 with the
+    offsets `lips` (V, 3) where the result has a lips' shape."""
+    names, values = list(result.expression_names), np.asarray(result.expression, dtype=np.float64)
+    if result.lips_shape is None or lips is None:
+        return names, values, deltas
+    return names + [LIPS_KEY], np.r_[values, 1.0], np.concatenate([deltas, lips[None]])
 
 
 def new_mesh(tx: Transaction, name: str, vertices: np.ndarray, faces: np.ndarray, uvs: np.ndarray | None = None,
@@ -84,14 +97,14 @@ def new_mesh(tx: Transaction, name: str, vertices: np.ndarray, faces: np.ndarray
 
 
 def build_face(tx: Transaction, result: Result, model: Any, collection: bpy.types.Collection) -> bpy.types.Object:
-    """The "Face" object: Basis, 52 expression keys (values = fitted weights), posed by its transform."""
+    """The "Face" object: Basis, 52 expression keys (values = fitted weights) and the lips' shape where the result
+    has one (`key_set`), posed by its transform."""
     basis = model_space_basis(result, model)
     mesh = new_mesh(tx, FACE, basis, result.faces, result.uvs, result.face_uvs)
     face = tx.new(bpy.data.objects.new(FACE, mesh), FACE, role="face")
     collection.objects.link(face)
     face.matrix_basis = Matrix(pose_matrix(result).tolist())
-    add_expression_keys(tx, face, FACE, basis, result.expression_names, result.expression,
-                        expression_deltas(result, model))
+    add_expression_keys(tx, face, FACE, basis, *key_set(result, expression_deltas(result, model), result.lips_shape))
     return face
 
 

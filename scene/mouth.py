@@ -3,7 +3,7 @@
 One object parented to the face, with the same 52 expression shape keys as the
 face (the head model's mouth deltas: jawOpen turns the lower teeth with the
 jaw), each driven by the face's key of the same name, so animating the face
-opens the mouth with its teeth. Its Basis is the fitted shape with the fitted
+opens the mouth with its teeth (and its rim follows the face's PhotoLips key). Its Basis is the fitted shape with the fitted
 expression removed, like the face's, so the evaluated mouth is what the core
 rendered. Two materials share mouth.png: "FaceTeeth" (slightly glossy enamel)
 and "FaceMouth" (the wet cavity and tongue), with core.model.head.parts' values.
@@ -19,7 +19,7 @@ from mathutils import Matrix
 
 from ..core.io.result import Result
 from .material import LINEAR, build_part_material, packed_image
-from .mesh import add_expression_keys, as_numpy, new_mesh
+from .mesh import add_expression_keys, as_numpy, key_set, new_mesh
 from .transaction import Transaction
 
 MOUTH = "Mouth"
@@ -37,7 +37,13 @@ def build_mouth(tx: Transaction, result: Result, model: Any, face: bpy.types.Obj
     _, fitted = part_vertices(result, model)
     names = [str(n) for n in model.expression_names]
     deltas = as_numpy(model.mouth_expression_basis)[[names.index(n) for n in result.expression_names]]
-    basis = fitted - np.einsum("e,evc->vc", np.asarray(result.expression, np.float64), deltas)
+    lips = None
+    if result.lips_shape is not None:  # the mouth's rim follows the lips' shape: its own PhotoLips key
+        rotation = np.asarray(result.rotation, np.float64)
+        unshaped = np.asarray(result.vertices, np.float64) - np.asarray(result.lips_shape) @ rotation.T
+        lips = fitted - part_vertices(result, model, vertices=unshaped)[1]
+    basis = fitted - np.einsum("e,evc->vc", np.asarray(result.expression, np.float64), deltas) - (
+        0.0 if lips is None else lips)
     mesh = new_mesh(tx, MOUTH, basis, as_numpy(model.mouth_faces, np.int64), as_numpy(model.mouth_uvs),
                     as_numpy(model.mouth_face_uvs, np.int64))
     _, mouth_texture = textures(result, model)
@@ -50,7 +56,7 @@ def build_mouth(tx: Transaction, result: Result, model: Any, face: bpy.types.Obj
     collection.objects.link(mouth)
     mouth.parent = face
     mouth.matrix_parent_inverse = Matrix.Identity(4)
-    add_expression_keys(tx, mouth, MOUTH, basis, result.expression_names, result.expression, deltas)
+    add_expression_keys(tx, mouth, MOUTH, basis, *key_set(result, deltas, lips))
     drive_keys(mouth, face)
     return mouth
 

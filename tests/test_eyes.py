@@ -283,7 +283,7 @@ def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
     result = fake_result()
     result.gaze = np.radians([[5.0, -3.0], [4.0, -2.5]])
     result.teeth_shift = np.array([-0.002, 0.001])
-    result.tongue_shift = np.array([0.008, 0.003, 0.012])
+    result.tongue_shift = np.array([0.008, 0.003, 0.012, 0.004])
     result.eye_texture = np.full((16, 16, 3), 0.3, np.float32)
     result.mouth_texture = np.full((16, 16, 3), 0.6, np.float32)
     loaded = load(save(result, tmp_path / "OUT"))
@@ -295,8 +295,8 @@ def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
 
 
 def test_a_result_written_before_the_tongue_was_raised_loads_with_it_unraised(tmp_path):
-    """scene.json files written before the tongue's "raise" existed carry forward and up only: they load with the
-    tongue unraised, and a malformed raise is a clear error."""
+    """scene.json files written before the tongue's "raise" and "widen" existed carry forward and up only: they load
+    with the tongue unraised and unwidened, and a malformed raise is a clear error."""
     import json
 
     from facestage.core.common.errors import FaceStageError
@@ -306,13 +306,35 @@ def test_a_result_written_before_the_tongue_was_raised_loads_with_it_unraised(tm
     result.tongue_shift = np.array([0.008, 0.003, 0.012])
     folder = save(result, tmp_path / "OUT")
     doc = json.loads((folder / "scene.json").read_text())
-    assert doc["mouth"]["tongue_shift_m"] == {"forward": 0.008, "up": 0.003, "raise": 0.012}
-    del doc["mouth"]["tongue_shift_m"]["raise"]
+    assert doc["mouth"]["tongue_shift_m"] == {"forward": 0.008, "up": 0.003, "raise": 0.012, "widen": 0.0}
+    del doc["mouth"]["tongue_shift_m"]["raise"], doc["mouth"]["tongue_shift_m"]["widen"]
     (folder / "scene.json").write_text(json.dumps(doc))
-    assert np.allclose(load(folder).tongue_shift, [0.008, 0.003, 0.0])
+    assert np.allclose(load(folder).tongue_shift, [0.008, 0.003, 0.0, 0.0])
     doc["mouth"]["tongue_shift_m"]["raise"] = "high"
     (folder / "scene.json").write_text(json.dumps(doc))
     with pytest.raises(FaceStageError, match="raise"):
+        load(folder)
+
+
+def test_the_lips_shape_is_saved_sparse_and_a_malformed_one_is_refused(tmp_path):
+    """scene.json keeps the lips' shape as the moved vertices' ids and offsets; it loads back whole (zeros
+    elsewhere), a result without one loads without one, and an id past the mesh is a clear error."""
+    import json
+
+    from facestage.core.common.errors import FaceStageError
+
+    result = fake_result()
+    assert load(save(result, tmp_path / "PLAIN")).lips_shape is None
+    lips = np.zeros((len(result.vertices), 3))
+    lips[[3, 7]] = [[0.001, -0.002, 0.0005], [0.0, 0.0, -0.003]]
+    result.lips_shape = lips
+    folder = save(result, tmp_path / "OUT")
+    doc = json.loads((folder / "scene.json").read_text())
+    assert doc["lips_shape_m"]["ids"] == [3, 7]
+    assert np.abs(load(folder).lips_shape - lips).max() < 1e-7
+    doc["lips_shape_m"]["ids"] = [3, len(lips)]
+    (folder / "scene.json").write_text(json.dumps(doc))
+    with pytest.raises(FaceStageError, match="lips_shape_m"):
         load(folder)
 
 

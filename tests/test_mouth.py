@@ -73,8 +73,12 @@ def evaluated(obj):
     return (co.reshape(-1, 3).astype(np.float64) @ world[:3, :3].T + world[:3, 3]).tolist()
 
 facts = {"rest": evaluated(mouth), "materials": [s.material.name for s in mouth.material_slots],
-         "keys": len(mouth.data.shape_keys.key_blocks), "parent": mouth.parent.name,
-         "eye_rotation": list(bpy.data.objects["Eye L"].rotation_euler)}
+         "keys": [k.name for k in mouth.data.shape_keys.key_blocks], "parent": mouth.parent.name,
+         "eye_rotation": list(bpy.data.objects["Eye L"].rotation_euler), "face": evaluated(face),
+         "face_keys": [k.name for k in face.data.shape_keys.key_blocks]}
+face.data.shape_keys.key_blocks["PhotoLips"].value = 0.0
+facts["face_unshaped"], facts["unshaped"] = evaluated(face), evaluated(mouth)
+face.data.shape_keys.key_blocks["PhotoLips"].value = 1.0
 face.data.shape_keys.key_blocks["jawOpen"].value = 1.0
 facts["open"] = evaluated(mouth)
 print("FACTS" + json.dumps(facts))
@@ -83,6 +87,9 @@ print("FACTS" + json.dumps(facts))
 
 @pytest.mark.blender
 def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_path, blender_env):
+    """The Mouth object evaluates to the core's mouth, with the tongue's place and the lips' shape (fit/lips.py
+    shape_opening); the face's PhotoLips key takes the lips' shape off the face and, through its driver, the mouth's
+    rim; the face's jawOpen key drops the lower teeth."""
     from facestage.core.apps.parts import part_vertices
     from facestage.core.io.result import load
 
@@ -91,15 +98,28 @@ def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_pa
     result = fake_result()
     result.gaze = np.radians([[10.0, -5.0], [8.0, -5.0]])
     result.teeth_shift = np.array([-0.003, 0.002])
-    result.tongue_shift = np.array([0.012, 0.003, 0.006])  # Blender's Basis carries the fitted tongue place too
+    result.tongue_shift = np.array([0.012, 0.003, 0.006, 0.004])  # Blender's Basis carries the fitted tongue place too
+    rotation, translation = np.asarray(result.rotation, np.float64), np.asarray(result.translation, np.float64)
+    lips = np.zeros((len(result.vertices), 3))
+    rim = head_parts.mouth_rim(model)[1]
+    lips[rim, 2] = 0.003 * np.sign(model.vertices.numpy()[rim, 2] - model.vertices.numpy()[rim, 2].mean())  # parted
+    result.lips_shape = lips
+    result.vertices = (np.asarray(result.vertices, np.float64) + lips @ rotation.T).astype(np.float32)
     folder = save(result, tmp_path / "OUT")
     facts = read_json_line(run_bpy(DRIVEN, blender_env, str(folder)), "FACTS")
     loaded = load(folder)
     assert loaded.tongue_shift is not None and np.allclose(loaded.tongue_shift, result.tongue_shift)
+    assert loaded.lips_shape is not None and np.abs(loaded.lips_shape - lips).max() < 1e-6
     _, mouth = part_vertices(loaded, model)
-    rotation, translation = np.asarray(loaded.rotation), np.asarray(loaded.translation)
     assert np.abs(np.asarray(facts["rest"]) - (mouth @ rotation.T + translation)).max() < 1e-5
-    assert facts["materials"] == ["FaceTeeth", "FaceMouth"] and facts["keys"] == 53 and facts["parent"] == "Face"
+    assert np.abs(np.asarray(facts["face"]) - loaded.vertices).max() < 1e-5
+    unshaped = loaded.vertices - lips @ rotation.T
+    assert np.abs(np.asarray(facts["face_unshaped"]) - unshaped).max() < 1e-5
+    _, plain = part_vertices(loaded, model, vertices=unshaped)
+    assert np.abs(np.asarray(facts["unshaped"]) - (plain @ rotation.T + translation)).max() < 1e-5
+    assert np.abs(plain - mouth).max() > 0.002  # the rim did move with the key
+    assert facts["face_keys"][-1] == facts["keys"][-1] == "PhotoLips" and len(facts["keys"]) == 54
+    assert facts["materials"] == ["FaceTeeth", "FaceMouth"] and facts["parent"] == "Face"
     assert np.allclose(facts["eye_rotation"], [np.radians(5.0), 0.0, np.radians(10.0)], atol=1e-5)
     lower = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("lower_teeth")
     upper = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("upper_teeth")
@@ -248,12 +268,13 @@ def test_de_lighting_inverts_the_final_render_inside_the_mouth():
     assert abs(float(np.median(ratio)) - 1.0) < 0.15, np.median(ratio)
 
 
-def test_the_tongue_moves_alone_forward_up_and_raised_and_stays_behind_the_lips():
-    """mouth_shape's tongue_shift moves the tongue's vertices only, forward out of the face (−Y) and up (+Z), and
-    raises its top by `raise` over its base, each vertex in proportion to its height (the lowest stays, the highest
-    rises by all of it); the furthest place place_tongue tries keeps the tongue behind the lips."""
+def test_the_tongue_moves_alone_forward_up_raised_and_widened_and_stays_behind_the_lips():
+    """mouth_shape's tongue_shift moves the tongue's vertices only, forward out of the face (−Y) and up (+Z), raises
+    its top by `raise` over its base, each vertex in proportion to its height (the lowest stays, the highest rises by
+    all of it), and moves its sides out by `widen`, each vertex in proportion to its distance from the midline; the
+    furthest place place_tongue tries keeps the tongue behind the lips and inside the cavity."""
     from facestage.core.apps.parts import mouth_shape
-    from facestage.core.fit.mouth import TONGUE_FORWARD_MM, TONGUE_RAISE_MM, TONGUE_UP_MM
+    from facestage.core.fit.mouth import TONGUE_FORWARD_MM, TONGUE_RAISE_MM, TONGUE_UP_MM, TONGUE_WIDEN_MM
 
     model = load_head_model()
     identity, expression = torch.zeros(model.n_identity), torch.zeros(model.n_expressions)
@@ -274,14 +295,22 @@ def test_the_tongue_moves_alone_forward_up_and_raised_and_stays_behind_the_lips(
     assert inside.mean() > 0.95, inside.mean()
     assert lift[np.argmin(height), 2] == pytest.approx(0.0, abs=1e-7)
     assert lift[np.argmax(height), 2] == pytest.approx(0.01, abs=1e-6)
+    widened = mouth_shape(model, identity, expression, tongue_shift=np.array([0.0, 0.0, 0.0, 0.005])).numpy()
+    assert np.array_equal(widened[~tongue], rest[~tongue])
+    side = widened[tongue] - rest[tongue]
+    half = np.abs(rest[tongue, 0]).max()
+    inside = np.abs(side[:, 0] - 0.005 * rest[tongue, 0] / half) < 1e-6
+    assert inside.mean() > 0.95 and np.allclose(side[inside, 1:], 0.0, atol=1e-7), inside.mean()
+    assert np.abs(widened[tongue, 0]).max() == pytest.approx(half + 0.005, abs=1e-6)
     # The search's furthest place, with the jaw closed (Blender's Basis keeps the shift): still behind the lips.
-    furthest = np.array([max(TONGUE_FORWARD_MM), max(TONGUE_UP_MM), max(TONGUE_RAISE_MM)]) / 1000
+    furthest = np.array([max(TONGUE_FORWARD_MM), max(TONGUE_UP_MM), max(TONGUE_RAISE_MM), max(TONGUE_WIDEN_MM)]) / 1000
     closed = torch.zeros(model.n_expressions)
     far = mouth_shape(model, identity, closed, tongue_shift=furthest).numpy()
     lips = model.evaluate(identity, closed).numpy()[head_parts.mouth_rim(model)[0]]
     assert far[tongue, 1].min() > lips[:, 1].min() + 0.004
     cavity = head_parts.mouth_vertex_parts(model) == list(model.mouth_part_names).index("cavity")
     assert far[tongue, 2].max() < far[cavity, 2].max() - 0.005  # the raised top stays under the palate
+    assert np.abs(far[tongue, 0]).max() < np.abs(far[cavity, 0]).max() - 0.003  # the widened sides inside the cheeks
 
 
 def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():

@@ -92,6 +92,8 @@ def caricature_result(result: Result, factor: float, regions: dict[str, float]) 
         corners = np.unique(faces[folded])
         scale[corners] = 1.0 + 0.5 * (scale[corners] - 1.0)
     out = copy.copy(result)
+    if result.lips_shape is not None:  # the lips' edges keep the photo's opening
+        local = local + np.asarray(result.lips_shape, np.float64)
     out.vertices = (local @ np.asarray(result.rotation).T + np.asarray(result.translation)).astype(np.float32)
     out.edits = {**result.edits, "caricature": {"factor": factor, "regions": regions}}
     return out

@@ -50,7 +50,8 @@ MIN_SAMPLES = 12  # pixels a part needs before its median replaces the default
 TEETH_LUMINANCE = (0.2, 0.9)  # plausible de-lit teeth (mean of RGB)
 TONGUE_FORWARD_MM = (0, 4, 8, 12, 16)  # the tongue's candidate places, along the head's −Y ...
 TONGUE_RAISE_MM = (0, 6, 12, 18, 24)  # ... then its top raised over its base (the model's is 26 mm tall) ...
-TONGUE_UP_MM = (0, 3, 6)  # ... then along +Z, each at the best before
+TONGUE_UP_MM = (0, 3, 6)  # ... then along +Z ...
+TONGUE_WIDEN_MM = (0, 4, 8, 12)  # ... then each side out from the midline (the model's is 44 mm wide), each at the best before
 LIT_INTERIOR = 0.5  # between the lips, not teeth, brighter than this × the skin around the mouth (sRGB) ...
 TONGUE_SATURATION = 0.25  # ... and red, saturated above this: a lit tongue (open_smile_man's: 0.39-0.43; teeth under 0.2)
 TEETH_KEPT = 0.98  # the tongue never moves in front of the teeth: a place must leave this share of them in view
@@ -67,7 +68,7 @@ class MouthFit:
     teeth_seen: float  # fraction of the teeth texels photo pixels reached
     teeth_shift: np.ndarray  # (2,) upper, lower teeth moved up along the head's +Z, metres
     teeth_iou: float = 0.0  # overlap of the placed teeth with the photo's (0 when the photo shows none)
-    tongue_shift: np.ndarray | None = None  # (3,) the tongue moved forward, up, raised; metres (None: not placed)
+    tongue_shift: np.ndarray | None = None  # (4,) the tongue moved forward, up, raised, widened; metres (None: not placed)
 
 
 def mouth_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], model: HeadModel,
@@ -155,8 +156,8 @@ def interior_error(photo: np.ndarray, passes: dict[str, torch.Tensor], region: n
 
 def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], gaze: np.ndarray,
                  eye_texture: np.ndarray, teeth_shift: np.ndarray) -> np.ndarray:
-    """(forward, up, raise) metres that move the tongue (head_parts.shift_tongue) to meet a lit interior the photo
-    shows between the lips (zeros where it shows none): a coordinate search, forward, then raise, then up, over
+    """(forward, up, raise, widen) metres that move the tongue (head_parts.shift_tongue) to meet a lit interior the
+    photo shows between the lips (zeros where it shows none): a coordinate search, forward, raise, up, widen, over
     renders of the mouth crop with the world sampled as in render.png, each scored by interior_error; a place is
     taken only if it cuts the error by 2 % and hides no teeth. Raising comes before moving up: on open_smile_man
     the tongue moved up 3 mm left the black band under the upper teeth that a raised tongue fills (the interior's
@@ -166,7 +167,7 @@ def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
     lips = lips_in_crop(points, crop)
     inside = polygon_mask(lips, crop.size)
     if lit_interior(linear_to_srgb(photo), lips).sum() < MIN_LIT_SHARE * max(int(inside.sum()), 1):
-        return np.zeros(3)
+        return np.zeros(4)
     region = ndimage.binary_dilation(inside, iterations=2)
     with torch.no_grad():
         scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
@@ -179,9 +180,9 @@ def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
         teeth = int((region & (passes["material"].cpu().numpy() == TEETH_MATERIAL_INDEX)).sum())
         return interior_error(photo, passes, region), teeth
 
-    shift = np.zeros(3)
+    shift = np.zeros(4)
     best, teeth = error(shift)
-    for axis, steps in ((0, TONGUE_FORWARD_MM), (2, TONGUE_RAISE_MM), (1, TONGUE_UP_MM)):
+    for axis, steps in ((0, TONGUE_FORWARD_MM), (2, TONGUE_RAISE_MM), (1, TONGUE_UP_MM), (3, TONGUE_WIDEN_MM)):
         for mm in steps[1:]:
             trial = shift.copy()
             trial[axis] = mm / 1000
@@ -206,6 +207,6 @@ def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor,
         out = render(scene, DELIGHT_OPTIONS, run.generator)
     shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), lips_in_crop(points, crop))
     texture_map, seen = mouth_texture(photo, out.passes, run.model, shown_teeth=shown)
-    log.info("mouth: teeth moved %s mm (IoU %.2f), tongue %s mm forward, up, raised; %.0f %% of the teeth texels seen",
+    log.info("mouth: teeth moved %s mm (IoU %.2f), tongue %s mm forward, up, raised, widened; %.0f %% of the teeth texels seen",
              (1000 * shift).round(1), iou, (1000 * tongue).round(1), 100 * seen)
     return MouthFit(texture_map, seen, shift, iou, tongue)

@@ -35,7 +35,7 @@ from .detail import PhotoView, apply_detail, apply_specular_scale, detail_layer,
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .lids import open_lids
-from .lips import close_lips, open_lips
+from .lips import close_lips, open_lips, shape_opening
 from .masks import skin_mask
 from .mouth import MouthFit, fit_mouth
 from .occlusion import (Occlusion, in_window, log_luminance_map, occlusion_mask, person_mask, photo_occlusion,
@@ -85,6 +85,8 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
         gaze=eyes.gaze.gaze, eye_texture=eyes.texture, eye_coat=eyes.coat, mouth_texture=mouth.texture,
         teeth_shift=mouth.teeth_shift,
         tongue_shift=mouth.tongue_shift,
+        lips_shape=run.corrective.detach().cpu().numpy().astype(np.float64) if bool(run.corrective.abs().max() > 0)
+        else None,
     )
     crop = Crop(*result.render_crop)
     if occluded is not None and run.face is not None:  # the face window's mask, upsampled under the render crop only
@@ -253,6 +255,7 @@ def _reconstruct(photo_path: str, config: ReconstructConfig, progress: ProgressC
     open_lids(run, points)
     close_lips(run, points)  # likewise the lips, so stage 2 paints lip colour where they meet ...
     open_lips(run, points)  # ... or part
+    shape_opening(run, points)
     run.timings["eyes_mouth"] = time.perf_counter() - mark
     mark = time.perf_counter()
     with torch.no_grad():

@@ -111,6 +111,8 @@ class Reconstruction:
         self.log_focal = self.tensor(0.0, grad=True)
         self.identity = self.tensor(fit0.identity, grad=True)
         self.expression = self.tensor(fit0.expression, grad=True)
+        # (V, 3) model-space offsets no unit of the model reaches (the lips' edges, fit/lips.py shape_opening)
+        self.corrective = torch.zeros_like(self.model.evaluate(self.identity.detach(), self.expression.detach()))
 
     def rotation(self) -> torch.Tensor:
         return rotation_from_axis_angle(self.omega.double()).to(self.R0) @ self.R0
@@ -119,7 +121,7 @@ class Reconstruction:
         return self.t0 + self.shift
 
     def world_vertices(self) -> torch.Tensor:
-        model_space = self.model.evaluate(self.identity, self.expression.clamp(0, 1))
+        model_space = self.model.evaluate(self.identity, self.expression.clamp(0, 1)) + self.corrective
         return model_space @ self.rotation().T + self.translation()
 
     def camera_K(self, crop: Crop) -> torch.Tensor:

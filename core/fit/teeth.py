@@ -95,8 +95,14 @@ def run_mouth_vertices(run: Any, shift: np.ndarray | None = None, tongue_shift: 
     model = run.model
     with torch.no_grad():
         identity, expression = run.identity.detach(), run.expression.detach().clamp(0, 1)
-        return (mouth_shape(model, identity, expression, shift, tongue_shift) @ run.rotation().T
-                + run.translation())
+        mouth = mouth_shape(model, identity, expression, shift, tongue_shift)
+        corrective = getattr(run, "corrective", None)
+        if corrective is not None and bool(corrective.abs().max() > 0):  # as every renderer of the result does
+            fitted = model.evaluate(identity, expression).double().cpu().numpy()
+            moved = head_parts.follow_face(model, fitted, fitted + corrective.double().cpu().numpy(),
+                                           np.zeros((0, 3)), mouth.double().cpu().numpy())[1]
+            mouth = torch.as_tensor(moved).to(mouth)
+        return mouth @ run.rotation().T + run.translation()
 
 
 def shown_teeth(run: Any, points: np.ndarray, crop: Crop) -> np.ndarray:

@@ -31,7 +31,7 @@ from .image import linear_to_srgb, load_png, save_png, srgb_to_linear, to_uint8
 
 FORMAT = "facestage-result/1"
 SCENE_JSON = "scene.json"
-TONGUE_KEYS = ("forward", "up", "raise")  # scene.json mouth.tongue_shift_m: metres (fit/mouth.py place_tongue)
+TONGUE_KEYS = ("forward", "up", "raise", "widen")  # scene.json mouth.tongue_shift_m: metres (fit/mouth.py place_tongue)
 
 
 @dataclass
@@ -86,8 +86,11 @@ class Result:
     eye_coat: np.ndarray | None = None  # (S, S) the corneas' coat weight in [0, 1], eyes.png layout (eyes_coat.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
     teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
-    tongue_shift: np.ndarray | None = None  # (3,) the tongue moved forward (head's −Y), up (+Z), raised, metres
+    tongue_shift: np.ndarray | None = None  # (4,) the tongue moved forward (head's −Y), up (+Z), raised, widened; m
     focal_uncertainty_pct: float | None = None  # 1 σ of the fitted focal length, relative (None: fixed by EXIF)
+    # (V, 3) model-space offsets that take the lips' edges to the photo's opening (fit/lips.py shape_opening), already
+    # in `vertices`; kept apart so that Blender can offer them as a shape key. None: no such offsets.
+    lips_shape: np.ndarray | None = None
 
     @property
     def width(self) -> int:
@@ -140,14 +143,21 @@ def scene_json(result: Result) -> dict[str, Any]:
         "hm08_vertex_ids": [int(i) for i in result.source_vertex_ids],
         **({"eyes": _eyes_json(result.gaze)} if result.gaze is not None else {}),
         **({"mouth": _mouth_json(result)} if result.teeth_shift is not None else {}),
+        **({"lips_shape_m": _lips_shape_json(result.lips_shape)} if result.lips_shape is not None else {}),
     }
+
+
+def _lips_shape_json(offsets: np.ndarray) -> dict[str, Any]:
+    """scene.json's "lips_shape_m": the vertices the lips' shape moved (ids into face.obj) and their offsets."""
+    ids = np.nonzero(np.abs(np.asarray(offsets)).max(1) > 0)[0]
+    return {"ids": [int(i) for i in ids], "offsets": _list(np.asarray(offsets)[ids])}
 
 
 def _mouth_json(result: Result) -> dict[str, Any]:
     """scene.json's "mouth": where the teeth and the tongue were moved to meet the photo's (fit/mouth.py)."""
     teeth = np.asarray(result.teeth_shift, np.float64)
-    tongue = np.zeros(3) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
-    tongue = np.concatenate([tongue, np.zeros(3 - len(tongue))])
+    tongue = np.zeros(len(TONGUE_KEYS)) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
+    tongue = np.concatenate([tongue, np.zeros(len(TONGUE_KEYS) - len(tongue))])
     return {"teeth_shift_m": {"upper": round(float(teeth[0]), 6), "lower": round(float(teeth[1]), 6)},
             "tongue_shift_m": {key: round(float(value), 6) for key, value in zip(TONGUE_KEYS, tongue)}}
 
@@ -366,12 +376,30 @@ def load(folder: str | os.PathLike[str]) -> Result:
         photo_file=folder / "photo.png",
         gaze=_gaze(doc, where),
         teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", ("upper", "lower")),
-        tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", TONGUE_KEYS, required=False, added=("raise",)),
+        tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", TONGUE_KEYS, required=False, added=("raise", "widen")),
         eye_texture=_optional_map(folder / "eyes.png"),
         eye_coat=_optional_weight(folder / EYE_COAT_PNG),
         mouth_texture=_optional_map(folder / "mouth.png"),
         focal_uncertainty_pct=_optional_float(camera.get("focal_uncertainty_pct")),
+        lips_shape=_lips_shape(doc, where, len(verts)),
     )
+
+
+def _lips_shape(doc: dict[str, Any], where: str, n_vertices: int) -> np.ndarray | None:
+    """(V, 3) offsets from scene.json's optional "lips_shape_m" (None without one); a malformed one is refused."""
+    entry = doc.get("lips_shape_m")
+    if entry is None:
+        return None
+    try:
+        ids = np.asarray(entry["ids"], dtype=np.int64).reshape(-1)
+        offsets = np.asarray(entry["offsets"], dtype=np.float64).reshape(len(ids), 3)
+    except (KeyError, TypeError, ValueError):
+        raise FaceStageError(f"{where} has a malformed 'lips_shape_m' entry.") from None
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_vertices) or not np.all(np.isfinite(offsets)):
+        raise FaceStageError(f"{where} has a malformed 'lips_shape_m' entry.")
+    out = np.zeros((n_vertices, 3))
+    out[ids] = offsets
+    return out
 
 
 def _photo(path: Path) -> np.ndarray:

@@ -163,20 +163,23 @@ def shift_teeth(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None)
 
 
 def shift_tongue(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
-    """Mouth vertices (M, 3, model space) with the tongue moved by shift = (forward, up[, raise]) metres: forward
-    along the head's −Y (out of the face), up along +Z, and its top raised by `raise` over its lowest point, each
-    vertex in proportion to its height above it, the base held: where this person's tongue shows in an open mouth
-    (fit/mouth.py). The model's tongue lies flat on the floor of the mouth; a laughing mouth shows one that fills it
-    up to the upper teeth, and moving the flat one up only uncovered the floor behind it."""
+    """Mouth vertices (M, 3, model space) with the tongue moved by shift = (forward, up[, raise[, widen]]) metres:
+    forward along the head's −Y (out of the face), up along +Z, its top raised by `raise` over its lowest point, each
+    vertex in proportion to its height above it, the base held, and its sides moved out by `widen`, each vertex in
+    proportion to its distance from the midline: where this person's tongue shows in an open mouth (fit/mouth.py).
+    The model's tongue lies flat on the floor of the mouth; a laughing mouth shows one that fills it up to the upper
+    teeth, and moving the flat one up only uncovered the floor behind it. It is also 44 mm wide, where a wide smile
+    opens 55-60 mm: the cavity showed black in the corners beside it (open_smile_man)."""
     if shift is None or not np.any(shift):
         return mouth
     part = torch.as_tensor(mouth_vertex_parts(model), device=mouth.device)
     on_tongue = part == list(model.mouth_part_names).index("tongue")
-    forward, up, raised = (list(np.asarray(shift, np.float64)) + [0.0])[:3]
+    forward, up, raised, widen = (list(np.asarray(shift, np.float64)) + [0.0, 0.0])[:4]
     height = mouth[on_tongue, 2]
     base, top = height.min(), height.max()
     lift = raised * ((mouth[:, 2] - base) / (top - base).clamp(min=1e-9)).clamp(0.0, 1.0)
-    move = torch.stack([torch.zeros_like(lift), torch.full_like(lift, -forward), up + lift], -1)
+    side = widen * mouth[:, 0] / mouth[on_tongue, 0].abs().max().clamp(min=1e-9)
+    move = torch.stack([side, torch.full_like(lift, -forward), up + lift], -1)
     return mouth + on_tongue.to(mouth.dtype)[:, None] * move
 
 
