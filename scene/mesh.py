@@ -69,9 +69,9 @@ def model_space_basis(result: Result, model: Any) -> np.ndarray:
 
 def key_set(result: Result, deltas: np.ndarray, lips: np.ndarray | None) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(names, values, deltas) of an object's shape keys: the expression units, then LIPS_KEY at 1 with the
-    offsets `lips` (V, 3) where the result has a lips' shape."""
+    offsets `lips` (V, 3), the object's share of the result's lips' shape (None where it has none)."""
     names, values = list(result.expression_names), np.asarray(result.expression, dtype=np.float64)
-    if result.lips_shape is None or lips is None:
+    if lips is None:
         return names, values, deltas
     return names + [LIPS_KEY], np.r_[values, 1.0], np.concatenate([deltas, lips[None]])
 

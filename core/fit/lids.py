@@ -47,8 +47,7 @@ class EyeOpenings:
         self.run = run
         self.crop = crop = eye_crop(points, density=1.0, max_size=LID_CROP)
         self.rays = crop_rays(run, crop)
-        self.contours = [polygon_mask((points[list(eye[3])] - [crop.x0, crop.y0]) * (crop.size / crop.side), crop.size)
-                         for eye in EYES]
+        self.contours = [polygon_mask(crop.pixels(points[list(eye[3])]), crop.size) for eye in EYES]
         self.eyes = run_eye_vertices(run, np.zeros((2, 2))).cpu()
         self.head_faces = run.faces.shape[0]
         self.right_eye_face = torch.cat([torch.zeros(self.head_faces, dtype=torch.bool),

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..model.camera import CV_FROM_BLENDER, project
+from ..model.camera import project, unproject
 from ..render.raytrace import Bvh
 from .landmarks import INNER_LIPS, OUTER_LIPS
 from .teeth import (MOUTH_OUTLINE, crop_rays, head_and_mouth_faces, lips_in_crop, mouth_crop, polygon_mask,
@@ -264,9 +264,9 @@ def shape_opening(run: Any, points: np.ndarray) -> LipShaping:
     opening = MouthOpening(run, points, density=1.0, max_size=OPENING_CROP)
     crop = opening.crop
     inner = lips_in_crop(points, crop)
-    outer = (points[list(OUTER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side)
+    outer = crop.pixels(points[list(OUTER_LIPS)])
     centre = inner.mean(0)
-    corners = (points[list(MOUTH_OUTLINE[:2])] - [crop.x0, crop.y0]) * (crop.size / crop.side)
+    corners = crop.pixels(points[list(MOUTH_OUTLINE[:2])])
     across = corners[1] - corners[0]
     normal = np.array([-across[1], across[0]]) / max(float(np.linalg.norm(across)), 1e-9)  # up or down the face
     angles = np.linspace(0.0, 2 * np.pi, SHAPE_ANGLES, endpoint=False)
@@ -296,10 +296,8 @@ def shape_opening(run: Any, points: np.ndarray) -> LipShaping:
         front = np.quantile(depth.numpy()[moving], 0.05) if moving.any() else 0.0
         lo, hi = SHAPE_DEPTH_M
         weight = moving * np.clip((front + hi - depth.numpy()) / (hi - lo), 0.0, 1.0)
-        new_pixel = pixel.numpy() + weight[:, None] * (warped - offset)
-        rays = torch.cat([torch.as_tensor(new_pixel), torch.ones(len(new_pixel), 1, dtype=torch.float64)], 1)
-        cv = rays @ torch.linalg.inv(K).T * depth[:, None]
-        new_world = (cv * cv.new_tensor(CV_FROM_BLENDER)) @ world_from_camera[:3, :3].T + world_from_camera[:3, 3]
+        new_pixel = torch.as_tensor(pixel.numpy() + weight[:, None] * (warped - offset))
+        new_world = unproject(new_pixel, depth, K, world_from_camera)
         with torch.no_grad():
             run.corrective += ((new_world - world) * torch.as_tensor(weight > 0)[:, None] @ rotation).to(run.corrective)
             length = (run.corrective - start).norm(dim=1, keepdim=True)

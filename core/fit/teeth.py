@@ -84,7 +84,7 @@ def photo_teeth(photo_srgb: np.ndarray, lips: np.ndarray) -> np.ndarray:
 
 def lips_in_crop(points: np.ndarray, crop: Crop) -> np.ndarray:
     """The inner lip contour (photo-space landmarks) in the crop's pixels."""
-    return (points[list(INNER_LIPS)] - [crop.x0, crop.y0]) * (crop.size / crop.side)
+    return crop.pixels(points[list(INNER_LIPS)])
 
 
 def run_mouth_vertices(run: Any, shift: np.ndarray | None = None, tongue_shift: np.ndarray | None = None

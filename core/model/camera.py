@@ -91,19 +91,27 @@ def project(points: torch.Tensor, K: torch.Tensor, world_from_camera: torch.Tens
     return uv[..., :2] / uv[..., 2:3], cv[..., 2]
 
 
-def pixel_rays(K: torch.Tensor, world_from_camera: torch.Tensor, pixels: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Camera centre (3,) and unit world directions (N, 3) of rays through screen points pixels (N, 2)
-    (x right, y down, pixel centres at +0.5), differentiable in K and world_from_camera.
-
-    The inverse of `project`: OpenCV ray K⁻¹(u, v, 1), to Blender's camera frame by negating y and z,
-    then rotated into the world.
-    """
+def _world_directions(K: torch.Tensor, world_from_camera: torch.Tensor, pixels: torch.Tensor) -> torch.Tensor:
+    """(N, 3) world directions through screen points pixels (N, 2), each one unit deep along the viewing axis: the
+    OpenCV ray K⁻¹(u, v, 1), to Blender's camera frame by negating y and z, then rotated into the world."""
     ones = torch.ones_like(pixels[:, :1])
     cv = torch.cat([pixels, ones], dim=-1) @ torch.linalg.inv(K).T.to(pixels.dtype)
     cam = cv * cv.new_tensor(CV_FROM_BLENDER)
-    dirs = cam @ world_from_camera[:3, :3].T.to(pixels.dtype)
-    return world_from_camera[:3, 3], F.normalize(dirs, dim=-1)
+    return cam @ world_from_camera[:3, :3].T.to(pixels.dtype)
+
+
+def pixel_rays(K: torch.Tensor, world_from_camera: torch.Tensor, pixels: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Camera centre (3,) and unit world directions (N, 3) of rays through screen points pixels (N, 2)
+    (x right, y down, pixel centres at +0.5), differentiable in K and world_from_camera: the inverse of `project`."""
+    return world_from_camera[:3, 3], F.normalize(_world_directions(K, world_from_camera, pixels), dim=-1)
+
+
+def unproject(pixels: torch.Tensor, depth: torch.Tensor, K: torch.Tensor, world_from_camera: torch.Tensor
+              ) -> torch.Tensor:
+    """World points (N, 3) at screen points pixels (N, 2) and depths along the viewing axis (N,): exactly what
+    `project` maps back to (pixels, depth)."""
+    return world_from_camera[:3, 3] + _world_directions(K, world_from_camera, pixels) * depth[:, None]
 
 
 def look_at(eye: Any, target: Any, up: Any = (0.0, 0.0, 1.0)) -> Any:

@@ -56,6 +56,10 @@ class Crop:
         out[:2] *= scale
         return out
 
+    def pixels(self, points: np.ndarray) -> np.ndarray:
+        """Photo-pixel points (..., 2) in the crop's pixels."""
+        return (points - [self.x0, self.y0]) * (self.size / self.side)
+
     def box(self, margin: float = 0.0) -> tuple[float, float, float, float]:
         """(x0, y0, x1, y1) of the window in photo pixels, grown by `margin` × side on every edge."""
         grow = margin * self.side
