@@ -4,6 +4,7 @@ a fitted highlight the photo does not show is dimmed, not painted into the albed
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from facestage.core.fit import detail
@@ -78,3 +79,47 @@ def test_a_highlight_the_photo_does_not_show_is_dimmed_instead_of_darkening_the_
     assert np.abs(layer[160:201, 160:201] - 1).max() < 0.02
     specular = detail.apply_specular_scale(0.35 * np.ones((SIZE, SIZE), np.float32), found)
     assert abs(specular[80, 80] - 0.35 * bound) < 1e-3 and abs(specular[180, 180] - 0.35) < 1e-6
+
+
+def test_a_lash_line_reaches_the_albedo_round_the_eyes_without_a_halo_and_a_shadow_edge_stays_local() -> None:
+    """A dark line 4 texels wide (the skin × 0.15: lashes over light skin) on each half of a plane the fit predicts
+    as plain skin. Elsewhere the high-pass (SIGMA_UV, 1 texel at this size) keeps only its finest part, ×0.89;
+    inside the lids' mask (top half) the wider band (LID_SIGMA_UV, 3 texels) keeps all of it (above the lower bound,
+    ×0.14), and the skin beside it stays the fit's: the background leaves the line out (with it in, the skin beside
+    the line came out ×1.35, a bright halo). A shadow edge the fit missed in the mask is taken only near the edge."""
+    photo = np.broadcast_to(SKIN, (SIZE, SIZE, 3)).copy()
+    photo[60:64] *= 0.15
+    photo[190:194] *= 0.15
+    lids = np.zeros((SIZE, SIZE), np.float32)
+    lids[:128] = 1
+    plain = detail.detail_layer(*_plane_view(photo)).detail
+    found = detail.detail_layer(*_plane_view(photo), lids=lids).detail
+    # measured: lids 0.150, elsewhere 0.887 (with or without the mask), beside the line 1.000
+    assert found[60:64, 100].mean() == pytest.approx(0.15, abs=0.01) and plain[61:63, 100].mean() > 0.85
+    assert np.allclose(found[190:194], plain[190:194])  # outside the mask: as before
+    assert np.abs(found[40:60, 100] - 1).max() < 0.01 and np.abs(found[64:90, 100] - 1).max() < 0.01
+    shadow = np.broadcast_to(SKIN, (SIZE, SIZE, 3)).copy()
+    shadow[:, 100:] *= np.exp(-0.5)
+    edge = detail.detail_layer(*_plane_view(shadow), lids=lids).detail[60, :, 0]
+    # measured: ×1.19 and ×0.78 either side of the edge, within 1 % of 1 from 8 texels on
+    assert np.abs(edge[:92] - 1).max() < 0.01 and np.abs(edge[108:] - 1).max() < 0.01
+
+
+def test_the_lids_mask_covers_the_eye_contours_and_not_the_brows_or_cheeks(model) -> None:  # type: ignore[no-untyped-def]
+    """On the head's UV islands, round both eyes' contours (embedding), soft-edged, clear of the brows, cheeks
+    and nose."""
+    from facestage.core.fit.embedding import load_embedding
+    from facestage.core.fit.landmarks import LEFT_BROW, LEFT_EYE, RIGHT_BROW, RIGHT_EYE
+
+    size = 1024
+    lids = detail.lid_margins(model, size)
+    raster = uvmaps.rasterize_uv(model.uvs.numpy(), model.face_uvs.numpy(), size)
+    assert 0.0 < (lids > 0.5).mean() < 0.02 and (lids[~raster.inside] > 0.5).mean() < 0.05
+
+    def at(ids: tuple[int, ...]) -> np.ndarray:
+        uv = load_embedding().uv(model.uvs.numpy(), model.face_uvs.numpy(), ids)
+        return lids[np.clip(((1 - uv[:, 1]) * size).astype(int), 0, size - 1), np.clip((uv[:, 0] * size).astype(int), 0, size - 1)]
+
+    assert at(LEFT_EYE).min() > 0.5 and at(RIGHT_EYE).min() > 0.5
+    assert at(LEFT_BROW).max() < 0.05 and at(RIGHT_BROW).max() < 0.05
+    assert at((50, 280, 6, 4)).max() == 0.0  # cheeks, nose bridge, nose tip

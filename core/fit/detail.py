@@ -37,6 +37,17 @@ lightness; hue alone, bounded at 0.4, rendered them pale salmon.
 render.png's lips on pale_redhead_frontal, red over green against the cheeks': 0.96 → 1.07
 (photo 1.09); docs/skin.md item 5.
 
+Round the eyes the band is wider. A lash line, eyeliner and the lids' dark margins are 1-3 mm wide: wider
+than SIGMA_UV's 4 texels, so the high-pass dropped them, and narrower than stage 2's quarter-resolution maps
+could paint, so they reached the albedo from neither and the lids rendered 8-20 sRGB levels brighter than the
+photo above every eye (astronaut, pale_redhead_frontal, dark_man_frontal). On a small face, where a photo pixel
+spans several texels, the 4-texel band held almost nothing at all (astronaut: log ratio −1.0 over the upper lid,
+−0.05 kept). Within `lid_margins` (each eye contour grown LID_REACH ×) the band is LID_SIGMA_UV wide and may go
+down to LID_DARKER_BOUND, and its background leaves out the texels LASH_DEPTH darker than a first blur
+(`_lid_background`): with the line inside it, the skin beside a dark line came out brighter by up to the lighter
+bound, a halo. Elsewhere the band stays narrow: widened over the whole face, it took the fit's misplaced shadow
+edges into the albedo of every accuracy scene (docs/skin.md).
+
 σ (`specular_scale`) dims the fitted specular where the photo is darker than the
 fit's highlight: stage 2 holds the specular level in skin's measured range and
 fits it at a quarter of the map's resolution, so a normal a few degrees off puts
@@ -76,7 +87,7 @@ from ..model.camera import project
 from ..model.head import HeadModel
 from ..render.raytrace import Bvh
 from .embedding import load_embedding
-from .landmarks import INNER_LIPS, OUTER_LIPS
+from .landmarks import INNER_LIPS, LEFT_EYE, OUTER_LIPS, RIGHT_EYE
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +107,12 @@ LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is me
 # it (the delivered map), green-grey lips under his moustache. The margin leaves lips of the skin's own hue alone.
 LIP_MIN_REDNESS = -0.1
 DIFFUSE_SHARE = 0.25  # the least share of the photo left to the diffuse: the specular may take the rest
+# Round the eyes the band is wider and may go darker (`lid_margins`; module docstring): the lash line and the lids'
+# margins are a few millimetres wide, too wide for SIGMA_UV and too narrow for stage 2's quarter-resolution maps.
+LID_REACH = 1.6  # the eye contour grown about its centre: the lids, their lashes and crease, not the brows
+LID_SIGMA_UV = 12.0 / 1024
+LID_DARKER_BOUND = 2.0  # ×0.14: lashes and eyeliner over light skin
+LASH_DEPTH = 0.2  # log brightness below the blurred ratio from which a texel round the eyes is lashes, not skin
 
 
 @dataclass
@@ -152,20 +169,41 @@ def _normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np
     return blurred / np.maximum(norm, 1e-6)[..., None]
 
 
+def _uv_polygon(model: HeadModel, ids: tuple[int, ...], size: int, scale: float = 1.0) -> np.ndarray:
+    """(S, S) in {0, 1}: inside the landmarks' contour in the head model's UV layout (landmark embedding), grown
+    `scale` × about its centroid."""
+    uv = load_embedding().uv(model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy(), ids)
+    uv = uv.mean(0) + scale * (uv - uv.mean(0))
+    mask = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(mask).polygon([(float(u) * size, (1 - float(v)) * size) for u, v in uv], fill=255)
+    return np.asarray(mask, np.float32) / 255.0
+
+
+def _feathered(mask: np.ndarray, width_uv: float) -> np.ndarray:
+    return np.clip(ndimage.gaussian_filter(mask, max(1.0, width_uv * mask.shape[0])), 0, 1).astype(np.float32)
+
+
+def _lid_background(log_ratio: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
+    """(S, S, 3) the skin's low frequencies round the eyes, the lash line left out: a normalised blur, then a
+    second one without the texels more than LASH_DEPTH darker than the first. With the line inside the first,
+    the skin beside a dark line came out brighter than the fit by up to the lighter bound, a halo σ wide."""
+    first = _normalised_blur(log_ratio, valid, sigma)
+    skin = valid * ((log_ratio - first).mean(-1) > -LASH_DEPTH)
+    return _normalised_blur(log_ratio, skin, sigma)
+
+
 def vermilion(model: HeadModel, size: int) -> np.ndarray:
     """(S, S) in [0, 1]: the lips' red part in the head model's UV layout, between the outer and inner lip
     contours of the landmark embedding, with a soft edge."""
-    embedding = load_embedding()
-    uvs, face_uvs = model.uvs.cpu().numpy(), model.face_uvs.cpu().numpy()
+    lips = np.clip(_uv_polygon(model, OUTER_LIPS, size) - _uv_polygon(model, INNER_LIPS, size), 0, 1)
+    return _feathered(lips, LIP_FEATHER_UV)
 
-    def polygon(ids: tuple[int, ...]) -> np.ndarray:
-        uv = embedding.uv(uvs, face_uvs, ids)
-        mask = Image.new("L", (size, size), 0)
-        ImageDraw.Draw(mask).polygon([(float(u) * size, (1 - float(v)) * size) for u, v in uv], fill=255)
-        return np.asarray(mask, np.float32) / 255.0
 
-    lips = np.clip(polygon(OUTER_LIPS) - polygon(INNER_LIPS), 0, 1)
-    return np.clip(ndimage.gaussian_filter(lips, max(1.0, LIP_FEATHER_UV * size)), 0, 1).astype(np.float32)
+def lid_margins(model: HeadModel, size: int) -> np.ndarray:
+    """(S, S) in [0, 1]: the lids round each eye opening in the head model's UV layout, out to LID_REACH × the eye
+    contour of the landmark embedding, with a soft edge: where the detail band is wider (LID_SIGMA_UV)."""
+    lids = np.maximum(_uv_polygon(model, LEFT_EYE, size, LID_REACH), _uv_polygon(model, RIGHT_EYE, size, LID_REACH))
+    return _feathered(lids, LIP_FEATHER_UV)
 
 
 def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np.ndarray:
@@ -214,7 +252,7 @@ class DetailLayer:
 
 
 def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster,
-                 lips: np.ndarray | None = None) -> DetailLayer:
+                 lips: np.ndarray | None = None, lids: np.ndarray | None = None) -> DetailLayer:
     """The photo's de-lit high-frequency albedo detail in UV space, its weight, the specular scale σ and the lips'
     colour (DetailLayer).
 
@@ -224,9 +262,10 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     also take the lips' own colour (`lip_colour`): all of them, seen or not, since the colour is one measurement
     of the whole vermilion. Taken only where seen, the lips' inner rim (grazing, or under the mouth opening's
     untrusted pixels) and the side a turned head hides kept the skin's beige: fringe_shorthair_yaw's red lips
-    rendered pale with a light band along the lower lip.
+    rendered pale with a light band along the lower lip. `lids` (S, S): where the band is wider (`lid_margins`).
     """
     size = raster.face.shape[0]
+    lids = np.zeros((size, size), np.float32) if lids is None else lids
     faces = faces.long()
     points, geometric, normals = texel_surface(vertices.float(), faces, raster)
     inside = torch.from_numpy(raster.inside)
@@ -257,9 +296,17 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     scale[idx.numpy()] = sigma
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
     valid = (weight > 0).astype(np.float32)
-    high = (log_ratio - _normalised_blur(log_ratio, valid, SIGMA_UV * size)) * valid[..., None]
+    low = _normalised_blur(log_ratio, valid, SIGMA_UV * size)
+    if lids.any():  # on the lids' bounding box, 4 σ wider (a 20th of the map): the same values, 0.8 s less
+        sigma = LID_SIGMA_UV * size
+        rows, cols = (np.flatnonzero((lids > 0).any(axis)) for axis in (1, 0))
+        pad = int(4 * sigma) + 1
+        box = (slice(max(rows[0] - pad, 0), rows[-1] + pad + 1), slice(max(cols[0] - pad, 0), cols[-1] + pad + 1))
+        low[box] += lids[box][..., None] * (_lid_background(log_ratio[box], valid[box], sigma) - low[box])
+    high = (log_ratio - low) * valid[..., None]
     lightness = high.mean(-1, keepdims=True)  # log brightness against the skin round it
-    brightness = np.clip(lightness, -DARKER_BOUND, LIGHTER_BOUND)
+    darker = DARKER_BOUND + (LID_DARKER_BOUND - DARKER_BOUND) * lids[..., None]
+    brightness = np.clip(lightness, -darker, LIGHTER_BOUND)
     pigment_share = np.clip(LIGHTER_BOUND / np.maximum(lightness, 1e-6), 0, 1)  # 1 up to the bound, then falling
     colour = np.clip(high - lightness, -CHROMA_BOUND, CHROMA_BOUND) * pigment_share
     detail = np.exp(brightness + colour).astype(np.float32)

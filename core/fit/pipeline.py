@@ -31,7 +31,7 @@ from ..model import lightstage, skin, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
-from .detail import PhotoView, apply_detail, apply_specular_scale, detail_layer, vermilion
+from .detail import PhotoView, apply_detail, apply_specular_scale, detail_layer, lid_margins, vermilion
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .lids import open_lids
@@ -166,7 +166,8 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
                      specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
                      K=grid.K(result.K), world_from_camera=result.world_from_camera)
     layer = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32), torch.as_tensor(result.faces),
-                         raster, lips=vermilion(run.model, raster.face.shape[0]))
+                         raster, lips=vermilion(run.model, raster.face.shape[0]),
+                         lids=lid_margins(run.model, raster.face.shape[0]))
     diffuse = uvmaps.dilate_into_gutter(apply_detail(result.diffuse, layer), raster.inside)
     specular = uvmaps.dilate_into_gutter(apply_specular_scale(result.specular, layer), raster.inside)
     return diffuse, specular, layer.weight
