@@ -214,9 +214,10 @@ def render_scenes(count: int, folder: Path) -> list[Path]:
 
 def _run_bpy(script: str, *args: str) -> str:
     """A bpy script in a fresh process with a throw-away Blender config; its stdout."""
-    home = Path(tempfile.mkdtemp(prefix="facestage-bench-"))
-    env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
-    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    with tempfile.TemporaryDirectory(prefix="facestage-bench-") as tmp:
+        home = Path(tmp)
+        env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
+        done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"bpy script failed: {done.stderr.strip().splitlines()[-3:]}")
     return done.stdout
@@ -339,16 +340,17 @@ def measure_blender(folder: Path, out: Path) -> dict[str, Any]:
     from facestage.core.fit.masks import skin_mask
     from facestage.core.io.image import linear_to_srgb, load_png
 
-    work = Path(tempfile.mkdtemp(prefix="facestage-blend-"))
-    _run_bpy(BLEND_SCRIPT, str(out / "face.blend"), str(folder / "rig.json"), str(work / "fitted.exr"),
-             str(work / "relit.exr"), str(BLENDER_SAMPLES))
+    with tempfile.TemporaryDirectory(prefix="facestage-blend-") as tmp:
+        work = Path(tmp)
+        _run_bpy(BLEND_SCRIPT, str(out / "face.blend"), str(folder / "rig.json"), str(work / "fitted.exr"),
+                 str(work / "relit.exr"), str(BLENDER_SAMPLES))
+        fitted = linear_to_srgb(np.clip(_read_exr(work / "fitted.exr"), 0, None))
+        relit = linear_to_srgb(np.clip(_read_exr(work / "relit.exr"), 0, None))
     photo = load_png(folder / "image.png")[..., :3]
     points = detect(photo, str(folder / "image.png")).points
     height, width = photo.shape[:2]
     face = (skin_mask(points, width, height) > 0.5) & (np.atleast_3d(load_png(out / "mask.png"))[..., 0] > 0.99)
     inner = inner_face_mask(points, width, height)
-    fitted = linear_to_srgb(np.clip(_read_exr(work / "fitted.exr"), 0, None))
-    relit = linear_to_srgb(np.clip(_read_exr(work / "relit.exr"), 0, None))
     truth = load_png(folder / "relit.png")[..., :3]
     render = load_png(out / "render.png")[..., :3]
     sheet = np.concatenate([photo, render, fitted, truth, relit, np.clip(4 * np.abs(relit - truth), 0, 1) * inner[..., None]], 1)
@@ -505,10 +507,11 @@ def main() -> None:
             doc = json.loads((out / "scene.json").read_text())
             run["scenes"].append(measure(folder, out, float(doc["timings"]["total"])))
             continue
-        home = Path(tempfile.mkdtemp(prefix="facestage-bench-"))
-        env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
-        done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(folder / "image.png"), "-o", str(out),
-                               "--quality", args.quality, "--seed", "0", "--force"], capture_output=True, text=True, env=env)
+        with tempfile.TemporaryDirectory(prefix="facestage-bench-") as tmp:
+            env = {**__import__("os").environ, "XDG_CONFIG_HOME": f"{tmp}/config", "XDG_CACHE_HOME": f"{tmp}/cache"}
+            done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(folder / "image.png"), "-o",
+                                   str(out), "--quality", args.quality, "--seed", "0", "--force"],
+                                  capture_output=True, text=True, env=env)
         if done.returncode != 0:
             raise SystemExit(f"{folder.name}: reconstruction failed: {done.stderr.strip().splitlines()[-1:]}")
         seconds = float(json.loads((out / "scene.json").read_text())["timings"]["total"])  # the reconstruction alone

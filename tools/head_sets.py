@@ -395,11 +395,10 @@ def ensure_heldout(count: int, renderer: str = "core", python: str = sys.executa
     root = cache_root("heldout", renderer)
     folders = [root / f"scene_{index:03d}" for index in range(count)]
     if not all((folder / "image.png").is_file() for folder in folders):
-        env = dict(os.environ)
-        home = Path(tempfile.mkdtemp(prefix="facestage-blender-"))
-        env["XDG_CONFIG_HOME"], env["XDG_CACHE_HOME"] = str(home / "config"), str(home / "cache")
-        subprocess.run([python, str(Path(__file__).resolve()), "--heldout", str(count), "--renderer", renderer],
-                       check=True, env=env, stdout=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory(prefix="facestage-blender-") as home:
+            env = {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+            subprocess.run([python, str(Path(__file__).resolve()), "--heldout", str(count), "--renderer", renderer],
+                           check=True, env=env, stdout=subprocess.DEVNULL)
     return folders
 
 

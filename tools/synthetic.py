@@ -60,13 +60,11 @@ def ensure_scenes(seeds: list[int], size: int = 512, samples: int = 16, python: 
     folders = [root / f"scene_{seed:03d}" for seed in seeds]
     missing = [seed for seed, folder in zip(seeds, folders) if not (folder / "image.png").is_file()]
     if missing:
-        env = dict(os.environ)
-        home = Path(tempfile.mkdtemp(prefix="facestage-blender-"))
-        env["XDG_CONFIG_HOME"] = str(home / "config")
-        env["XDG_CACHE_HOME"] = str(home / "cache")
-        subprocess.run([python, str(Path(__file__).resolve()), "--out", str(root), "--seeds", ",".join(map(str, missing)),
-                        "--size", str(size), "--samples", str(samples)], check=True, env=env, cwd=ROOT,
-                       stdout=subprocess.DEVNULL)
+        with tempfile.TemporaryDirectory(prefix="facestage-blender-") as home:
+            env = {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+            subprocess.run([python, str(Path(__file__).resolve()), "--out", str(root), "--seeds",
+                            ",".join(map(str, missing)), "--size", str(size), "--samples", str(samples)],
+                           check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
     return folders
 
 
