@@ -223,6 +223,21 @@ def test_eye_texture_takes_the_photo_iris_de_lit_and_leaves_out_catch_lights():
     assert 0.4 < seen < 0.6  # the left eye's iris: half of both
 
 
+def test_the_sclera_beside_the_iris_is_kept_where_the_lids_darken_its_rings():
+    """The opening shows the eye's middle band; above and below it the eyeball's pixels see the lids' dark margins
+    and lashes (albedo 0.03), 67-100 % of every ring past the iris. The white sclera beside the iris is brighter
+    than 1.6 × those rings' median, but it is not a catch-light: those lie on the cornea (CORNEA_RADII). Measured:
+    0.54 (the ring prior pulls it from 0.7); 0.03, the lids' colour, when the test dropped it."""
+    _, photo, passes = disc_crop((0.05, 0.15, 0.2))
+    photo[np.abs(np.arange(CROP) - CROP / 2 + 0.5) > 12] = 0.03 * 0.8
+    texture, _, _ = eye_texture(photo, passes, IRIS_DEG, size=512)
+    _, t_angle, _ = head_parts.eye_texture_angles(512)
+    left = np.arange(512)[None, :] >= 256
+    middle = np.abs(np.arange(512)[:, None] - 255.5) < 4
+    beside = left & middle & (t_angle > 1.15 * IRIS_DEG) & (t_angle < 1.45 * IRIS_DEG)
+    assert np.median(texture[beside], axis=0).min() > 0.45
+
+
 def test_a_reflection_the_photo_does_not_show_is_taken_off_the_coat_not_out_of_the_iris():
     # The fitted world mirrored in the cornea (a 0.04 veil) and a fitted catch-light (2.0) where the photo shows
     # a brown iris with neither. With the full coat the de-lit iris clips to the albedo floor in green and blue and

@@ -62,6 +62,11 @@ LANDMARK_NOISE = 0.05  # σ of an iris landmark, in iris radii
 PROFILE_BINS = 48  # radial bins of the profile, over 0..PROFILE_MAX iris radii
 PROFILE_MAX = 4.0
 HIGHLIGHT_RATIO = 1.6  # a pixel brighter than this × its ring's median (and by 0.06) is an unexplained catch-light
+# … on the cornea only (within this many iris radii of its centre): the catch-light is the cornea's mirror image of a
+# light. Beyond it the rings mix white sclera with the lids' dark margins and lashes, their median is dark, and the
+# test dropped the sclera itself: pale_redhead_frontal lost 20-36 % of its samples at 1.0-1.8 iris radii (median
+# albedo 0.30-0.39, against 0.03-0.13 kept), and its eyes rendered with dark rings round the irises.
+CORNEA_RADII = 1.1
 MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shading are left out
 PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
 ALBEDO_RANGE = (0.005, 0.95)
@@ -325,7 +330,8 @@ def eye_texture(photo: np.ndarray, passes: dict[str, torch.Tensor], iris_deg: fl
     bins = np.clip((radius / PROFILE_MAX * PROFILE_BINS).astype(int), 0, PROFILE_BINS - 1)
     ring = profiles[eye, bins]
     luminance, ring_luminance = albedo.mean(-1), ring.mean(-1)
-    keep &= ~((luminance > HIGHLIGHT_RATIO * ring_luminance) & (luminance > ring_luminance + 0.06))
+    keep &= ~((luminance > HIGHLIGHT_RATIO * ring_luminance) & (luminance > ring_luminance + 0.06)
+              & (radius < CORNEA_RADII))
     profiles = radial_profiles(eye[keep], radius[keep], albedo[keep], default)
     albedo = np.clip(albedo, *ALBEDO_RANGE)
     step = float(np.clip(spacing * size, 1.0, 8.0))  # texels between neighbouring samples
