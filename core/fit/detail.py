@@ -183,6 +183,12 @@ def _feathered(mask: np.ndarray, width_uv: float) -> np.ndarray:
     return np.clip(ndimage.gaussian_filter(mask, max(1.0, width_uv * mask.shape[0])), 0, 1).astype(np.float32)
 
 
+def _bounding_box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    """The rows and columns of a non-empty (S, S) mask's bounding box, `pad` wider on every side (within the map)."""
+    rows, cols = (np.flatnonzero(mask.any(axis)) for axis in (1, 0))
+    return slice(max(rows[0] - pad, 0), rows[-1] + pad + 1), slice(max(cols[0] - pad, 0), cols[-1] + pad + 1)
+
+
 def _lid_background(log_ratio: np.ndarray, valid: np.ndarray, sigma: float) -> np.ndarray:
     """(S, S, 3) the skin's low frequencies round the eyes, the lash line left out: a normalised blur, then a
     second one without the texels more than LASH_DEPTH darker than the first. With the line inside the first,
@@ -299,9 +305,7 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     low = _normalised_blur(log_ratio, valid, SIGMA_UV * size)
     if lids.any():  # on the lids' bounding box, 4 σ wider (a 20th of the map): the same values, 0.8 s less
         sigma = LID_SIGMA_UV * size
-        rows, cols = (np.flatnonzero((lids > 0).any(axis)) for axis in (1, 0))
-        pad = int(4 * sigma) + 1
-        box = (slice(max(rows[0] - pad, 0), rows[-1] + pad + 1), slice(max(cols[0] - pad, 0), cols[-1] + pad + 1))
+        box = _bounding_box(lids > 0, int(4 * sigma) + 1)
         low[box] += lids[box][..., None] * (_lid_background(log_ratio[box], valid[box], sigma) - low[box])
     high = (log_ratio - low) * valid[..., None]
     lightness = high.mean(-1, keepdims=True)  # log brightness against the skin round it
