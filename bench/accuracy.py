@@ -214,9 +214,7 @@ def render_scenes(count: int, folder: Path) -> list[Path]:
 
 def _run_bpy(script: str, *args: str) -> str:
     """A bpy script in a fresh process with a throw-away Blender config; its stdout."""
-    with tempfile.TemporaryDirectory(prefix="facestage-bench-") as tmp:
-        home = Path(tmp)
-        env = {**__import__("os").environ, "XDG_CONFIG_HOME": str(home / "config"), "XDG_CACHE_HOME": str(home / "cache")}
+    with synthetic.throwaway_blender_env() as env:
         done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env, cwd=ROOT)
     if done.returncode != 0:
         raise SystemExit(f"bpy script failed: {done.stderr.strip().splitlines()[-3:]}")
@@ -507,8 +505,7 @@ def main() -> None:
             doc = json.loads((out / "scene.json").read_text())
             run["scenes"].append(measure(folder, out, float(doc["timings"]["total"])))
             continue
-        with tempfile.TemporaryDirectory(prefix="facestage-bench-") as tmp:
-            env = {**__import__("os").environ, "XDG_CONFIG_HOME": f"{tmp}/config", "XDG_CACHE_HOME": f"{tmp}/cache"}
+        with synthetic.throwaway_blender_env() as env:
             done = subprocess.run([sys.executable, "-m", "facestage", "reconstruct", str(folder / "image.png"), "-o",
                                    str(out), "--quality", args.quality, "--seed", "0", "--force"],
                                   capture_output=True, text=True, env=env)

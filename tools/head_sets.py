@@ -34,7 +34,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import subprocess
 import sys
 import tempfile
@@ -46,6 +45,7 @@ import numpy as np
 from PIL import Image
 
 from ground_truth import MILD_EXPRESSIONS, HEAD_HEIGHT_M, Light, Scene, camera_for, is_rendered, random_lights
+from synthetic import throwaway_blender_env
 
 log = logging.getLogger(__name__)
 TOOLS = Path(__file__).resolve().parent
@@ -395,8 +395,7 @@ def ensure_heldout(count: int, renderer: str = "core", python: str = sys.executa
     root = cache_root("heldout", renderer)
     folders = [root / f"scene_{index:03d}" for index in range(count)]
     if not all((folder / "image.png").is_file() for folder in folders):
-        with tempfile.TemporaryDirectory(prefix="facestage-blender-") as home:
-            env = {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+        with throwaway_blender_env() as env:
             subprocess.run([python, str(Path(__file__).resolve()), "--heldout", str(count), "--renderer", renderer],
                            check=True, env=env, stdout=subprocess.DEVNULL)
     return folders

@@ -14,11 +14,13 @@ XDG_CONFIG_HOME / XDG_CACHE_HOME pointing at a temp dir) or import it by path.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +53,14 @@ def cache_dir(size: int = 512, samples: int = 16) -> Path:
     return Path(tempfile.gettempdir()) / f"facestage-synthetic-{generator_digest(size, samples)}"
 
 
+@contextlib.contextmanager
+def throwaway_blender_env() -> Iterator[dict[str, str]]:
+    """os.environ with Blender's user config and cache in a temp folder, removed afterwards: a bpy subprocess
+    neither reads nor leaves a developer's settings."""
+    with tempfile.TemporaryDirectory(prefix="facestage-blender-") as home:
+        yield {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+
+
 def ensure_scenes(seeds: list[int], size: int = 512, samples: int = 16, python: str = sys.executable) -> list[Path]:
     """Folders of the rendered scenes for these seeds, rendering the missing ones in one bpy subprocess.
 
@@ -60,8 +70,7 @@ def ensure_scenes(seeds: list[int], size: int = 512, samples: int = 16, python: 
     folders = [root / f"scene_{seed:03d}" for seed in seeds]
     missing = [seed for seed, folder in zip(seeds, folders) if not (folder / "image.png").is_file()]
     if missing:
-        with tempfile.TemporaryDirectory(prefix="facestage-blender-") as home:
-            env = {**os.environ, "XDG_CONFIG_HOME": f"{home}/config", "XDG_CACHE_HOME": f"{home}/cache"}
+        with throwaway_blender_env() as env:
             subprocess.run([python, str(Path(__file__).resolve()), "--out", str(root), "--seeds",
                             ",".join(map(str, missing)), "--size", str(size), "--samples", str(samples)],
                            check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL)
