@@ -123,3 +123,32 @@ def test_the_lids_mask_covers_the_eye_contours_and_not_the_brows_or_cheeks(model
     assert at(LEFT_EYE).min() > 0.5 and at(RIGHT_EYE).min() > 0.5
     assert at(LEFT_BROW).max() < 0.05 and at(RIGHT_BROW).max() < 0.05
     assert at((50, 280, 6, 4)).max() == 0.0  # cheeks, nose bridge, nose tip
+
+
+def test_the_photos_lips_take_the_lip_colour_where_the_fitted_vermilion_misses_them() -> None:
+    """Pink lips (the skin × (1, 0.6, 0.8)) 40 texels tall on a plane the fit predicts as plain skin, with the
+    model's vermilion over their top half only: a fuller lip than the fitted one (fringe_shorthair_yaw's lower lip
+    kept the skin's beige below the fitted vermilion, a pale band in render.png). With the photo's lip polygon in
+    the view, the bottom half takes the same colour as the top; without it, none, and the top half's colour is
+    diluted by the pink counted as skin round it."""
+    from facestage.core.fit.landmarks import INNER_LIPS, OUTER_LIPS
+
+    photo = np.broadcast_to(SKIN, (SIZE, SIZE, 3)).copy()
+    photo[100:140, 60:196] *= np.array([1.0, 0.6, 0.8], np.float32)
+    fitted = np.zeros((SIZE, SIZE), np.float32)
+    fitted[100:120, 60:196] = 1
+    points = np.zeros((478, 2))
+    outer = [(60, 100), (196, 100), (196, 140), (60, 140)]  # the lips' outline (pixels), then a slit inside it
+    for k, i in enumerate(OUTER_LIPS):
+        points[i] = outer[min(k * 4 // len(OUTER_LIPS), 3)]
+    points[list(INNER_LIPS)] = (128, 120)
+    mask = detail.photo_vermilion(points, SIZE, SIZE)
+    assert mask[100:140, 60:196].mean() > 0.97 and mask[:98].max() == 0 and mask[142:].max() == 0
+    view, *mesh = _plane_view(photo)
+    without = detail.detail_layer(view, *mesh, lips=fitted).lips
+    view.lips = mask
+    found = detail.detail_layer(view, *mesh, lips=fitted).lips
+    top, bottom = found[110, 128], found[130, 128]
+    # measured: top = bottom (0.00, −0.51, −0.22), the photo's pink; without: top (0.00, −0.29, −0.13), bottom 0
+    assert np.allclose(top, np.log([1.0, 0.6, 0.8]), atol=0.02) and np.allclose(bottom, top, atol=0.02)
+    assert np.abs(without[130, 128]).max() == 0.0 and without[110, 128, 1] > top[1] + 0.15

@@ -35,7 +35,10 @@ albedo. Lipstick is far outside skin: dark_woman_smile_up's magenta asked for
 −2.0 in green against the ring, fringe_shorthair_yaw's red lips for −0.6 in
 lightness; hue alone, bounded at 0.4, rendered them pale salmon.
 render.png's lips on pale_redhead_frontal, red over green against the cheeks': 0.96 → 1.07
-(photo 1.09); docs/skin.md item 5.
+(photo 1.09); docs/skin.md item 5. The fitted lips are not always the photo's: a fuller lower lip showed its
+bottom half on texels the head model calls skin, which kept the skin's beige (fringe_shorthair_yaw: a pale band
+across the lower lip). So the vermilion also takes every texel the camera sees through the photo's own lip polygon
+(`photo_vermilion`, between the outer and inner lip landmarks).
 
 Round the eyes the band is wider. A lash line, eyeliner and the lids' dark margins are 1-3 mm wide: wider
 than SIGMA_UV's 4 texels, so the high-pass dropped them, and narrower than stage 2's quarter-resolution maps
@@ -101,6 +104,8 @@ LIP_CHROMA_BOUND = 1.0  # |log| of the lips' own hue against the skin round the 
 LIP_LIGHTNESS_BOUND = (0.7, 0.3)  # |log| of their lightness below, above that skin (brighter is sheen, as for detail)
 LIP_FEATHER_UV = 3.0 / 1024  # the vermilion mask's soft edge (texture fraction)
 LIP_RING_UV = 12.0 / 1024  # the skin round the lips that the lips' colour is measured against
+LIP_FIELD_UV = 6.0 / 1024  # where seen, the lips' colour follows the de-lit photo at this scale
+PHOTO_LIP_SUPERSAMPLE = 4  # the photo's lip polygon is drawn this many times finer than the view's grid
 # Lips are at least as red as the skin round them (more blood, less melanin; lipstick too): a measured colour greener
 # than that skin (red minus green, in log, below this) is not the lips' but a moustache's over the vermilion, or skin
 # where the fitted lips are not the photo's: glasses_man_frontal's vermilion came out 0.42 greener than the skin round
@@ -130,6 +135,7 @@ class PhotoView:
     trust: np.ndarray  # (h, w)
     K: np.ndarray  # (3, 3) intrinsics of this grid
     world_from_camera: np.ndarray  # (4, 4)
+    lips: np.ndarray | None = None  # (h, w) in [0, 1]: the photo's vermilion (`photo_vermilion`)
 
 
 def texel_surface(vertices: torch.Tensor, faces: torch.Tensor, raster: uvmaps.UvRaster
@@ -205,6 +211,17 @@ def vermilion(model: HeadModel, size: int) -> np.ndarray:
     return _feathered(lips, LIP_FEATHER_UV)
 
 
+def photo_vermilion(points: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(h, w) in [0, 1]: the photo's lips between the outer and inner lip landmarks `points` (pixels of this grid),
+    drawn at PHOTO_LIP_SUPERSAMPLE × and averaged down, so its edge is antialiased."""
+    k = PHOTO_LIP_SUPERSAMPLE
+    image = Image.new("L", (w * k, h * k), 0)
+    draw = ImageDraw.Draw(image)
+    draw.polygon([tuple(map(float, p * k)) for p in points[list(OUTER_LIPS)]], fill=255)
+    draw.polygon([tuple(map(float, p * k)) for p in points[list(INNER_LIPS)]], fill=0)
+    return np.asarray(image, np.float32).reshape(h, k, w, k).mean((1, 3)) / 255
+
+
 def lid_margins(model: HeadModel, size: int) -> np.ndarray:
     """(S, S) in [0, 1]: the lids round each eye opening in the head model's UV layout, out to LID_REACH × the eye
     contour of the landmark embedding, with a soft edge: where the detail band is wider (LID_SIGMA_UV)."""
@@ -213,12 +230,15 @@ def lid_margins(model: HeadModel, size: int) -> np.ndarray:
 
 
 def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np.ndarray:
-    """(S, S, 3) log colour that the vermilion takes from the de-lit photo: the lips' mean colour ratio minus that
-    of the skin in a ring round them, times the lips' mask. Each channel's departure from the mean (the hue) is
-    clipped to ±LIP_CHROMA_BOUND and the mean (the lightness) to LIP_LIGHTNESS_BOUND, so a channel moves by at most
-    their sum; a clipped hue no longer averages to zero (dark_woman_smile_up's lightness −0.50 became −0.32, its
-    green −1.5: what was measured, kept). A colour the fit got wrong everywhere (the light's) is in both and
-    cancels. A colour less red than the skin's (LIP_MIN_REDNESS) is not the lips' and is not taken (zeros)."""
+    """(S, S, 3) log colour that the vermilion takes from the de-lit photo: the lips' colour ratio minus that of
+    the skin in a ring round them, times the lips' mask. Where the camera sees the lips it is their local colour
+    (a normalised blur LIP_FIELD_UV wide over the seen vermilion), elsewhere their mean: one colour for both lips
+    rendered fringe_shorthair_yaw's deep red upper lip too light and its pale, glossy lower lip too red. Each
+    channel's departure from the mean (the hue) is clipped to ±LIP_CHROMA_BOUND and the mean (the lightness) to
+    LIP_LIGHTNESS_BOUND, so a channel moves by at most their sum; a clipped hue no longer averages to zero
+    (dark_woman_smile_up's lightness −0.50 became −0.32, its green −1.5: what was measured, kept). A colour the fit
+    got wrong everywhere (the light's) is in both and cancels. Lips whose mean colour is less red than the skin's
+    (LIP_MIN_REDNESS) are not the lips and take nothing (zeros)."""
     size = lips.shape[0]
     inner = valid * (lips > 0.5)
     ring = valid * (ndimage.binary_dilation(lips > 0.05, iterations=max(1, int(LIP_RING_UV * size))) & (lips <= 0.05))
@@ -228,13 +248,19 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
     def mean_over(mask: np.ndarray) -> np.ndarray:
         return (log_ratio * mask[..., None]).sum((0, 1)) / mask.sum()
 
-    difference = mean_over(inner) - mean_over(ring)
+    skin_round = mean_over(ring)
+    difference = mean_over(inner) - skin_round
     if difference[0] - difference[1] < LIP_MIN_REDNESS:
         log.info("lips: measured colour %s is greener than the skin round them: not the lips, not taken",
                  np.round(difference, 2))
         return np.zeros((*lips.shape, 3), np.float32)
-    lightness = float(difference.mean())
-    colour = np.clip(difference - lightness, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND)
+    sigma = LIP_FIELD_UV * size
+    box = _bounding_box(lips > 0, int(3 * sigma) + 1)
+    seen = np.clip(2 * ndimage.gaussian_filter(inner[box], sigma), 0, 1)[..., None]  # 1: half the blur's weight is seen lips
+    field = np.broadcast_to(difference, (size, size, 3)).copy()
+    field[box] += seen * (_normalised_blur(log_ratio[box], inner[box], sigma) - skin_round - difference)
+    lightness = field.mean(-1, keepdims=True)
+    colour = np.clip(field - lightness, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND)
     colour = colour + np.clip(lightness, -LIP_LIGHTNESS_BOUND[0], LIP_LIGHTNESS_BOUND[1])
     return (colour * lips[..., None]).astype(np.float32)
 
@@ -301,6 +327,8 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     scale = np.ones(size * size, np.float32)
     scale[idx.numpy()] = sigma
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
+    if lips is not None and view.lips is not None:
+        lips = np.maximum(lips, _seen_in_photo(view.lips, xy_np, on_grid & ~blocked.numpy(), idx.numpy(), size))
     valid = (weight > 0).astype(np.float32)
     low = _normalised_blur(log_ratio, valid, SIGMA_UV * size)
     if lids.any():  # on the lids' bounding box, 4 σ wider (a 20th of the map): the same values, 0.8 s less
@@ -319,6 +347,14 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     smooth = ndimage.gaussian_filter(weight, BLEND_UV * size / 2)
     weight = np.clip(2 * smooth - 1, 0, 1) * weight
     return DetailLayer(detail, weight.astype(np.float32), scale.reshape(size, size), lip)
+
+
+def _seen_in_photo(mask: np.ndarray, xy: np.ndarray, seen: np.ndarray, idx: np.ndarray, size: int) -> np.ndarray:
+    """(S, S): a photo-grid mask read at the texels the camera sees (xy their pixels, `seen` which of the
+    candidate texels `idx` are in view), 0 elsewhere."""
+    out = np.zeros(size * size, np.float32)
+    out[idx] = _sample(mask.astype(np.float32), xy) * seen
+    return out.reshape(size, size)
 
 
 def apply_detail(diffuse: np.ndarray, layer: DetailLayer) -> np.ndarray:

@@ -31,7 +31,8 @@ from ..model import lightstage, skin, uvmaps
 from ..render import RenderOptions, render
 from ..render.crop import Crop, final_crop, regrid
 from ..render.tiles import FINAL_BUDGET_SIDE
-from .detail import PhotoView, apply_detail, apply_specular_scale, detail_layer, lid_margins, vermilion
+from .detail import (PhotoView, apply_detail, apply_specular_scale, detail_layer, lid_margins, photo_vermilion,
+                     vermilion)
 from .eyes import EyeFit, fit_eyelids, fit_eyes
 from .landmarks import detect
 from .lids import open_lids
@@ -94,7 +95,7 @@ def _assemble(run: Reconstruction, fit0: FitResult, points: np.ndarray, maps: tu
     detail_weight = np.zeros(diffuse.shape[:2], np.float32)
     if occluded is not None and run.config.stages == "full":
         mark = time.perf_counter()
-        result.diffuse, result.specular, detail_weight = _with_detail(run, result, occluded, raster)
+        result.diffuse, result.specular, detail_weight = _with_detail(run, result, occluded, raster, points)
         run.timings["detail"] = time.perf_counter() - mark
     image, alpha, out = render_result(result, passes=True, device=str(run.device))
     result.render, result.mask = image, alpha
@@ -140,8 +141,8 @@ def _occlusion_picture(face: Window | None, occluded: Occlusion | None) -> np.nd
     return np.where(occluded.occluder[..., None] > 0.5, 0.4 * photo + 0.6 * magenta, dim)
 
 
-def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raster: uvmaps.UvRaster,
+                 points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The diffuse map with the photo's de-lit detail (fit/detail.py), the specular map dimmed where the photo
     shows no highlight, and the detail's weight per texel.
 
@@ -164,7 +165,8 @@ def _with_detail(run: Reconstruction, result: Result, occluded: Occlusion, raste
     view = PhotoView(image=grid.cut(result.photo_srgb, linear=True), albedo=on_grid(out.passes["albedo"]),
                      shading=on_grid(out.passes["diffuse"] + out.passes["ambient"]),
                      specular=on_grid(out.passes["specular"]), trust=grid.cut(trusted) * on_grid(out.alpha),
-                     K=grid.K(result.K), world_from_camera=result.world_from_camera)
+                     K=grid.K(result.K), world_from_camera=result.world_from_camera,
+                     lips=photo_vermilion(grid.pixels(points), grid.size, grid.size))
     layer = detail_layer(view, torch.as_tensor(result.vertices, dtype=torch.float32), torch.as_tensor(result.faces),
                          raster, lips=vermilion(run.model, raster.face.shape[0]),
                          lids=lid_margins(run.model, raster.face.shape[0]))
