@@ -213,13 +213,20 @@ def vermilion(model: HeadModel, size: int) -> np.ndarray:
 
 def photo_vermilion(points: np.ndarray, h: int, w: int) -> np.ndarray:
     """(h, w) in [0, 1]: the photo's lips between the outer and inner lip landmarks `points` (pixels of this grid),
-    drawn at PHOTO_LIP_SUPERSAMPLE × and averaged down, so its edge is antialiased."""
+    drawn at PHOTO_LIP_SUPERSAMPLE × over the lips' bounding box and averaged down, so its edge is antialiased."""
     k = PHOTO_LIP_SUPERSAMPLE
-    image = Image.new("L", (w * k, h * k), 0)
+    outer = points[list(OUTER_LIPS)]
+    x0, y0 = np.clip(np.floor(outer.min(0)).astype(int) - 1, 0, [w, h])
+    x1, y1 = np.clip(np.ceil(outer.max(0)).astype(int) + 1, 0, [w, h])
+    out = np.zeros((h, w), np.float32)
+    if x1 <= x0 or y1 <= y0:
+        return out
+    image = Image.new("L", ((x1 - x0) * k, (y1 - y0) * k), 0)
     draw = ImageDraw.Draw(image)
-    draw.polygon([tuple(map(float, p * k)) for p in points[list(OUTER_LIPS)]], fill=255)
-    draw.polygon([tuple(map(float, p * k)) for p in points[list(INNER_LIPS)]], fill=0)
-    return np.asarray(image, np.float32).reshape(h, k, w, k).mean((1, 3)) / 255
+    for ids, fill in ((OUTER_LIPS, 255), (INNER_LIPS, 0)):
+        draw.polygon([tuple(map(float, (p - [x0, y0]) * k)) for p in points[list(ids)]], fill=fill)
+    out[y0:y1, x0:x1] = np.asarray(image, np.float32).reshape(y1 - y0, k, x1 - x0, k).mean((1, 3)) / 255
+    return out
 
 
 def lid_margins(model: HeadModel, size: int) -> np.ndarray:
