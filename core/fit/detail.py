@@ -263,7 +263,8 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
         return np.zeros((*lips.shape, 3), np.float32)
     sigma = LIP_FIELD_UV * size
     box = _bounding_box(lips > 0, int(3 * sigma) + 1)
-    seen = np.clip(2 * ndimage.gaussian_filter(inner[box], sigma), 0, 1)[..., None]  # 1: half the blur's weight is seen lips
+    # How far the local colour is taken: fully where at least half the blur's weight is seen lips.
+    seen = np.clip(2 * ndimage.gaussian_filter(inner[box], sigma), 0, 1)[..., None]
     field = np.broadcast_to(difference, (size, size, 3)).copy()
     field[box] += seen * (_normalised_blur(log_ratio[box], inner[box], sigma) - skin_round - difference)
     lightness = field.mean(-1, keepdims=True)
@@ -301,7 +302,9 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     also take the lips' own colour (`lip_colour`): all of them, seen or not, since the colour is one measurement
     of the whole vermilion. Taken only where seen, the lips' inner rim (grazing, or under the mouth opening's
     untrusted pixels) and the side a turned head hides kept the skin's beige: fringe_shorthair_yaw's red lips
-    rendered pale with a light band along the lower lip. `lids` (S, S): where the band is wider (`lid_margins`).
+    rendered pale with a light band along the lower lip. The vermilion also takes the texels the camera sees
+    through the view's `lips` (the photo's lip polygon), where the fitted lips are not the photo's. `lids` (S, S):
+    where the band is wider (`lid_margins`).
     """
     size = raster.face.shape[0]
     lids = np.zeros((size, size), np.float32) if lids is None else lids
