@@ -262,15 +262,16 @@ def lip_colour(log_ratio: np.ndarray, valid: np.ndarray, lips: np.ndarray) -> np
                  np.round(difference, 2))
         return np.zeros((*lips.shape, 3), np.float32)
     sigma = LIP_FIELD_UV * size
-    box = _bounding_box(lips > 0, int(3 * sigma) + 1)
+    box = _bounding_box(lips > 0, int(3 * sigma) + 1)  # the whole vermilion and the blur's reach: zero outside
     # How far the local colour is taken: fully where at least half the blur's weight is seen lips.
     seen = np.clip(2 * ndimage.gaussian_filter(inner[box], sigma), 0, 1)[..., None]
-    field = np.broadcast_to(difference, (size, size, 3)).copy()
-    field[box] += seen * (_normalised_blur(log_ratio[box], inner[box], sigma) - skin_round - difference)
+    field = difference + seen * (_normalised_blur(log_ratio[box], inner[box], sigma) - skin_round - difference)
     lightness = field.mean(-1, keepdims=True)
     colour = np.clip(field - lightness, -LIP_CHROMA_BOUND, LIP_CHROMA_BOUND)
     colour = colour + np.clip(lightness, -LIP_LIGHTNESS_BOUND[0], LIP_LIGHTNESS_BOUND[1])
-    return (colour * lips[..., None]).astype(np.float32)
+    out = np.zeros((*lips.shape, 3), np.float32)
+    out[box] = colour * lips[box][..., None]
+    return out
 
 
 def specular_scale(specular: np.ndarray, photo: np.ndarray) -> np.ndarray:
@@ -324,7 +325,8 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     xy_np = xy.numpy()
     h, w = view.trust.shape
     on_grid = (xy_np[:, 0] >= 0) & (xy_np[:, 0] < w) & (xy_np[:, 1] >= 0) & (xy_np[:, 1] < h) & (depth.numpy() > 0)
-    trust = _sample(view.trust.astype(np.float32), xy_np) * on_grid * (~blocked.numpy())
+    in_view = on_grid & ~blocked.numpy()
+    trust = _sample(view.trust.astype(np.float32), xy_np) * in_view
     ramp = np.clip((cosine.reshape(-1)[idx].numpy() - GRAZING[0]) / (GRAZING[1] - GRAZING[0]), 0, 1)
     predicted = np.maximum(_sample(view.albedo * view.shading, xy_np), 1e-4)
     photo, specular = _sample(view.image, xy_np), _sample(view.specular, xy_np)
@@ -338,7 +340,7 @@ def detail_layer(view: PhotoView, vertices: torch.Tensor, faces: torch.Tensor, r
     scale[idx.numpy()] = sigma
     log_ratio, weight = log_ratio.reshape(size, size, 3), weight.reshape(size, size)
     if lips is not None and view.lips is not None:
-        lips = np.maximum(lips, _seen_in_photo(view.lips, xy_np, on_grid & ~blocked.numpy(), idx.numpy(), size))
+        lips = np.maximum(lips, _seen_in_photo(view.lips, xy_np, in_view, idx.numpy(), size))
     valid = (weight > 0).astype(np.float32)
     low = _normalised_blur(log_ratio, valid, SIGMA_UV * size)
     if lids.any():  # on the lids' bounding box, 4 σ wider (a 20th of the map): the same values, 0.8 s less
