@@ -332,6 +332,46 @@ def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():
     assert interior_error(photo, passes(0.03), region) > 0.05
 
 
+def test_the_upper_teeth_settle_where_the_textured_mouth_renders_closest_to_the_photo():
+    """settle_teeth's search: a photo of a smile whose upper teeth sit 4 mm below the model's, placed 3 mm too high
+    (as place_teeth leaves the upper row when the photo's pink gum tops of the teeth are not found as teeth), is
+    rendered closest by the mouth textured from the photo with the teeth where they are; placed right, they stay."""
+    from facestage.core.apps.rerender import render_crop
+    from facestage.core.apps.parts import result_parts
+    from facestage.core.fit.mouth import settle_upper, textured_error
+
+    model = load_head_model()
+    truth = np.array([-0.004, 0.0])
+    result = open_mouth_result(model)
+    result.teeth_shift = truth
+    crop = Crop(0.0, 0.0, float(SIZE), SIZE)
+    black = np.zeros((SIZE, SIZE, 3), np.float32)
+    photo = render_crop(result, crop, background=black).image.numpy()
+    scene = render_crop_scene(result, crop, background=black)
+    everything = np.array([(0, 0), (SIZE, 0), (SIZE, SIZE), (0, SIZE)], float)
+    region = np.ones((SIZE, SIZE), bool)
+
+    def error(shift: np.ndarray) -> float:
+        def parts(texture):  # type: ignore[no-untyped-def]
+            placed = fake_copy(result, teeth_shift=shift, mouth_texture=texture)
+            return result_parts(placed)
+        return textured_error(scene, photo, everything, region, model, parts, torch.Generator().manual_seed(0))
+
+    high = truth + np.array([0.003, 0.0])
+    print(f"textured error: placed right {error(truth):.5f}, 3 mm too high {error(high):.5f}")
+    assert np.allclose(settle_upper(error, high), truth)
+    assert np.allclose(settle_upper(error, truth), truth)
+
+
+def fake_copy(result, **fields):  # type: ignore[no-untyped-def]
+    """A shallow copy of a fake result with some fields replaced."""
+    import copy
+    placed = copy.copy(result)
+    for name, value in fields.items():
+        setattr(placed, name, value)
+    return placed
+
+
 def test_a_lit_tongue_is_red_and_bright_and_teeth_or_shadow_are_not():
     """place_tongue moves the tongue only towards a lit interior: open_smile_man's tongue (pink, saturation ~0.4),
     not teeth photo_teeth leaves out (glasses_beard_man: the tongue came forward over his teeth) nor shadow."""
