@@ -69,7 +69,9 @@ HIGHLIGHT_RATIO = 1.6  # a pixel brighter than this × its ring's median (and by
 CORNEA_RADII = 1.1
 MIN_SHADING = 0.2  # pixels lit less than this fraction of the eye's median shading are left out
 PRIOR_SAMPLES = 0.3  # weight of the radial profile against the splatted photo samples, in samples per sample area
-ALBEDO_RANGE = (0.005, 0.95)
+# A pupil is a hole: the darkest eyes' photos show it at 0.001-0.004 (linear), and a floor of 0.005 rendered
+# it too light (the centre of the iris on dreadlocks_man_smile: 0.0043 in the photo, 0.0073 in render.png).
+ALBEDO_RANGE = (0.001, 0.95)
 # The least coat a cornea keeps where the photo shows less reflection than the fitted light gives: a wet eye under
 # a new key light still gets a catch-light (15 % of a fitted one, 0.3-0.4 on a dark iris), while the wrong ones of
 # the photo's fit fade (eye-crop PSNR on 7 captured runs within 0.01-0.5 dB of no floor).
