@@ -297,7 +297,7 @@ def test_coated_parts_shade_the_same_with_both_backends_and_carry_gradients():
 def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
     result = fake_result()
     result.gaze = np.radians([[5.0, -3.0], [4.0, -2.5]])
-    result.teeth_shift = np.array([-0.002, 0.001])
+    result.teeth_shift = np.array([-0.002, 0.001, 0.003])
     result.tongue_shift = np.array([0.008, 0.003, 0.012, 0.004])
     result.eye_texture = np.full((16, 16, 3), 0.3, np.float32)
     result.mouth_texture = np.full((16, 16, 3), 0.6, np.float32)
@@ -310,8 +310,9 @@ def test_result_round_trips_gaze_teeth_and_part_textures(tmp_path):
 
 
 def test_a_result_written_before_the_tongue_was_raised_loads_with_it_unraised(tmp_path):
-    """scene.json files written before the tongue's "raise" and "widen" existed carry forward and up only: they load
-    with the tongue unraised and unwidened, and a malformed raise is a clear error."""
+    """scene.json files written before the tongue's "raise" and "widen" and the teeth's "widen" existed carry
+    forward and up, upper and lower only: they load with the tongue unraised and unwidened and the teeth's arch as
+    the model's, and a malformed raise is a clear error."""
     import json
 
     from facestage.core.common.errors import FaceStageError
@@ -322,9 +323,12 @@ def test_a_result_written_before_the_tongue_was_raised_loads_with_it_unraised(tm
     folder = save(result, tmp_path / "OUT")
     doc = json.loads((folder / "scene.json").read_text())
     assert doc["mouth"]["tongue_shift_m"] == {"forward": 0.008, "up": 0.003, "raise": 0.012, "widen": 0.0}
+    assert doc["mouth"]["teeth_shift_m"] == {"upper": -0.002, "lower": 0.001, "widen": 0.0}
     del doc["mouth"]["tongue_shift_m"]["raise"], doc["mouth"]["tongue_shift_m"]["widen"]
+    del doc["mouth"]["teeth_shift_m"]["widen"]
     (folder / "scene.json").write_text(json.dumps(doc))
     assert np.allclose(load(folder).tongue_shift, [0.008, 0.003, 0.0, 0.0])
+    assert np.allclose(load(folder).teeth_shift, [-0.002, 0.001, 0.0])
     doc["mouth"]["tongue_shift_m"]["raise"] = "high"
     (folder / "scene.json").write_text(json.dumps(doc))
     with pytest.raises(FaceStageError, match="raise"):

@@ -97,7 +97,7 @@ def test_blender_mouth_is_the_core_mouth_and_opens_with_the_faces_jaw_key(tmp_pa
     model = load_head_model()
     result = fake_result()
     result.gaze = np.radians([[10.0, -5.0], [8.0, -5.0]])
-    result.teeth_shift = np.array([-0.003, 0.002])
+    result.teeth_shift = np.array([-0.003, 0.002, 0.003])  # the arch widened too
     result.tongue_shift = np.array([0.012, 0.003, 0.006, 0.004])  # Blender's Basis carries the fitted tongue place too
     rotation, translation = np.asarray(result.rotation, np.float64), np.asarray(result.translation, np.float64)
     lips = np.zeros((len(result.vertices), 3))
@@ -313,6 +313,26 @@ def test_the_tongue_moves_alone_forward_up_raised_and_widened_and_stays_behind_t
     assert np.abs(far[tongue, 0]).max() < np.abs(far[cavity, 0]).max() - 0.003  # the widened sides inside the cheeks
 
 
+def test_the_teeth_widen_out_from_the_midline_and_nothing_else_moves():
+    """shift_teeth's third value moves both rows' vertices out from the midline in proportion to their distance from
+    it (the back teeth by all of it, the front ones by almost nothing), after moving each row up; the tongue and the
+    cavity stay."""
+    model = load_head_model()
+    identity, expression = torch.zeros(model.n_identity), torch.zeros(model.n_expressions)
+    rest = model.mouth_evaluate(identity, expression)
+    moved = head_parts.shift_teeth(model, rest, np.array([-0.002, 0.001, 0.004])).numpy()
+    rest = rest.numpy()
+    part = head_parts.mouth_vertex_parts(model)
+    names = list(model.mouth_part_names)
+    upper, lower = part == names.index("upper_teeth"), part == names.index("lower_teeth")
+    assert np.array_equal(moved[~(upper | lower)], rest[~(upper | lower)])
+    step = moved - rest
+    assert np.allclose(step[upper, 2], -0.002) and np.allclose(step[lower, 2], 0.001) and np.allclose(step[:, 1], 0.0)
+    half = np.abs(rest[upper | lower, 0]).max()
+    assert np.allclose(step[upper | lower, 0], 0.004 * rest[upper | lower, 0] / half, atol=1e-7)
+    assert np.abs(step[upper | lower, 0]).max() == pytest.approx(0.004, abs=1e-7)
+
+
 def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():
     """The tongue's place is scored with the interior at its best single albedo: a pink interior shaded 0.5 is
     explained exactly, and the same pixels shaded 0.03 (the model's deep tongue) cannot be at any albedo."""
@@ -332,16 +352,17 @@ def test_interior_error_fits_the_interior_albedo_and_prefers_the_lit_place():
     assert interior_error(photo, passes(0.03), region) > 0.05
 
 
-def test_the_upper_teeth_settle_where_the_textured_mouth_renders_closest_to_the_photo():
-    """settle_teeth's search: a photo of a smile whose upper teeth sit 4 mm below the model's, placed 3 mm too high
-    (as place_teeth leaves the upper row when the photo's pink gum tops of the teeth are not found as teeth), is
-    rendered closest by the mouth textured from the photo with the teeth where they are; placed right, they stay."""
+def test_the_teeth_settle_where_the_textured_mouth_renders_closest_to_the_photo():
+    """settle_teeth's search: a photo of a smile whose upper teeth sit 4 mm below the model's and whose arch is 4 mm
+    wider, placed 3 mm too high (as place_teeth leaves the upper row when the photo's pink gum tops of the teeth are
+    not found as teeth) on the model's arch, is rendered closest by the mouth textured from the photo with the teeth
+    where they are; placed right, they stay."""
     from facestage.core.apps.rerender import render_crop
     from facestage.core.apps.parts import result_parts
-    from facestage.core.fit.mouth import settle_upper, textured_error
+    from facestage.core.fit.mouth import settle, textured_error
 
     model = load_head_model()
-    truth = np.array([-0.004, 0.0])
+    truth = np.array([-0.004, 0.0, 0.004])
     result = open_mouth_result(model)
     result.teeth_shift = truth
     crop = Crop(0.0, 0.0, float(SIZE), SIZE)
@@ -353,14 +374,16 @@ def test_the_upper_teeth_settle_where_the_textured_mouth_renders_closest_to_the_
 
     def error(shift: np.ndarray) -> float:
         def parts(texture):  # type: ignore[no-untyped-def]
-            placed = fake_copy(result, teeth_shift=shift, mouth_texture=texture)
-            return result_parts(placed)
+            return result_parts(fake_copy(result, teeth_shift=shift, mouth_texture=texture))
         return textured_error(scene, photo, everything, region, model, parts, torch.Generator().manual_seed(0))
 
-    high = truth + np.array([0.003, 0.0])
-    print(f"textured error: placed right {error(truth):.5f}, 3 mm too high {error(high):.5f}")
-    assert np.allclose(settle_upper(error, high), truth)
-    assert np.allclose(settle_upper(error, truth), truth)
+    placed = np.array([-0.001, 0.0])
+    print(f"textured error: right {error(truth):.5f}, too high {error(placed):.5f}, "
+          f"arch too narrow {error(truth * [1, 1, 0]):.5f}")
+    settled = settle(error, placed)
+    assert settled[0] == pytest.approx(truth[0], abs=5e-4) and settled[1] == 0.0, settled
+    assert abs(settled[2] - truth[2]) <= 0.002 + 1e-9 and settled[2] > 0, settled
+    assert np.allclose(settle(error, truth), truth)
 
 
 def fake_copy(result, **fields):  # type: ignore[no-untyped-def]

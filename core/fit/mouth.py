@@ -62,8 +62,11 @@ TONGUE_SATURATION = 0.25  # ... and red, saturated above this: a lit tongue (ope
 TEETH_KEPT = 0.98  # the tongue never moves in front of the teeth: a place must leave this share of them in view
 MIN_LIT_SHARE = 0.15  # of the inner lip polygon's pixels, or the tongue stays where the model has it
 TONGUE_GAIN = 0.98  # a place must cut the mouth's error below this × the current one to be taken
-SETTLE_UPPER_MM = (-3, -2, -1, 1)  # the upper teeth's candidate moves from their placement (`settle_teeth`) ...
-SETTLE_GAIN = 0.97  # ... each taken only if it cuts the textured mouth's error below this × the current one
+# `settle_teeth`'s candidate moves, mm: the upper row from its placement, then both rows' sides out (the model's
+# arch is 68 mm across its back teeth; 4 mm there is about 1.5 standard deviations of adult arch width) ...
+SETTLE_STEPS_MM = ((0, (-3, -2, -1, 1)), (2, (2, 4)))
+SETTLE_GAIN = 0.95  # ... each taken only if it cuts the textured mouth's error below this × the current one: the
+# error changes by 3-4 % for 2 mm around the true place (tests/test_mouth.py), so a smaller gain is noise
 TONGUE_CROP = 128
 TONGUE_OPTIONS = RenderOptions(spp=1, light_samples=2, jitter=False, edge_sampling=False, return_passes=True,
                                environment_samples=8)
@@ -214,29 +217,34 @@ def textured_error(scene: RenderScene, photo: np.ndarray, lips: np.ndarray, regi
     return float((error[region] ** 2).mean())
 
 
-def settle_upper(error: Callable[[np.ndarray], float], teeth_shift: np.ndarray) -> np.ndarray:
-    """`teeth_shift` with the upper row moved by the SETTLE_UPPER_MM step that cuts `error` most, if by 3 %."""
-    best_shift, best = teeth_shift, error(teeth_shift)
-    for mm in SETTLE_UPPER_MM:
-        trial = teeth_shift + np.array([mm / 1000, 0.0])
-        value = error(trial)
-        if value < SETTLE_GAIN * best:
-            best_shift, best = trial, value
-    return best_shift
+def settle(error: Callable[[np.ndarray], float], teeth_shift: np.ndarray) -> np.ndarray:
+    """(3,) upper, lower, widen: `teeth_shift` moved by the SETTLE_STEPS_MM steps that cut `error` most, each
+    axis in turn, a step taken only if it cuts the error by 5 % (SETTLE_GAIN)."""
+    shift = np.concatenate([teeth_shift, np.zeros(3 - len(teeth_shift))])
+    best = error(shift)
+    for axis, steps in SETTLE_STEPS_MM:
+        start = shift.copy()
+        for mm in steps:
+            trial = start.copy()
+            trial[axis] += mm / 1000
+            value = error(trial)
+            if value < SETTLE_GAIN * best:
+                best, shift = value, trial
+    return shift
 
 
 def settle_teeth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], gaze: np.ndarray,
                  eye_texture: np.ndarray, teeth_shift: np.ndarray, tongue_shift: np.ndarray) -> np.ndarray:
-    """The placed teeth (`place_teeth`) with the upper row settled (`settle_upper`) where the mouth, textured from
-    the photo as the result is, renders closest to the photo (`textured_error`).
+    """The placed teeth (`place_teeth`) settled (`settle`: the upper row moved, then the arch widened) where the
+    mouth, textured from the photo as the result is, renders closest to the photo (`textured_error`).
 
     place_teeth finds the photo's teeth by colour and misses their pink top near the gum, so the upper row stays at
     the edge of its search (−7 mm on 5 of the 8 real smiles) and the cavity shows as a black band between its edge
     and the tongue: on open_smile_man 43 % of the inner face's squared error was teeth and interior the light does
     not reach. Moved freely by colour, it went down over the gap between the rows (−13 mm on dark_man_smile);
-    scored by the render and kept within 3 mm of its placement, it does not."""
-    if not teeth_shift.any():
-        return teeth_shift
+    scored by the render and kept within 3 mm of its placement, it does not. The same smile shows its teeth out to
+    the corners of the mouth, where the model's arch left the cavity and back teeth in shadow (the mouth crop's
+    error ×0.83 with the arch 4 mm wider)."""
     crop = mouth_crop(points, density=1.0, max_size=TONGUE_CROP)
     photo = crop.cut(run.photo.data, linear=True)
     lips = lips_in_crop(points, crop)
@@ -249,7 +257,7 @@ def settle_teeth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
                               lambda texture: run_parts(run, gaze, eye_texture, texture, shift, tongue_shift),
                               run.generator)
 
-    return settle_upper(error, teeth_shift)
+    return settle(error, teeth_shift)
 
 
 def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor, ...], gaze: np.ndarray,
@@ -259,7 +267,8 @@ def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor,
         return MouthFit(head_parts.default_mouth_texture(run.model, MOUTH_TEXTURE_SIZE), 0.0, np.zeros(2))
     shift, iou = place_teeth(run, points)
     tongue = place_tongue(run, points, maps, gaze, eye_texture, shift)
-    shift = settle_teeth(run, points, maps, gaze, eye_texture, shift, tongue)
+    if iou > 0:  # the photo shows teeth
+        shift = settle_teeth(run, points, maps, gaze, eye_texture, shift, tongue)
     crop = mouth_crop(points)
     photo = crop.cut(run.photo.data, linear=True)
     with torch.no_grad():

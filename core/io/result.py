@@ -32,6 +32,7 @@ from .image import linear_to_srgb, load_png, save_png, srgb_to_linear, to_uint8
 FORMAT = "facestage-result/1"
 SCENE_JSON = "scene.json"
 TONGUE_KEYS = ("forward", "up", "raise", "widen")  # scene.json mouth.tongue_shift_m: metres (fit/mouth.py place_tongue)
+TEETH_KEYS = ("upper", "lower", "widen")  # scene.json mouth.teeth_shift_m: metres (fit/mouth.py place_teeth, settle_teeth)
 
 
 @dataclass
@@ -85,7 +86,7 @@ class Result:
     eye_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of both eyeballs (eyes.png)
     eye_coat: np.ndarray | None = None  # (S, S) the corneas' coat weight in [0, 1], eyes.png layout (eyes_coat.png)
     mouth_texture: np.ndarray | None = None  # (S, S, 3) linear albedo of teeth, cavity, tongue (mouth.png)
-    teeth_shift: np.ndarray | None = None  # (2,) upper, lower teeth moved up along the head's +Z, metres
+    teeth_shift: np.ndarray | None = None  # (3,) upper, lower teeth moved up along the head's +Z, both rows widened; m
     tongue_shift: np.ndarray | None = None  # (4,) the tongue moved forward (head's −Y), up (+Z), raised, widened; m
     focal_uncertainty_pct: float | None = None  # 1 σ of the fitted focal length, relative (None: fixed by EXIF)
     # (V, 3) model-space offsets that take the lips' edges to the photo's opening (fit/lips.py shape_opening), already
@@ -156,9 +157,10 @@ def _lips_shape_json(offsets: np.ndarray) -> dict[str, Any]:
 def _mouth_json(result: Result) -> dict[str, Any]:
     """scene.json's "mouth": where the teeth and the tongue were moved to meet the photo's (fit/mouth.py)."""
     teeth = np.asarray(result.teeth_shift, np.float64)
+    teeth = np.concatenate([teeth, np.zeros(len(TEETH_KEYS) - len(teeth))])
     tongue = np.zeros(len(TONGUE_KEYS)) if result.tongue_shift is None else np.asarray(result.tongue_shift, np.float64)
     tongue = np.concatenate([tongue, np.zeros(len(TONGUE_KEYS) - len(tongue))])
-    return {"teeth_shift_m": {"upper": round(float(teeth[0]), 6), "lower": round(float(teeth[1]), 6)},
+    return {"teeth_shift_m": {key: round(float(value), 6) for key, value in zip(TEETH_KEYS, teeth)},
             "tongue_shift_m": {key: round(float(value), 6) for key, value in zip(TONGUE_KEYS, tongue)}}
 
 
@@ -375,7 +377,7 @@ def load(folder: str | os.PathLike[str]) -> Result:
         exif_focal_mm=_optional_float(camera.get("exif_focal_mm")),
         photo_file=folder / "photo.png",
         gaze=_gaze(doc, where),
-        teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", ("upper", "lower")),
+        teeth_shift=_mouth_shift(doc, where, "teeth_shift_m", TEETH_KEYS, added=("widen",)),
         tongue_shift=_mouth_shift(doc, where, "tongue_shift_m", TONGUE_KEYS, required=False, added=("raise", "widen")),
         eye_texture=_optional_map(folder / "eyes.png"),
         eye_coat=_optional_weight(folder / EYE_COAT_PNG),
@@ -439,7 +441,7 @@ def _mouth_shift(doc: dict[str, Any], where: str, entry: str, keys: tuple[str, .
                  added: tuple[str, ...] = ()) -> np.ndarray | None:
     """Metres by `keys` from scene.json's optional "mouth" entry `entry` (teeth_shift_m, tongue_shift_m). None
     without a "mouth"; an entry that is not `required` (written by later versions) may be missing too, and so may
-    the keys `added` later (the tongue's "raise"), which read as 0."""
+    the keys `added` later (the tongue's "raise", the teeth's "widen"), which read as 0."""
     if "mouth" not in doc:
         return None
     mouth = doc["mouth"]

@@ -150,16 +150,21 @@ def teeth_faces(model: HeadModel) -> np.ndarray:
 
 
 def shift_teeth(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
-    """Mouth vertices (M, 3, model space) with the upper and lower teeth moved up by shift = (upper, lower)
-    metres along the head's +Z: how far this person's teeth show below (or above) the model's (fit/mouth.py)."""
+    """Mouth vertices (M, 3, model space) with the upper and lower teeth moved up by shift = (upper, lower[, widen])
+    metres along the head's +Z: how far this person's teeth show below (or above) the model's; and both rows'
+    sides moved out by `widen`, each vertex in proportion to its distance from the midline: a wide smile shows
+    teeth out to the corners of the mouth, where the model's narrower arch left the cavity (fit/mouth.py)."""
     if shift is None or not np.any(shift):
         return mouth
     part = torch.as_tensor(mouth_vertex_parts(model), device=mouth.device)
     names = list(model.mouth_part_names)
+    upper, lower, widen = (list(np.asarray(shift, np.float64)) + [0.0])[:3]
     dz = torch.zeros(mouth.shape[0], dtype=mouth.dtype, device=mouth.device)
-    for name, value in zip(TEETH_PARTS, np.asarray(shift, np.float64)):
+    for name, value in zip(TEETH_PARTS, (upper, lower)):
         dz = torch.where(part == names.index(name), torch.as_tensor(float(value), dtype=mouth.dtype), dz)
-    return mouth + torch.stack([torch.zeros_like(dz), torch.zeros_like(dz), dz], -1)
+    teeth = (part == names.index(TEETH_PARTS[0])) | (part == names.index(TEETH_PARTS[1]))
+    side = widen * mouth[:, 0] / mouth[teeth, 0].abs().max().clamp(min=1e-9) * teeth.to(mouth.dtype)
+    return mouth + torch.stack([side, torch.zeros_like(dz), dz], -1)
 
 
 def shift_tongue(model: HeadModel, mouth: torch.Tensor, shift: np.ndarray | None) -> torch.Tensor:
