@@ -62,8 +62,8 @@ TONGUE_SATURATION = 0.25  # ... and red, saturated above this: a lit tongue (ope
 TEETH_KEPT = 0.98  # the tongue never moves in front of the teeth: a place must leave this share of them in view
 MIN_LIT_SHARE = 0.15  # of the inner lip polygon's pixels, or the tongue stays where the model has it
 TONGUE_GAIN = 0.98  # a place must cut the mouth's error below this × the current one to be taken
-# `settle_teeth`'s candidate moves, mm: the upper row from its placement, then both rows' sides out (the model's
-# arch is 68 mm across its back teeth; 4 mm there is about 1.5 standard deviations of adult arch width) ...
+# `settle_teeth`'s candidate moves, mm: the upper row from its placement, then both rows' sides out at the back
+# teeth (4 mm a side makes the model's 68 mm arch 12 % wider; the front teeth barely move) ...
 SETTLE_STEPS_MM = ((0, (-3, -2, -1, 1)), (2, (2, 4)))
 SETTLE_GAIN = 0.95  # ... each taken only if it cuts the textured mouth's error below this × the current one: the
 # error changes by 3-4 % for 2 mm around the true place (tests/test_mouth.py), so a smaller gain is noise
