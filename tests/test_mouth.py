@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -370,12 +371,13 @@ def test_the_teeth_settle_where_the_textured_mouth_renders_closest_to_the_photo(
     photo = render_crop(result, crop, background=black).image.numpy()
     scene = render_crop_scene(result, crop, background=black)
     everything = np.array([(0, 0), (SIZE, 0), (SIZE, SIZE), (0, SIZE)], float)
+    shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), everything)
     region = np.ones((SIZE, SIZE), bool)
 
     def error(shift: np.ndarray) -> float:
         def parts(texture):  # type: ignore[no-untyped-def]
-            return result_parts(fake_copy(result, teeth_shift=shift, mouth_texture=texture))
-        return textured_error(scene, photo, everything, region, model, parts, torch.Generator().manual_seed(0))
+            return result_parts(dataclasses.replace(result, teeth_shift=shift, mouth_texture=texture))
+        return textured_error(scene, photo, shown, region, model, parts, torch.Generator().manual_seed(0))
 
     placed = np.array([-0.001, 0.0])
     print(f"textured error: right {error(truth):.5f}, too high {error(placed):.5f}, "
@@ -384,15 +386,6 @@ def test_the_teeth_settle_where_the_textured_mouth_renders_closest_to_the_photo(
     assert settled[0] == pytest.approx(truth[0], abs=5e-4) and settled[1] == 0.0, settled
     assert abs(settled[2] - truth[2]) <= 0.002 + 1e-9 and settled[2] > 0, settled
     assert np.allclose(settle(error, truth), truth)
-
-
-def fake_copy(result, **fields):  # type: ignore[no-untyped-def]
-    """A shallow copy of a fake result with some fields replaced."""
-    import copy
-    placed = copy.copy(result)
-    for name, value in fields.items():
-        setattr(placed, name, value)
-    return placed
 
 
 def test_a_lit_tongue_is_red_and_bright_and_teeth_or_shadow_are_not():

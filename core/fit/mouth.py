@@ -23,9 +23,10 @@ the photo's interior needed an albedo of 8 under the model's shading, so it rend
 shows a lit interior between the lips, the tongue slides forward, fills out upwards, moves up and widens
 (`place_tongue`) to where a render of the mouth, its interior at the best single albedo, is closest to the photo:
 the model's tongue is 44 mm wide, a wide smile opens 55-60 mm, and the cavity showed black beside it.
-Last, the upper teeth settle (`settle_teeth`): up to 3 mm down or 1 mm up from their placement, to where the mouth,
-textured from the photo and rendered again as the result will be, is closest to the photo. The colour test misses
-the pink top of the upper teeth, so their placement stops short, and a black band of cavity showed under them.
+Last, the teeth settle (`settle_teeth`): the upper row up to 3 mm down or 1 mm up from its placement, then both rows
+widened 2 or 4 mm at the back teeth, to where the mouth, textured from the photo and rendered again as the result
+will be, is closest to the photo. The colour test misses the pink top of the upper teeth, so their placement stops
+short, and a black band of cavity showed under them; a wide smile shows teeth out to the corners of the mouth.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ TONGUE_OPTIONS = RenderOptions(spp=1, light_samples=2, jitter=False, edge_sampli
 class MouthFit:
     texture: np.ndarray  # (S, S, 3) linear albedo, mouth.png layout
     teeth_seen: float  # fraction of the teeth texels photo pixels reached
-    teeth_shift: np.ndarray  # (2,) upper, lower teeth moved up along the head's +Z, metres
+    teeth_shift: np.ndarray  # (2,) or, settled, (3,): upper, lower teeth moved up along the head's +Z, arch widened; m
     teeth_iou: float = 0.0  # overlap of the placed teeth with the photo's (0 when the photo shows none)
     tongue_shift: np.ndarray | None = None  # (4,) the tongue moved forward, up, raised, widened; metres (None: not placed)
 
@@ -202,16 +203,16 @@ def place_tongue(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
     return shift
 
 
-def textured_error(scene: RenderScene, photo: np.ndarray, lips: np.ndarray, region: np.ndarray, model: HeadModel,
-                   parts: Callable[[np.ndarray | None], list[Part]], generator: torch.Generator | None) -> float:
+def textured_error(scene: RenderScene, photo: np.ndarray, shown_teeth: np.ndarray, region: np.ndarray,
+                   model: HeadModel, parts: Callable[[np.ndarray | None], list[Part]],
+                   generator: torch.Generator | None) -> float:
     """Mean squared sRGB error over `region` of the mouth crop `scene` rendered as the result will be: with
-    `parts(None)` (the mouth at its default texture) to texture the mouth from the photo (`mouth_texture`; `lips`:
-    the inner lip contour in crop pixels), then again with `parts(texture)`."""
+    `parts(None)` (the mouth at its default texture) to texture the mouth from the photo (`mouth_texture`;
+    `shown_teeth`: the photo's teeth on the crop, fit/teeth.photo_teeth), then again with `parts(texture)`."""
     with torch.no_grad():
         scene.parts = parts(None)
         passes = render(scene, TONGUE_OPTIONS, generator).passes
-        shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), lips)
-        scene.parts = parts(mouth_texture(photo, passes, model, shown_teeth=shown)[0])
+        scene.parts = parts(mouth_texture(photo, passes, model, shown_teeth=shown_teeth)[0])
         image = render(scene, TONGUE_OPTIONS, generator).image[..., :3].cpu().numpy()
     error = linear_to_srgb(np.clip(image, 0, 1)) - linear_to_srgb(np.clip(photo, 0, 1))
     return float((error[region] ** 2).mean())
@@ -249,11 +250,12 @@ def settle_teeth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tens
     photo = crop.cut(run.photo.data, linear=True)
     lips = lips_in_crop(points, crop)
     region = ndimage.binary_dilation(polygon_mask(lips, crop.size), iterations=2)
+    shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), lips)
     with torch.no_grad():
         scene = run.scene(crop, run.tensor(photo), maps)  # type: ignore[arg-type]
 
     def error(shift: np.ndarray) -> float:
-        return textured_error(scene, photo, lips, region, run.model,
+        return textured_error(scene, photo, shown, region, run.model,
                               lambda texture: run_parts(run, gaze, eye_texture, texture, shift, tongue_shift),
                               run.generator)
 
@@ -277,6 +279,6 @@ def fit_mouth(run: Reconstruction, points: np.ndarray, maps: tuple[torch.Tensor,
         out = render(scene, DELIGHT_OPTIONS, run.generator)
     shown = photo_teeth(linear_to_srgb(np.clip(photo, 0, 1)), lips_in_crop(points, crop))
     texture_map, seen = mouth_texture(photo, out.passes, run.model, shown_teeth=shown)
-    log.info("mouth: teeth moved %s mm (IoU %.2f), tongue %s mm forward, up, raised, widened; %.0f %% of the teeth texels seen",
+    log.info("mouth: teeth moved %s mm up, up, widened (IoU %.2f), tongue %s mm forward, up, raised, widened; %.0f %% of the teeth texels seen",
              (1000 * shift).round(1), iou, (1000 * tongue).round(1), 100 * seen)
     return MouthFit(texture_map, seen, shift, iou, tongue)
